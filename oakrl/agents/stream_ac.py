@@ -1,0 +1,176 @@
+"""Stream AC(lambda): actor-critic from one transition at a time (Elsayed et al. 2024, Alg. 6).
+
+Each call to `step`, read top to bottom:
+  1. normalise the observation and scale the reward with running statistics;
+  2. TD error of the critic on the last transition: delta = r + gamma (1 - done) v(s') - v(s);
+  3. critic: ObGD with trace of grad v(s), kappa_value;
+  4. actor: ObGD with trace of grad [log pi(a|s) + entropy * sign(delta) * H(pi(.|s))], kappa_policy;
+  5. traces reset where the episode ended;
+  6. act from pi(.|s') with the new parameters.
+Discrete actions use a softmax policy; continuous actions a diagonal Gaussian whose standard
+deviation is a softplus of a second head (as stream-x).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from oakrl.agents.common import (
+    FlatNet,
+    Normalizers,
+    apply_flat,
+    flat_net,
+    head_width,
+    make_optimizer,
+    normalizers_init,
+    preprocess,
+    value_and_flat_grad,
+)
+from oakrl.core.flat import Flat
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+
+
+class StreamACState(NamedTuple):
+    value: Flat  # critic parameters
+    policy: Flat  # actor parameters
+    value_opt: Any  # ObGD state: critic trace, last step size
+    policy_opt: Any  # ObGD state: actor trace, last step size
+    norm: Normalizers
+    prev_obs: jax.Array  # [*obs_shape] normalised observation the last action was taken in
+    prev_action: jax.Array  # [] int32 or [action_dim] float32
+    has_prev: jax.Array  # [] bool: a transition exists to learn from
+    steps: jax.Array  # [] int32
+
+
+DEFAULTS = dict(
+    hidden=(128, 128),
+    lr=1.0,
+    gamma=0.99,
+    lamda=0.8,
+    kappa_value=2.0,
+    kappa_policy=3.0,
+    entropy=0.01,
+    sparsity=0.9,
+    optimizer="obgd",
+    normalize_obs=True,
+    scale_reward=True,
+)
+
+
+def _gaussian(out: jax.Array):
+    mu, pre_std = jnp.split(out, 2)
+    return mu, jax.nn.softplus(pre_std)
+
+
+def _gaussian_log_prob(mu, std, a):
+    return jnp.sum(-0.5 * jnp.square((a - mu) / std) - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi))
+
+
+def _gaussian_entropy(std):
+    return jnp.sum(0.5 + 0.5 * jnp.log(2 * jnp.pi) + jnp.log(std))
+
+
+def stream_ac(**overrides) -> Agent:
+    """Stream AC(lambda) for discrete or continuous (Box) actions, chosen from the action spec."""
+    cfg = {**DEFAULTS, **overrides}
+    gamma, entropy = cfg["gamma"], cfg["entropy"]
+    value_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_value"])
+    policy_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_policy"])
+
+    def nets(obs_shape, action_spec: Spec) -> tuple[FlatNet, FlatNet, bool]:
+        discrete = isinstance(action_spec, DiscreteSpec)
+        out = action_spec.num_values if discrete else 2 * int(action_spec.shape[0])
+        value = flat_net(obs_shape, 1, cfg["hidden"], cfg["sparsity"])
+        policy = flat_net(obs_shape, out, cfg["hidden"], cfg["sparsity"])
+        return value, policy, discrete
+
+    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> StreamACState:
+        k_v, k_p = jax.random.split(key)
+        v_net, p_net, discrete = nets(obs_spec.shape, action_spec)
+        v, p = v_net.init(k_v, obs_spec.shape), p_net.init(k_p, obs_spec.shape)
+        prev_action = (
+            jnp.zeros((), jnp.int32) if discrete else jnp.zeros(action_spec.shape, jnp.float32)
+        )
+        return StreamACState(
+            value=v,
+            policy=p,
+            value_opt=value_opt.init(v.vector),
+            policy_opt=policy_opt.init(p.vector),
+            norm=normalizers_init(obs_spec),
+            prev_obs=jnp.zeros(obs_spec.shape, jnp.float32),
+            prev_action=prev_action,
+            has_prev=jnp.zeros((), bool),
+            steps=jnp.zeros((), jnp.int32),
+        )
+
+    def step(state: StreamACState, ts: TimeStep, key: jax.Array):
+        discrete = state.prev_action.ndim == 0
+        obs_shape = state.prev_obs.shape
+        # Only the module definitions are rebuilt here (static); the sizes come from the state.
+        out = head_width(state.policy)
+        v_net = flat_net(obs_shape, 1, cfg["hidden"], cfg["sparsity"])
+        p_net = flat_net(obs_shape, out, cfg["hidden"], cfg["sparsity"])
+
+        norm, obs, reward = preprocess(
+            state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"]
+        )
+        done = ts.done
+        learn = state.has_prev.astype(jnp.float32)
+
+        # Critic: TD error of the last transition and the gradient of v(s).
+        v_s, g_v = value_and_flat_grad(lambda p, x: v_net.apply(p, x)[0], state.value, state.prev_obs)
+        v_next = v_net.apply(state.value.unravel(), obs)[0]
+        delta = (reward + gamma * (1.0 - done) * v_next - v_s) * learn
+
+        # Actor: gradient of log pi(a|s) + entropy * sign(delta) * H(pi(.|s)).
+        def actor_objective(p, x, a):
+            out = p_net.apply(p, x)
+            if discrete:
+                logp = jax.nn.log_softmax(out)
+                log_prob, ent = logp[a], -jnp.sum(jnp.exp(logp) * logp)
+            else:
+                mu, std = _gaussian(out)
+                log_prob, ent = _gaussian_log_prob(mu, std, a), _gaussian_entropy(std)
+            return log_prob + entropy * jnp.sign(delta) * ent, ent
+
+        (_, ent), g_p = jax.value_and_grad(actor_objective, has_aux=True)(
+            state.policy.unravel(), state.prev_obs, state.prev_action
+        )
+        g_p = state.policy.ravel_like(g_p)
+
+        v_upd, v_opt = value_opt.update(g_v * learn, state.value_opt, delta=delta, reset=done)
+        p_upd, p_opt = policy_opt.update(g_p * learn, state.policy_opt, delta=delta, reset=done)
+        value, policy = apply_flat(state.value, v_upd), apply_flat(state.policy, p_upd)
+
+        # Act in s' with the parameters just learned.
+        out = p_net.apply(policy.unravel(), obs)
+        if discrete:
+            action = jax.random.categorical(key, out).astype(jnp.int32)
+        else:
+            mu, std = _gaussian(out)
+            action = mu + std * jax.random.normal(key, mu.shape)
+
+        new_state = StreamACState(
+            value=value,
+            policy=policy,
+            value_opt=v_opt,
+            policy_opt=p_opt,
+            norm=norm,
+            prev_obs=obs,
+            prev_action=action,
+            has_prev=jnp.ones((), bool),
+            steps=state.steps + 1,
+        )
+        info = {
+            "td_error": delta,
+            "value": v_s,
+            "entropy": ent,
+            "step_size_value": v_opt.step_size,
+            "step_size_policy": p_opt.step_size,
+        }
+        return new_state, action, info
+
+    return Agent("stream-ac", init, step, cfg)

@@ -1,0 +1,77 @@
+"""Networks for streaming learners (Flax linen), as in Elsayed et al. 2024.
+
+Every hidden layer is Dense/Conv -> parameter-free LayerNorm -> leaky ReLU, all weights
+sparse-initialised, biases zero. LayerNorm without a learned scale or shift keeps the
+pre-activations well conditioned when the input distribution moves under the agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from oakrl.learn.init import sparse_init
+
+
+def layer_norm(x: jax.Array, axes: Sequence[int] | None = None, eps: float = 1e-5) -> jax.Array:
+    """Normalises x over `axes` (default: all axes of one sample), no affine parameters."""
+    axes = tuple(range(x.ndim)) if axes is None else tuple(axes)
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps)
+
+
+def leaky_relu(x: jax.Array, negative_slope: float = 0.01) -> jax.Array:
+    """Leaky ReLU with slope `negative_slope` at exactly 0, like PyTorch.
+
+    jax.nn.leaky_relu has slope 1 at 0; with sparse init many pre-activations start at
+    exactly 0 and the ObGD bound amplifies the difference.
+    """
+    return jnp.where(x > 0, x, negative_slope * x)
+
+
+class MLP(nn.Module):
+    """x [obs_dim...] -> [out]. Inputs are flattened."""
+
+    hidden: Sequence[int] = (128, 128)
+    out: int = 1
+    sparsity: float = 0.9
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jnp.ravel(x)
+        for width in self.hidden:
+            x = nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x)
+            x = leaky_relu(layer_norm(x))
+        return nn.Dense(self.out, kernel_init=sparse_init(self.sparsity), name="head")(x)
+
+
+class MinAtarCNN(nn.Module):
+    """x [10, 10, C] -> [out]: a 16-filter 3x3 conv, then `hidden` units (stream-x's MinAtar net)."""
+
+    hidden: Sequence[int] = (128,)
+    out: int = 1
+    features: int = 16
+    sparsity: float = 0.9
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.astype(jnp.float32)
+        x = nn.Conv(self.features, (3, 3), padding="VALID", kernel_init=sparse_init(self.sparsity))(
+            x[None]
+        )[0]
+        x = leaky_relu(layer_norm(x)).reshape(-1)  # LayerNorm over the whole feature map
+        for width in self.hidden:
+            x = nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x)
+            x = leaky_relu(layer_norm(x))
+        return nn.Dense(self.out, kernel_init=sparse_init(self.sparsity), name="head")(x)
+
+
+def make_network(obs_shape: Sequence[int], out: int, hidden: Sequence[int], sparsity: float):
+    """Picks the torso from the observation shape: a CNN for image-like [H, W, C] grids."""
+    if len(obs_shape) == 3:
+        return MinAtarCNN(hidden=tuple(hidden[-1:]), out=out, sparsity=sparsity)
+    return MLP(hidden=tuple(hidden), out=out, sparsity=sparsity)
