@@ -7,9 +7,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
-from oakrl.core.flat import Flat
 from oakrl.core.types import ArraySpec, TimeStep
 from oakrl.learn.nets import make_network
 from oakrl.learn.normalize import (
@@ -46,38 +44,32 @@ def preprocess(
     return Normalizers(obs_state, reward_state), obs, reward
 
 
-class FlatNet(NamedTuple):
-    """A Flax module applied to parameters stored as one `Flat` vector."""
+class Net(NamedTuple):
+    """A Flax module whose parameters live in the agent state as a plain pytree.
+
+    Parameters stay a pytree of per-layer arrays: on XLA:CPU concatenating them into one
+    vector and slicing it back each step costs several times more than it saves.
+    """
 
     module: nn.Module
 
-    def init(self, key: jax.Array, obs_shape) -> Flat:
-        params = self.module.init(key, jnp.zeros(obs_shape, jnp.float32))["params"]
-        return Flat.ravel(params)
+    def init(self, key: jax.Array, obs_shape) -> Any:
+        return self.module.init(key, jnp.zeros(obs_shape, jnp.float32))["params"]
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
-        """params: the unravelled pytree (call `flat.unravel()` once per step)."""
         return self.module.apply({"params": params}, x)
 
 
-def flat_net(obs_shape, out: int, hidden, sparsity: float) -> FlatNet:
-    return FlatNet(make_network(obs_shape, out, hidden, sparsity))
+def net(obs_shape, out: int, hidden, sparsity: float) -> Net:
+    return Net(make_network(obs_shape, out, hidden, sparsity))
 
 
-def head_width(flat: Flat) -> int:
-    """Output width of a network stored in `flat` (static: read off the layout).
+def head_width(params: Any) -> int:
+    """Output width of a network from its parameters (static: read off a shape).
 
     Agents derive their network shapes from the state this way, so `step` needs no spec.
-    The head is the layer named "head", whose kernel is the last leaf in sorted order.
     """
-    (shape, _) = flat.layout[1][-1]
-    return int(shape[-1])
-
-
-def value_and_flat_grad(fn, flat: Flat, *args):
-    """(fn(params, *args), d fn / d flat vector), the gradient as one concatenated vector."""
-    value, grads = jax.value_and_grad(fn)(flat.unravel(), *args)
-    return value, flat.ravel_like(grads)
+    return int(params["head"]["kernel"].shape[-1])
 
 
 def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: float):
@@ -86,10 +78,6 @@ def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: floa
     if name == "adaptive-obgd":
         return adaptive_obgd(lr, gamma, lamda, kappa)
     raise ValueError(f"optimizer must be 'obgd' or 'adaptive-obgd', got {name!r}")
-
-
-def apply_flat(flat: Flat, updates: jax.Array) -> Flat:
-    return flat.replace(optax.apply_updates(flat.vector, updates))
 
 
 OPTIMIZERS = ("obgd", "adaptive-obgd")

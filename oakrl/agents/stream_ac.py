@@ -17,25 +17,22 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from oakrl.agents.common import (
-    FlatNet,
     Normalizers,
-    apply_flat,
-    flat_net,
     head_width,
     make_optimizer,
+    net,
     normalizers_init,
     preprocess,
-    value_and_flat_grad,
 )
-from oakrl.core.flat import Flat
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 
 
 class StreamACState(NamedTuple):
-    value: Flat  # critic parameters
-    policy: Flat  # actor parameters
+    value: Any  # critic parameters (Flax pytree)
+    policy: Any  # actor parameters (Flax pytree)
     value_opt: Any  # ObGD state: critic trace, last step size
     policy_opt: Any  # ObGD state: actor trace, last step size
     norm: Normalizers
@@ -80,25 +77,23 @@ def stream_ac(**overrides) -> Agent:
     value_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_value"])
     policy_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_policy"])
 
-    def nets(obs_shape, action_spec: Spec) -> tuple[FlatNet, FlatNet, bool]:
-        discrete = isinstance(action_spec, DiscreteSpec)
-        out = action_spec.num_values if discrete else 2 * int(action_spec.shape[0])
-        value = flat_net(obs_shape, 1, cfg["hidden"], cfg["sparsity"])
-        policy = flat_net(obs_shape, out, cfg["hidden"], cfg["sparsity"])
-        return value, policy, discrete
+    def nets(obs_shape, policy_out: int):
+        value = net(obs_shape, 1, cfg["hidden"], cfg["sparsity"])
+        policy = net(obs_shape, policy_out, cfg["hidden"], cfg["sparsity"])
+        return value, policy
 
     def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> StreamACState:
         k_v, k_p = jax.random.split(key)
-        v_net, p_net, discrete = nets(obs_spec.shape, action_spec)
+        discrete = isinstance(action_spec, DiscreteSpec)
+        out = action_spec.num_values if discrete else 2 * int(action_spec.shape[0])
+        v_net, p_net = nets(obs_spec.shape, out)
         v, p = v_net.init(k_v, obs_spec.shape), p_net.init(k_p, obs_spec.shape)
-        prev_action = (
-            jnp.zeros((), jnp.int32) if discrete else jnp.zeros(action_spec.shape, jnp.float32)
-        )
+        prev_action = jnp.zeros((), jnp.int32) if discrete else jnp.zeros(action_spec.shape, jnp.float32)
         return StreamACState(
             value=v,
             policy=p,
-            value_opt=value_opt.init(v.vector),
-            policy_opt=policy_opt.init(p.vector),
+            value_opt=value_opt.init(v),
+            policy_opt=policy_opt.init(p),
             norm=normalizers_init(obs_spec),
             prev_obs=jnp.zeros(obs_spec.shape, jnp.float32),
             prev_action=prev_action,
@@ -107,22 +102,17 @@ def stream_ac(**overrides) -> Agent:
         )
 
     def step(state: StreamACState, ts: TimeStep, key: jax.Array):
+        # Network shapes are static facts of the state (no spec needed here).
         discrete = state.prev_action.ndim == 0
-        obs_shape = state.prev_obs.shape
-        # Only the module definitions are rebuilt here (static); the sizes come from the state.
-        out = head_width(state.policy)
-        v_net = flat_net(obs_shape, 1, cfg["hidden"], cfg["sparsity"])
-        p_net = flat_net(obs_shape, out, cfg["hidden"], cfg["sparsity"])
+        v_net, p_net = nets(state.prev_obs.shape, head_width(state.policy))
 
-        norm, obs, reward = preprocess(
-            state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"]
-        )
+        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
         done = ts.done
         learn = state.has_prev.astype(jnp.float32)
 
         # Critic: TD error of the last transition and the gradient of v(s).
-        v_s, g_v = value_and_flat_grad(lambda p, x: v_net.apply(p, x)[0], state.value, state.prev_obs)
-        v_next = v_net.apply(state.value.unravel(), obs)[0]
+        v_s, g_v = jax.value_and_grad(lambda p: v_net.apply(p, state.prev_obs)[0])(state.value)
+        v_next = v_net.apply(state.value, obs)[0]
         delta = (reward + gamma * (1.0 - done) * v_next - v_s) * learn
 
         # Actor: gradient of log pi(a|s) + entropy * sign(delta) * H(pi(.|s)).
@@ -137,16 +127,18 @@ def stream_ac(**overrides) -> Agent:
             return log_prob + entropy * jnp.sign(delta) * ent, ent
 
         (_, ent), g_p = jax.value_and_grad(actor_objective, has_aux=True)(
-            state.policy.unravel(), state.prev_obs, state.prev_action
+            state.policy, state.prev_obs, state.prev_action
         )
-        g_p = state.policy.ravel_like(g_p)
 
-        v_upd, v_opt = value_opt.update(g_v * learn, state.value_opt, delta=delta, reset=done)
-        p_upd, p_opt = policy_opt.update(g_p * learn, state.policy_opt, delta=delta, reset=done)
-        value, policy = apply_flat(state.value, v_upd), apply_flat(state.policy, p_upd)
+        # No transition yet on the very first step: nothing enters the traces.
+        g_v, g_p = jax.tree.map(lambda g: g * learn, (g_v, g_p))
+        v_upd, v_opt = value_opt.update(g_v, state.value_opt, delta=delta, reset=done)
+        p_upd, p_opt = policy_opt.update(g_p, state.policy_opt, delta=delta, reset=done)
+        value = optax.apply_updates(state.value, v_upd)
+        policy = optax.apply_updates(state.policy, p_upd)
 
         # Act in s' with the parameters just learned.
-        out = p_net.apply(policy.unravel(), obs)
+        out = p_net.apply(policy, obs)
         if discrete:
             action = jax.random.categorical(key, out).astype(jnp.int32)
         else:

@@ -1,6 +1,5 @@
 """Types shared by every part of oakrl: timesteps, specs, the agent protocol, pytree helpers."""
 
-from oakrl.core.flat import Flat
 from oakrl.core.serialize import load_pytree, pytree_from_bytes, pytree_to_bytes, save_pytree
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep, first_timestep
 
@@ -8,7 +7,6 @@ __all__ = [
     "Agent",
     "ArraySpec",
     "DiscreteSpec",
-    "Flat",
     "Spec",
     "TimeStep",
     "first_timestep",

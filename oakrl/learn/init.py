@@ -33,7 +33,8 @@ def sparse_init(sparsity: float = 0.9, distribution: str = "uniform"):
             w = jax.random.uniform(k_w, (fan_in, fan_out), dtype, -scale, scale)
         else:
             w = scale * jax.random.normal(k_w, (fan_in, fan_out), dtype)
-        num_zeros = math.ceil(sparsity * fan_in)
+        # ceil as stream-x, guarded against float noise (0.7 * 10 = 7.000000000000001).
+        num_zeros = math.ceil(sparsity * fan_in - 1e-9)
         # A random permutation per output unit: the first num_zeros inputs are cut.
         ranks = jnp.argsort(jax.random.uniform(k_mask, (fan_in, fan_out)), axis=0).argsort(axis=0)
         w = jnp.where(ranks < num_zeros, jnp.zeros_like(w), w)

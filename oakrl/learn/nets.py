@@ -60,9 +60,9 @@ class MinAtarCNN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.astype(jnp.float32)
-        x = nn.Conv(self.features, (3, 3), padding="VALID", kernel_init=sparse_init(self.sparsity))(
-            x[None]
-        )[0]
+        x = nn.Conv(self.features, (3, 3), padding="VALID", kernel_init=sparse_init(self.sparsity))(x[None])[
+            0
+        ]
         x = leaky_relu(layer_norm(x)).reshape(-1)  # LayerNorm over the whole feature map
         for width in self.hidden:
             x = nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x)

@@ -43,9 +43,7 @@ def obs_norm_init(shape) -> ObsNormState:
     return ObsNormState(welford_init(shape))
 
 
-def obs_norm_update(
-    state: ObsNormState, obs: jax.Array, eps: float = 1e-8
-) -> tuple[ObsNormState, jax.Array]:
+def obs_norm_update(state: ObsNormState, obs: jax.Array, eps: float = 1e-8) -> tuple[ObsNormState, jax.Array]:
     """Adds `obs` to the statistics, then returns it standardised with them."""
     stats = welford_update(state.stats, obs.astype(jnp.float32))
     return ObsNormState(stats), (obs - stats.mean) / jnp.sqrt(welford_var(stats) + eps)

@@ -81,9 +81,9 @@ def adaptive_obgd(
 ) -> optax.GradientTransformationExtraArgs:
     """AdaptiveObGD (Algorithm 2 of Elsayed et al. 2024): ObGD on an RMS-normalised trace.
 
-        nu <- beta2 * nu + (1 - beta2) * (delta * z)^2
-        z_hat = z / sqrt(nu / (1 - beta2^t) + eps)
-        theta += step * delta * z_hat,  step bounded as in ObGD with ||z_hat||_1
+    nu <- beta2 * nu + (1 - beta2) * (delta * z)^2
+    z_hat = z / sqrt(nu / (1 - beta2^t) + eps)
+    theta += step * delta * z_hat,  step bounded as in ObGD with ||z_hat||_1
     """
 
     def init_fn(params: PyTree) -> AdaptiveObGDState:

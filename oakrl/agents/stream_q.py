@@ -1,0 +1,122 @@
+"""Stream Q(lambda): Watkins' Q(lambda) from one transition at a time (Elsayed et al. 2024, Alg. 5).
+
+Each call to `step`:
+  1. normalise the observation and scale the reward with running statistics;
+  2. delta = r + gamma (1 - done) max_a' q(s', a') - q(s, a);
+  3. ObGD with the trace of grad q(s, a); the trace is reset after an episode ends or after
+     an exploratory (non-greedy) action, as Watkins' Q(lambda) requires;
+  4. act epsilon-greedily in s' with the new parameters; epsilon decays linearly from
+     `epsilon_start` to `epsilon_end` over `exploration_steps` steps, then stays.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from oakrl.agents.common import (
+    Normalizers,
+    head_width,
+    make_optimizer,
+    net,
+    normalizers_init,
+    preprocess,
+)
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.errors import ConfigError
+
+
+class StreamQState(NamedTuple):
+    q: Any  # Q-network parameters (Flax pytree), one output per action
+    opt: Any  # ObGD state: trace, last step size
+    norm: Normalizers
+    prev_obs: jax.Array  # [*obs_shape] normalised observation the last action was taken in
+    prev_action: jax.Array  # [] int32
+    prev_explored: jax.Array  # [] bool: the last action was not greedy
+    has_prev: jax.Array  # [] bool: a transition exists to learn from
+    steps: jax.Array  # [] int32
+
+
+DEFAULTS = dict(
+    hidden=(128, 128),
+    lr=1.0,
+    gamma=0.99,
+    lamda=0.8,
+    kappa=2.0,
+    sparsity=0.9,
+    optimizer="obgd",
+    normalize_obs=True,
+    scale_reward=True,
+    epsilon_start=1.0,
+    epsilon_end=0.01,
+    exploration_steps=50_000,
+)
+
+
+def stream_q(**overrides) -> Agent:
+    """Stream Q(lambda) for discrete actions."""
+    cfg = {**DEFAULTS, **overrides}
+    gamma = cfg["gamma"]
+    opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa"])
+
+    def q_net(obs_shape, actions: int):
+        return net(obs_shape, actions, cfg["hidden"], cfg["sparsity"])
+
+    def epsilon(t: jax.Array) -> jax.Array:
+        frac = jnp.clip(t.astype(jnp.float32) / max(cfg["exploration_steps"], 1), 0.0, 1.0)
+        return cfg["epsilon_start"] + frac * (cfg["epsilon_end"] - cfg["epsilon_start"])
+
+    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> StreamQState:
+        if not isinstance(action_spec, DiscreteSpec):
+            raise ConfigError("stream-q needs discrete actions; use stream-ac for continuous ones")
+        params = q_net(obs_spec.shape, action_spec.num_values).init(key, obs_spec.shape)
+        return StreamQState(
+            q=params,
+            opt=opt.init(params),
+            norm=normalizers_init(obs_spec),
+            prev_obs=jnp.zeros(obs_spec.shape, jnp.float32),
+            prev_action=jnp.zeros((), jnp.int32),
+            prev_explored=jnp.zeros((), bool),
+            has_prev=jnp.zeros((), bool),
+            steps=jnp.zeros((), jnp.int32),
+        )
+
+    def step(state: StreamQState, ts: TimeStep, key: jax.Array):
+        n_actions = head_width(state.q)
+        qn = q_net(state.prev_obs.shape, n_actions)
+        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
+        done = ts.done
+        learn = state.has_prev.astype(jnp.float32)
+
+        q_sa, g = jax.value_and_grad(lambda p: qn.apply(p, state.prev_obs)[state.prev_action])(state.q)
+        q_next = jnp.max(qn.apply(state.q, obs))
+        delta = (reward + gamma * (1.0 - done) * q_next - q_sa) * learn
+        g = jax.tree.map(lambda x: x * learn, g)
+        reset = jnp.logical_or(done, state.prev_explored)
+        updates, opt_state = opt.update(g, state.opt, delta=delta, reset=reset)
+        q = optax.apply_updates(state.q, updates)
+
+        k_explore, k_action = jax.random.split(key)
+        greedy = jnp.argmax(qn.apply(q, obs)).astype(jnp.int32)
+        random_action = jax.random.randint(k_action, (), 0, n_actions, jnp.int32)
+        eps = epsilon(state.steps)
+        explore = jax.random.uniform(k_explore) < eps
+        action = jnp.where(explore, random_action, greedy)
+
+        new_state = StreamQState(
+            q=q,
+            opt=opt_state,
+            norm=norm,
+            prev_obs=obs,
+            prev_action=action,
+            prev_explored=jnp.logical_and(explore, random_action != greedy),
+            has_prev=jnp.ones((), bool),
+            steps=state.steps + 1,
+        )
+        info = {"td_error": delta, "q": q_sa, "epsilon": eps, "step_size": opt_state.step_size}
+        return new_state, action, info
+
+    return Agent("stream-q", init, step, cfg)

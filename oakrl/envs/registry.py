@@ -1,0 +1,140 @@
+"""Environment ids -> `EnvHandle`s, with an optional continual schedule on top.
+
+    handle = make_env("CartPole-v1", schedule="switch", every=50_000, tasks=2)
+    obs, state = handle.env.reset(key, handle.params)
+    obs, state, reward, terminated, truncated, info = handle.env.step(
+        key, state, action, handle.params)            # info["task"]: int32 task index
+
+gymnasium environments ("gym:<id>") do not run in JAX and go through
+`oakrl.envs.gym_bridge.make_gym` instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import gymnax
+
+from oakrl.envs.adapter import GymnaxAdapter, specs_of
+from oakrl.envs.base import EnvHandle
+from oakrl.envs.foraging import Foraging
+from oakrl.envs.schedules import Scheduled, as_int, check_schedule
+from oakrl.envs.variants import VARIANTS, Variants, foraging_variants
+from oakrl.errors import ConfigError
+
+
+class _Entry(NamedTuple):
+    make: Callable[[], tuple[Any, Any]]  # () -> (gymnax env, default params)
+    description: str
+    continuing: bool
+
+
+def _gymnax(env_id: str) -> Callable[[], tuple[Any, Any]]:
+    return lambda: gymnax.make(env_id)
+
+
+def _foraging() -> tuple[Any, Any]:
+    env = Foraging()
+    return env, env.default_params
+
+
+_ENVS: dict[str, _Entry] = {
+    "CartPole-v1": _Entry(_gymnax("CartPole-v1"), "balance a pole on a cart (gymnax)", False),
+    "Acrobot-v1": _Entry(_gymnax("Acrobot-v1"), "swing a two-link arm up (gymnax)", False),
+    "MountainCar-v0": _Entry(
+        _gymnax("MountainCar-v0"), "drive an underpowered car up a hill (gymnax)", False
+    ),
+    "Pendulum-v1": _Entry(
+        _gymnax("Pendulum-v1"), "swing up and hold a pendulum, Box action (gymnax)", False
+    ),
+    "MountainCarContinuous-v0": _Entry(
+        _gymnax("MountainCarContinuous-v0"), "mountain car with a Box action (gymnax)", False
+    ),
+    "Asterix-MinAtar": _Entry(
+        _gymnax("Asterix-MinAtar"), "MinAtar Asterix, 10x10x4 grid, 5 actions", False
+    ),
+    "Breakout-MinAtar": _Entry(
+        _gymnax("Breakout-MinAtar"), "MinAtar Breakout, 10x10x4 grid, 3 actions", False
+    ),
+    "Freeway-MinAtar": _Entry(
+        _gymnax("Freeway-MinAtar"), "MinAtar Freeway, 10x10x7 grid, 3 actions", False
+    ),
+    "Seaquest-MinAtar": _Entry(
+        _gymnax("Seaquest-MinAtar"), "MinAtar Seaquest, 10x10x10 grid, 6 actions", False
+    ),
+    "SpaceInvaders-MinAtar": _Entry(
+        _gymnax("SpaceInvaders-MinAtar"), "MinAtar Space Invaders, 10x10x6 grid, 4 actions", False
+    ),
+    "Foraging-v0": _Entry(
+        _foraging,
+        "continuing 8x8 torus foraging, item values rotate over time, 8x8x3 grid, 4 actions",
+        True,
+    ),
+}
+
+
+def list_envs() -> list[tuple[str, str]]:
+    """Every environment id `make_env` accepts, with a one-line description."""
+    return [(env_id, entry.description) for env_id, entry in _ENVS.items()]
+
+
+def _variants_for(env_id: str, env: Any) -> Variants | None:
+    if isinstance(env, Foraging):
+        return foraging_variants(env.num_kinds)
+    return VARIANTS.get(env_id)
+
+
+def make_env(
+    env_id: str,
+    schedule: str | None = None,
+    every: int = 50_000,
+    tasks: int = 2,
+    order: str = "cyclic",
+    seed: int = 0,
+) -> EnvHandle:
+    """The environment `env_id`, optionally under a continual schedule.
+
+    schedule: None, or one of "switch", "drift", "permute", "reward" (see
+      oakrl/envs/schedules.py); the task changes every `every` steps among `tasks` tasks,
+      in `order` "cyclic" or "random" (drawn from `seed`, which also draws permutations).
+    Raises ConfigError (one line) on an unknown id or schedule, or impossible settings.
+    """
+    if not isinstance(env_id, str):
+        raise ConfigError(f"environment id must be a string, got {env_id!r}")
+    if env_id.startswith("gym:"):
+        raise ConfigError(
+            f"'{env_id}' is a gymnasium environment: use oakrl.envs.make_gym, not make_env"
+        )
+    if env_id not in _ENVS:
+        close = difflib.get_close_matches(env_id, _ENVS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"unknown environment '{env_id}'{hint}; valid: {', '.join(_ENVS)}")
+    if schedule is not None:
+        every, tasks = check_schedule(schedule, every, tasks, order)
+    seed = as_int("seed", seed)
+
+    entry = _ENVS[env_id]
+    raw_env, raw_params = entry.make()
+    obs_spec, action_spec = specs_of(raw_env, raw_params)
+    env: Any = GymnaxAdapter(raw_env)
+    params: Any = raw_params
+    description = entry.description
+    if schedule is None:
+        return EnvHandle(
+            env_id, env, params, obs_spec, action_spec, entry.continuing, 1, description
+        )
+
+    variants = _variants_for(env_id, raw_env)
+    if schedule in ("switch", "drift") and variants is None:
+        raise ConfigError(
+            f"'{env_id}' has no task variants for schedule '{schedule}'; it works on: "
+            f"{', '.join(VARIANTS)} (permute and reward work on every environment)"
+        )
+    wrapper = Scheduled(env, schedule, every, tasks, order, variants)
+    params = wrapper.make_params(raw_params, obs_spec.shape, seed)
+    description += f"; {schedule} every {every} steps over {tasks} tasks ({order})"
+    return EnvHandle(
+        env_id, wrapper, params, obs_spec, action_spec, entry.continuing, tasks, description
+    )

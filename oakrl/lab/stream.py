@@ -1,0 +1,262 @@
+"""Running one agent on one stream, for many seeds at once.
+
+JAX environments: agent and environment are compiled together; a chunk of the stream is one
+`lax.scan`, the seeds are one `vmap` around it, and Python only runs between chunks (to
+record results and report progress). Gymnasium environments: a Python loop over steps
+calls the jitted, vmapped `agent.step` once per step for all seeds.
+
+Per step the stream emits only what the metrics need: the return of an episode that ended
+at this step (NaN otherwise) and the task in force. Agent diagnostics (`info`) are summed
+inside the scan and averaged per chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from oakrl.core.types import Agent, TimeStep, first_timestep
+
+PyTree = Any
+
+
+class Carry(NamedTuple):
+    """Everything a stream needs to continue, for one seed."""
+
+    agent: PyTree
+    env: PyTree
+    timestep: TimeStep
+    key: jax.Array
+    t: jax.Array  # [] int32 steps taken
+    episode_return: jax.Array  # [] float32 return of the episode (or window) so far
+    reward_sum: jax.Array  # [] float32 sum of all rewards
+    info_sum: dict[str, jax.Array]  # finite diagnostics summed over the current chunk
+    info_count: dict[str, jax.Array]  # how many finite values went into each sum
+
+
+class ChunkOut(NamedTuple):
+    """Emitted per step: [chunk, ...] (with a leading seed axis once vmapped)."""
+
+    episode_return: jax.Array  # float32: return of the episode that ended here, else NaN
+    task: jax.Array  # int32: task in force
+
+
+class ChunkRecord(NamedTuple):
+    """What the host keeps from one chunk, for all seeds."""
+
+    seed: np.ndarray  # [E] int32 one row per finished episode
+    step: np.ndarray  # [E] int64 step count of that seed when it ended (1-based)
+    ret: np.ndarray  # [E] float32
+    task: np.ndarray  # [E] int32
+    info: dict[str, np.ndarray]  # [S] chunk mean of each diagnostic
+    reward_sum: np.ndarray  # [S] total reward so far
+    end_step: int  # steps taken per seed after this chunk
+
+
+def _info_zeros(agent: Agent, handle, agent_key) -> dict[str, jax.Array]:
+    """Shapes of `info` by abstract evaluation (no compile, no compute)."""
+    state = jax.eval_shape(lambda k: agent.init(k, handle.obs_spec, handle.action_spec), agent_key)
+    obs = jax.ShapeDtypeStruct(handle.obs_spec.shape, jnp.float32)
+    ts = jax.eval_shape(first_timestep, obs)
+    _, _, info = jax.eval_shape(agent.step, state, ts, agent_key)
+    return {k: jnp.zeros((), jnp.float32) for k in info}
+
+
+def init_carry(agent: Agent, handle, key: jax.Array) -> Carry:
+    """The start of a stream for one seed (vmap it over seed keys)."""
+    k_agent, k_env, k_run = jax.random.split(key, 3)
+    agent_state = agent.init(k_agent, handle.obs_spec, handle.action_spec)
+    obs, env_state = handle.env.reset(k_env, handle.params)
+    zero = jnp.zeros((), jnp.float32)
+    return Carry(
+        agent=agent_state,
+        env=env_state,
+        timestep=first_timestep(obs.astype(jnp.float32)),
+        key=k_run,
+        t=jnp.zeros((), jnp.int32),
+        episode_return=zero,
+        reward_sum=zero,
+        info_sum=_info_zeros(agent, handle, k_agent),
+        info_count=_info_zeros(agent, handle, k_agent),
+    )
+
+
+def make_chunk(agent: Agent, handle, length: int, window: int) -> Callable[[Carry], tuple]:
+    """A function running `length` steps of one stream: Carry -> (Carry, ChunkOut).
+
+    window: for continuing worlds (no episodes), a reporting "episode" is every `window`
+    steps; the agent never sees these boundaries.
+    """
+    env, params = handle.env, handle.params
+
+    def one_step(c: Carry, _) -> tuple[Carry, ChunkOut]:
+        key, k_agent, k_env = jax.random.split(c.key, 3)
+        agent_state, action, info = agent.step(c.agent, c.timestep, k_agent)
+        obs, env_state, reward, terminated, truncated, env_info = env.step(k_env, c.env, action, params)
+        reward = reward.astype(jnp.float32)
+        t = c.t + 1
+        ep_return = c.episode_return + reward
+        ended = (t % window == 0) if handle.continuing else jnp.logical_or(terminated, truncated)
+        out = ChunkOut(jnp.where(ended, ep_return, jnp.nan), env_info["task"].astype(jnp.int32))
+        carry = Carry(
+            agent=agent_state,
+            env=env_state,
+            timestep=TimeStep(obs.astype(jnp.float32), reward, terminated, truncated),
+            key=key,
+            t=t,
+            episode_return=jnp.where(ended, 0.0, ep_return),
+            reward_sum=c.reward_sum + reward,
+            info_sum={
+                k: v + jnp.nan_to_num(info[k].astype(jnp.float32), nan=0.0, posinf=0.0, neginf=0.0)
+                for k, v in c.info_sum.items()
+            },
+            info_count={k: v + jnp.isfinite(info[k]) for k, v in c.info_count.items()},
+        )
+        return carry, out
+
+    def chunk(c: Carry) -> tuple[Carry, ChunkOut]:
+        zeros = jax.tree.map(jnp.zeros_like, c.info_sum)
+        c = c._replace(info_sum=zeros, info_count=zeros)
+        return jax.lax.scan(one_step, c, None, length=length)
+
+    return chunk
+
+
+def chunk_lengths(steps: int, target: int) -> list[int]:
+    """Splits `steps` into chunks near `target`, preferring equal ones (one compilation)."""
+    if steps <= target:
+        return [steps]
+    for size in range(target, max(target // 2, 1) - 1, -1):
+        if steps % size == 0:
+            return [size] * (steps // size)
+    full, rest = divmod(steps, target)
+    return [target] * full + ([rest] if rest else [])
+
+
+def record_chunk(out: ChunkOut, carry: Carry, start_step: int, length: int) -> ChunkRecord:
+    """Host side: turns per-step outputs [S, T] into episode rows."""
+    ret = np.asarray(out.episode_return)
+    seed, offset = np.nonzero(~np.isnan(ret))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        info = {k: np.asarray(v) / np.asarray(carry.info_count[k]) for k, v in carry.info_sum.items()}
+    return ChunkRecord(
+        seed=seed.astype(np.int32),
+        step=(start_step + offset + 1).astype(np.int64),
+        ret=ret[seed, offset].astype(np.float32),
+        task=np.asarray(out.task)[seed, offset].astype(np.int32),
+        info=info,
+        reward_sum=np.asarray(carry.reward_sum),
+        end_step=start_step + length,
+    )
+
+
+def run_jax(
+    agent: Agent,
+    handle,
+    steps: int,
+    seed_keys: jax.Array,
+    chunk: int = 10_000,
+    window: int = 1000,
+    on_chunk: Callable[[ChunkRecord], None] | None = None,
+) -> tuple[Carry, float, float]:
+    """Runs `steps` steps for every seed key [S]. Returns (final carry, compile s, stream s).
+
+    Compilation happens up front so the stream's wall time excludes it.
+    """
+    t0 = time.perf_counter()
+    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys)
+    lengths = chunk_lengths(steps, chunk)
+    compiled = {}
+    for length in sorted(set(lengths)):
+        fn = jax.jit(jax.vmap(make_chunk(agent, handle, length, window)), donate_argnums=0)
+        compiled[length] = fn.lower(carry).compile()
+    compile_s = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    done = 0
+    for length in lengths:
+        carry, out = compiled[length](carry)
+        record = record_chunk(out, carry, done, length)  # blocks until the chunk is done
+        done += length
+        if on_chunk is not None:
+            on_chunk(record)
+    jax.block_until_ready(carry)
+    return carry, compile_s, time.perf_counter() - t1
+
+
+def run_gym(
+    agent: Agent,
+    handle,
+    steps: int,
+    seed_keys: jax.Array,
+    seeds: list[int],
+    chunk: int = 10_000,
+    on_chunk: Callable[[ChunkRecord], None] | None = None,
+) -> tuple[Any, float, float]:
+    """Gymnasium environments: Python steps the environments, the agent step stays jitted.
+
+    All seeds' agents step in one vmapped call; each seed has its own environment instance.
+    """
+    t0 = time.perf_counter()
+    streams = [handle.make(s) for s in seeds]
+    n = len(streams)
+    obs = np.stack([s.reset() for s in streams]).astype(np.float32)
+    k_agent, k_run = jax.vmap(lambda k: tuple(jax.random.split(k, 2)))(seed_keys)
+    state = jax.jit(jax.vmap(lambda k: agent.init(k, handle.obs_spec, handle.action_spec)))(k_agent)
+    step_fn = jax.jit(jax.vmap(agent.step), donate_argnums=0)
+    split = jax.jit(jax.vmap(lambda k: tuple(jax.random.split(k, 2))))
+    zeros, falses = np.zeros(n, np.float32), np.zeros(n, bool)
+    ts = TimeStep(obs, zeros, falses, falses)
+    # Compile before the clock starts.
+    step_fn.lower(state, ts, k_run).compile()
+    split(k_run)
+    compile_s = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    ep_return, reward_sum = np.zeros(n, np.float64), np.zeros(n, np.float64)
+    done = 0
+    for length in chunk_lengths(steps, chunk):
+        rows: list[tuple[int, int, float]] = []
+        info_sum, info_count = {}, {}
+        for i in range(length):
+            k_run, k_step = split(k_run)
+            state, action, info = step_fn(state, ts, k_step)
+            action = np.asarray(action)
+            obs = np.empty_like(obs)
+            rew, term, trunc = np.empty(n, np.float32), np.empty(n, bool), np.empty(n, bool)
+            for j, s in enumerate(streams):
+                obs[j], rew[j], term[j], trunc[j] = s.step(action[j])
+            ts = TimeStep(obs, rew, term, trunc)
+            ep_return += rew
+            reward_sum += rew
+            for j in np.nonzero(term | trunc)[0]:
+                rows.append((int(j), done + i + 1, float(ep_return[j])))
+                ep_return[j] = 0.0
+            for k, v in info.items():
+                v = np.asarray(v, np.float64)
+                ok = np.isfinite(v)
+                info_sum[k] = info_sum.get(k, 0.0) + np.where(ok, v, 0.0)
+                info_count[k] = info_count.get(k, 0) + ok
+        done += length
+        if on_chunk is not None:
+            arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+            on_chunk(
+                ChunkRecord(
+                    seed=arr[:, 0].astype(np.int32),
+                    step=arr[:, 1].astype(np.int64),
+                    ret=arr[:, 2].astype(np.float32),
+                    task=np.zeros(len(arr), np.int32),
+                    info={
+                        k: (v / np.maximum(info_count[k], 1)).astype(np.float32) for k, v in info_sum.items()
+                    },
+                    reward_sum=reward_sum.astype(np.float32),
+                    end_step=done,
+                )
+            )
+    jax.block_until_ready(state)
+    return state, compile_s, time.perf_counter() - t1

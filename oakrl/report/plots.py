@@ -1,0 +1,213 @@
+"""Figures of a run's lifetime: the learning curve of one run, and several runs side by side.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global backend
+switch), so it is safe in scripts, tests and notebooks alike. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+from oakrl.lab import metrics
+from oakrl.report.report import RunData, load_run
+
+RunLike = RunData | Mapping[str, Any] | str | os.PathLike
+
+_DPI = 110
+_SIZE = (8.0, 4.5)
+_MAX_TASK_LABELS = 24  # beyond this many segments, labels would overlap: lines only
+_MAX_TASK_LINES = 400  # beyond this many, switch lines become a grey wash: leave them out
+
+
+def _as_run(run: RunLike) -> RunData:
+    """A RunData from a run directory, a RunData, or a mapping with config/episodes[/summary]."""
+    if isinstance(run, RunData):
+        return run
+    if isinstance(run, Mapping):
+        episodes = {k: np.asarray(v) for k, v in run["episodes"].items()}
+        episodes.setdefault("task", np.zeros_like(episodes["seed"]))
+        return RunData(config=dict(run["config"]), episodes=episodes,
+                       summary=dict(run.get("summary") or {}), path=run.get("path"))
+    return load_run(run)
+
+
+def _curve(run: RunData, bins: int = 100) -> tuple[np.ndarray, ...]:
+    e, c = run.episodes, run.config
+    steps = int(c["steps"])
+    return metrics.binned_curve(e["seed"], e["step"], e["return"], int(c["seeds"]), steps,
+                                bins=max(1, min(bins, steps)))
+
+
+def _spread_name(seeds: int) -> str:
+    return "25–75th percentile over seeds" if seeds >= 4 else "min–max over seeds"
+
+
+def _segment_labels(run: RunData) -> list[int | None]:
+    """Task of each schedule segment, where all seeds agree (None where they differ or no
+    episode says)."""
+    schedule, e = run.config["schedule"], run.episodes
+    steps, every = int(run.config["steps"]), int(schedule["every"])
+    per_seed = [
+        metrics.segment_tasks(e["step"][e["seed"] == s], e["task"][e["seed"] == s], steps, every)
+        for s in range(int(run.config["seeds"]))
+    ]
+    labels: list[int | None] = []
+    for col in np.stack(per_seed, axis=1):
+        known = col[col >= 0]
+        agree = known.size and np.all(known == known[0])
+        labels.append(int(known[0]) if agree else None)
+    return labels
+
+
+def _draw_schedule(ax: Any, run: RunData) -> None:
+    """Task switches as vertical lines every ``every`` steps, labelled with the task."""
+    schedule = run.config.get("schedule")
+    if not schedule:
+        return
+    steps, every = int(run.config["steps"]), int(schedule["every"])
+    n_seg = -(-steps // every)
+    if n_seg - 1 > _MAX_TASK_LINES:
+        return
+    for i in range(1, n_seg):
+        ax.axvline(i * every, color="0.55", lw=0.7, ls=":", zorder=0)
+    if n_seg > _MAX_TASK_LABELS:
+        return
+    # x in data units, y in axes units: labels sit at the top of each segment.
+    trans = ax.get_xaxis_transform()
+    for i, task in enumerate(_segment_labels(run)):
+        mid = (i * every + min((i + 1) * every, steps)) / 2
+        ax.text(mid, 0.98, "?" if task is None else f"task {task}", transform=trans,
+                ha="center", va="top", fontsize=7, color="0.35")
+
+
+def _title(run: RunData) -> str:
+    c = run.config
+    seeds = int(c["seeds"])
+    title = f"{c['env']} · {c['agent']} · {seeds} seed{'s' if seeds != 1 else ''}"
+    schedule = c.get("schedule")
+    if schedule:
+        title += (f" · {schedule['tasks']} tasks, switch every {int(schedule['every']):,} steps"
+                  f" ({schedule.get('order', 'cyclic')})")
+    return title
+
+
+def _ylabel(runs: Sequence[RunData]) -> str:
+    if all(r.config.get("continuing") for r in runs):
+        return "return per reporting window"
+    return "episode return"
+
+
+def _new_axes() -> tuple[Figure, Any]:
+    fig = Figure(figsize=_SIZE, dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.grid(True, alpha=0.3, lw=0.5)
+    ax.set_xlabel("agent steps (per seed)")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 20k, 1.5M: readable step counts
+    return fig, ax
+
+
+def _plot_curve(
+    ax: Any, run: RunData, color: str, label: str, band_label: str | None = None
+) -> None:
+    x, mean, lo, hi = _curve(run)
+    ax.plot(x, mean, color=color, lw=1.6, label=label)
+    if int(run.config["seeds"]) > 1:
+        ax.fill_between(x, lo, hi, color=color, alpha=0.22, lw=0, label=band_label)
+
+
+def plot_run(run: RunLike, path: str | os.PathLike) -> str:
+    """The learning curve of one run over its lifetime, written to ``path`` (e.g. curve.png).
+
+    x: agent steps per seed; y: return of the episodes ending there (binned, see
+    :func:`oakrl.lab.metrics.binned_curve`). Line: mean over seeds; band: min–max over seeds
+    (25–75th percentile with 4 seeds or more). Under a task schedule, dotted vertical lines mark
+    the switches and each segment is labelled with its task. ``run``: a run directory, a
+    :class:`RunData`, or a mapping with ``config`` and ``episodes``. Returns ``path``.
+    """
+    run = _as_run(run)
+    fig, ax = _new_axes()
+    seeds = int(run.config["seeds"])
+    _plot_curve(ax, run, "C0", f"mean over {seeds} seed{'s' if seeds != 1 else ''}",
+                band_label=_spread_name(seeds))
+    _draw_schedule(ax, run)
+    if run.episodes["seed"].size == 0:
+        ax.text(0.5, 0.5, "no episode has finished yet", transform=ax.transAxes,
+                ha="center", va="center", color="0.4")
+    ax.set_xlim(0, int(run.config["steps"]))
+    ax.set_ylabel(_ylabel([run]))
+    ax.set_title(_title(run), fontsize=10)
+    if seeds > 1:
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.8)
+    return _save(fig, path)
+
+
+def short_labels(runs: Sequence[RunData]) -> list[str]:
+    """Short distinct labels: the agent (if envs are all the same), the env (if agents are),
+    else ``agent/env``; then the directory name where that is not enough, then ``#i``."""
+    agents = [str(r.config["agent"]) for r in runs]
+    envs = [str(r.config["env"]) for r in runs]
+    if len(set(envs)) == 1 and len(set(agents)) > 1:
+        labels = agents
+    elif len(set(agents)) == 1 and len(set(envs)) > 1:
+        labels = envs
+    else:
+        labels = [f"{a}/{e}" for a, e in zip(agents, envs, strict=True)]
+    dirs = [Path(r.path).name if r.path else "" for r in runs]
+    labels = [
+        f"{lab} ({d})" if labels.count(lab) > 1 and d else lab
+        for lab, d in zip(labels, dirs, strict=True)
+    ]
+    return [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
+
+
+def plot_compare(runs: Sequence[RunLike], path: str | os.PathLike) -> str:
+    """Several runs' learning curves in one figure, one colour each, written to ``path``.
+
+    Each run is drawn as in :func:`plot_run` (mean line, spread band), labelled by
+    :func:`short_labels`. Task switches are marked when all runs share one schedule.
+    Returns ``path``.
+    """
+    data = [_as_run(r) for r in runs]
+    if not data:
+        raise ValueError("plot_compare needs at least one run")
+    fig, ax = _new_axes()
+    for i, (run, label) in enumerate(zip(data, short_labels(data), strict=True)):
+        seeds = int(run.config["seeds"])
+        _plot_curve(ax, run, f"C{i % 10}", f"{label} ({seeds} seed{'s' if seeds != 1 else ''})")
+    schedules = [r.config.get("schedule") for r in data]
+    steps = {int(r.config["steps"]) for r in data}
+    if schedules[0] and all(s == schedules[0] for s in schedules) and len(steps) == 1:
+        _draw_schedule(ax, data[0])
+    ax.set_xlim(0, max(steps))
+    ax.set_ylabel(_ylabel(data))
+    spread = {_spread_name(int(r.config["seeds"])) for r in data if int(r.config["seeds"]) > 1}
+    title = f"{len(data)} runs"
+    if spread:
+        title += ": mean over seeds, band = " + " / ".join(sorted(spread))
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="best", fontsize=8, framealpha=0.8)
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> str:
+    """Save under a temporary name with the same extension (it selects the format), then
+    rename over ``path``: a reader never sees a half-written figure."""
+    path = Path(path)
+    tmp = metrics.tmp_path(path)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return str(path)

@@ -1,0 +1,238 @@
+"""The logic of ``oakrl report``: load run directories, re-plot them, tabulate them.
+
+A run directory holds ``config.json`` (what was run), ``episodes.parquet`` (one row per
+finished episode, see :mod:`oakrl.lab.metrics`), ``summary.json`` (the lab's summary; optional
+here, so an unfinished run can still be looked at) and ``curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oakrl.errors import ConfigError
+from oakrl.lab import metrics
+
+_REQUIRED_CONFIG = ("env", "agent", "steps", "seeds")
+_REQUIRED_COLUMNS = ("seed", "step", "return")
+
+
+@dataclass
+class RunData:
+    """One run in memory.
+
+    ``config``: the parsed ``config.json``; ``episodes``: ``{column: (n,) array}`` as
+    :func:`oakrl.lab.metrics.read_episodes` returns it; ``summary``: the parsed
+    ``summary.json`` (empty when there is none); ``path``: the run directory, if any.
+    """
+
+    config: dict[str, Any]
+    episodes: dict[str, np.ndarray]
+    summary: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+
+def load_run(run_dir: str | os.PathLike) -> RunData:
+    """Load and check a run directory; a :class:`ConfigError` names the dir and what is wrong."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise ConfigError(f"run dir {run_dir}: no such directory")
+    config = _read_json(d, "config.json", required=True)
+    missing = [k for k in _REQUIRED_CONFIG if k not in config]
+    if missing:
+        raise ConfigError(f"run dir {run_dir}: config.json lacks {', '.join(missing)}")
+    try:
+        seeds, steps = int(config["seeds"]), int(config["steps"])
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"run dir {run_dir}: config.json seeds and steps must be integers"
+        ) from None
+    if seeds < 1 or steps < 1:
+        raise ConfigError(f"run dir {run_dir}: config.json seeds and steps must be >= 1")
+    schedule = config.get("schedule")
+    if schedule is not None and not (
+        isinstance(schedule, dict) and {"every", "tasks"} <= schedule.keys()
+    ):
+        raise ConfigError(f"run dir {run_dir}: config.json schedule lacks every/tasks")
+    summary = _read_json(d, "summary.json", required=False)
+    episodes = _read_episodes(d)
+    seed = episodes["seed"]
+    if seed.size and (seed.min() < 0 or seed.max() >= seeds):
+        raise ConfigError(
+            f"run dir {run_dir}: episodes.parquet has seed ids {seed.min()}..{seed.max()} "
+            f"but config.json says seeds={seeds}"
+        )
+    return RunData(config=config, episodes=episodes, summary=summary, path=str(run_dir))
+
+
+def _read_json(d: Path, name: str, required: bool) -> dict[str, Any]:
+    p = d / name
+    if not p.is_file():
+        if required:
+            raise ConfigError(f"run dir {d}: {name} is missing")
+        return {}
+    try:
+        value = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"run dir {d}: {name} is not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"run dir {d}: {name} is not a JSON object")
+    return value
+
+
+def _read_episodes(d: Path) -> dict[str, np.ndarray]:
+    p = d / "episodes.parquet"
+    if not p.is_file():
+        raise ConfigError(f"run dir {d}: episodes.parquet is missing")
+    try:
+        episodes = metrics.read_episodes(p)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise ConfigError(f"run dir {d}: episodes.parquet is unreadable ({e})") from None
+    missing = [c for c in _REQUIRED_COLUMNS if c not in episodes]
+    if missing:
+        raise ConfigError(f"run dir {d}: episodes.parquet lacks column(s) {', '.join(missing)}")
+    return episodes
+
+
+# --------------------------------------------------------------------------------------------
+# the table
+
+
+def _summary_mean(summary: dict[str, Any], key: str) -> float | None:
+    """``summary[key]`` as a number: either the number itself or its ``"mean"`` entry."""
+    v = summary.get(key)
+    if isinstance(v, dict):
+        v = v.get("mean")
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def _final_return(run: RunData) -> float | None:
+    v = _summary_mean(run.summary, "final_return")
+    if v is None:  # no summary yet (unfinished run): compute it from the episodes
+        e, c = run.episodes, run.config
+        v = metrics.final_return(e["seed"], e["step"], e["return"], int(c["seeds"]),
+                                 int(c["steps"]))["mean"]
+    return v
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool | str):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table: text columns left-aligned, number columns right-aligned."""
+    cells = [list(header)] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    numeric = [all(not isinstance(row[i], str) for row in rows) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        parts = [c.rjust(w) if num else c.ljust(w)
+                 for c, w, num in zip(r, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def runs_table(runs: Sequence[RunData]) -> str:
+    """One row per run: dir, env, agent, seeds, steps, final return, average reward, steps/s.
+
+    Final return and average reward are the means over seeds from ``summary.json`` (final
+    return computed from the episodes when there is no summary); ``-`` where unknown.
+    """
+    header = ["dir", "env", "agent", "seeds", "steps", "final_return", "avg_reward", "steps/s"]
+    rows = [
+        [
+            run.path or "-",
+            str(run.config["env"]),
+            str(run.config["agent"]),
+            int(run.config["seeds"]),
+            int(run.config["steps"]),
+            _final_return(run),
+            _summary_mean(run.summary, "average_reward"),
+            _summary_mean(run.summary, "steps_per_second"),
+        ]
+        for run in runs
+    ]
+    return _table(header, rows)
+
+
+def tasks_table(run: RunData) -> str | None:
+    """Per-task metrics of a scheduled run (recomputed from its episodes), or None."""
+    schedule = run.config.get("schedule")
+    if not schedule:
+        return None
+    e, c = run.episodes, run.config
+    per_task = metrics.task_metrics(
+        e["seed"], e["step"], e["return"], e["task"], int(c["seeds"]), int(c["steps"]),
+        int(schedule["every"]), int(schedule["tasks"]),
+    )
+    header = ["task", "visits", "final_return", "forgetting", "plasticity"]
+    rows = [
+        [t["task"], t["visits"], t["final_return"]["mean"], t["forgetting"]["mean"],
+         t["plasticity"]["mean"]]
+        for t in per_task
+    ]
+    return _table(header, rows)
+
+
+# --------------------------------------------------------------------------------------------
+# the command
+
+
+def report(dirs: list[str], out: str | None = None) -> str:
+    """Report on one or several run directories; returns the text to print.
+
+    One dir: re-plots its ``curve.png`` (or ``out``) and returns its row of the runs table,
+    followed by the per-task table when it has a schedule. Several dirs: writes a comparison
+    figure to ``out`` (default ``./compare.png``) and returns the runs table, one row per run.
+    Every dir is loaded and checked before anything is written; a missing or invalid one
+    raises :class:`ConfigError` naming it.
+    """
+    from oakrl.report import plots  # matplotlib is only needed once there is something to plot
+
+    if not dirs:
+        raise ConfigError("report: give at least one run directory")
+    runs = [load_run(d) for d in dirs]
+    if out is not None:
+        _check_out(out)
+    text = runs_table(runs)
+    if len(runs) == 1:
+        path = out or str(Path(dirs[0]) / "curve.png")
+        plots.plot_run(runs[0], path)
+        tasks = tasks_table(runs[0])
+        if tasks is not None:
+            text += "\n\n" + tasks
+        return f"{text}\n\ncurve: {path}"
+    path = out or "compare.png"
+    plots.plot_compare(runs, path)
+    return f"{text}\n\ncomparison: {path}"
+
+
+def _check_out(out: str) -> None:
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix not in ("png", "pdf", "svg"):
+        raise ConfigError(f"report: output {out} must end in .png, .pdf or .svg")
+    parent = Path(out).parent
+    if not parent.is_dir():
+        raise ConfigError(f"report: output directory {parent} does not exist")
