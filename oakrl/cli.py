@@ -74,6 +74,12 @@ def _check_option(key: str, value) -> None:
         raise ConfigError(f"--opt {key} must be > 0, got {value}")
     if key in ("gamma", "lamda") and not 0 <= value <= 1:
         raise ConfigError(f"--opt {key} must be in [0, 1], got {value}")
+    if key in ("entropy",) and not value >= 0:
+        raise ConfigError(f"--opt {key} must be >= 0, got {value}")
+    if key in ("epsilon_start", "epsilon_end") and not 0 <= value <= 1:
+        raise ConfigError(f"--opt {key} must be in [0, 1], got {value}")
+    if key in ("return_horizon", "exploration_steps") and not value >= 1:
+        raise ConfigError(f"--opt {key} must be a positive integer, got {value}")
     if key == "sparsity" and not 0 <= value < 1:
         raise ConfigError(f"--opt sparsity must be in [0, 1), got {value}")
     if key == "hidden" and (not value or any(h <= 0 for h in value)):
@@ -148,10 +154,12 @@ def _run_with_progress(config, out: str, plot: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from oakrl.lab.run import build, run
+    from oakrl.lab.run import build, prepare_out, run
 
     console = Console(stderr=True)
-    build(config)  # validate environment and agent before any output directory appears
+    # Everything that can be refused is refused before the progress bar appears.
+    build(config)
+    prepare_out(out)
     recent: list[float] = []
     started = [0.0]
     with Progress(
@@ -173,8 +181,10 @@ def _run_with_progress(config, out: str, plot: bool) -> None:
 
         def on_chunk(done: int, returns) -> None:
             now = time.perf_counter()
-            if not started[0]:
-                started[0] = now - 1e-9
+            if done == 0:  # compiled: the stream starts now
+                started[0] = now
+                progress.update(bar, description=f"{config.agent} on {config.env} x{config.seeds}")
+                return
             recent.extend(np.asarray(returns).tolist())
             del recent[:-100]
             rate = done * config.seeds / max(now - started[0], 1e-9)

@@ -20,6 +20,7 @@ import optax
 
 from oakrl.agents.common import Normalizers, make_optimizer, net, normalizers_init, preprocess
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.errors import ConfigError
 
 
 class ReturnBuffer(NamedTuple):
@@ -62,6 +63,8 @@ def stream_td(**overrides) -> Agent:
     """Stream TD(lambda) evaluating the uniformly random policy."""
     cfg = {**DEFAULTS, **overrides}
     gamma, horizon = cfg["gamma"], int(cfg["return_horizon"])
+    if horizon < 1:
+        raise ConfigError(f"return_horizon must be a positive integer, got {horizon}")
     opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa"])
     discounts = gamma ** jnp.arange(horizon, dtype=jnp.float32)
 

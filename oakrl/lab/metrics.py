@@ -58,9 +58,11 @@ def _check(
     seed: np.ndarray, step: np.ndarray, ret: np.ndarray, seeds: int, *extra: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """Coerce the columns to 1-D arrays of one length; reject seed ids outside 0..seeds-1."""
-    cols = [np.asarray(seed).astype(np.int64, copy=False).ravel(),
-            np.asarray(step).astype(np.int64, copy=False).ravel(),
-            np.asarray(ret).astype(np.float64, copy=False).ravel()]
+    cols = [
+        np.asarray(seed).astype(np.int64, copy=False).ravel(),
+        np.asarray(step).astype(np.int64, copy=False).ravel(),
+        np.asarray(ret).astype(np.float64, copy=False).ravel(),
+    ]
     cols += [np.asarray(e).astype(np.int64, copy=False).ravel() for e in extra]
     n = cols[0].size
     if any(c.size != n for c in cols):
@@ -68,9 +70,7 @@ def _check(
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     if n and (cols[0].min() < 0 or cols[0].max() >= seeds):
-        raise ValueError(
-            f"seed ids must lie in 0..{seeds - 1}, got {cols[0].min()}..{cols[0].max()}"
-        )
+        raise ValueError(f"seed ids must lie in 0..{seeds - 1}, got {cols[0].min()}..{cols[0].max()}")
     return tuple(cols)
 
 
@@ -183,9 +183,7 @@ class Visit:
         return float(np.mean(self._quarter(last=True)))
 
 
-def task_visits(
-    step: np.ndarray, ret: np.ndarray, task: np.ndarray, steps: int, every: int
-) -> list[Visit]:
+def task_visits(step: np.ndarray, ret: np.ndarray, task: np.ndarray, steps: int, every: int) -> list[Visit]:
     """Split one seed's episodes into visits, in order of time.
 
     A visit of task ``k`` is a maximal run of consecutive segments (see :func:`segment_tasks`)
@@ -213,13 +211,15 @@ def task_visits(
     for t, first, last in runs:
         mask = (seg >= first) & (seg <= last)
         order = np.argsort(step[mask], kind="stable")
-        visits.append(Visit(
-            task=t,
-            start=first * every,
-            end=min((last + 1) * every, steps),
-            steps=step[mask][order],
-            returns=ret[mask][order],
-        ))
+        visits.append(
+            Visit(
+                task=t,
+                start=first * every,
+                end=min((last + 1) * every, steps),
+                steps=step[mask][order],
+                returns=ret[mask][order],
+            )
+        )
     return visits
 
 
@@ -288,21 +288,22 @@ def task_metrics(
         raise ValueError(f"tasks must be >= 1, got {tasks}")
     seed, step, ret, task = _check(seed, step, ret, seeds, task)
     per_seed_visits = [
-        task_visits(step[seed == s], ret[seed == s], task[seed == s], steps, every)
-        for s in range(seeds)
+        task_visits(step[seed == s], ret[seed == s], task[seed == s], steps, every) for s in range(seeds)
     ]
     out = []
     for k in range(tasks):
         of_k = [[v for v in vs if v.task == k] for vs in per_seed_visits]
         counts = [len(vs) for vs in of_k]
-        out.append({
-            "task": k,
-            "visits": max(counts),
-            "visits_per_seed": counts,
-            "final_return": _over_seeds([vs[-1].last_quarter() if vs else None for vs in of_k]),
-            "forgetting": _over_seeds([_forgetting(vs) for vs in of_k]),
-            "plasticity": _over_seeds([_plasticity(vs) for vs in of_k]),
-        })
+        out.append(
+            {
+                "task": k,
+                "visits": max(counts),
+                "visits_per_seed": counts,
+                "final_return": _over_seeds([vs[-1].last_quarter() if vs else None for vs in of_k]),
+                "forgetting": _over_seeds([_forgetting(vs) for vs in of_k]),
+                "plasticity": _over_seeds([_plasticity(vs) for vs in of_k]),
+            }
+        )
     return out
 
 
@@ -368,9 +369,7 @@ def _forward_fill(row: np.ndarray) -> np.ndarray:
 # summary helper for the lab
 
 
-def summarize_episodes(
-    columns: Mapping[str, np.ndarray], config: Mapping[str, Any]
-) -> dict[str, Any]:
+def summarize_episodes(columns: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> dict[str, Any]:
     """The episode metrics of a run, as they go into ``summary.json``.
 
     ``columns`` holds ``seed``, ``step``, ``return`` and ``task`` (see :func:`read_episodes`);

@@ -125,6 +125,8 @@ class Recorder:
         self.steps_done = 0
 
     def __call__(self, record: ChunkRecord) -> None:
+        if record.end_step == 0:  # the start signal, no data
+            return
         self.episodes.append(record)
         self.reward_sum = np.asarray(record.reward_sum, np.float64)
         self.steps_done = record.end_step

@@ -57,6 +57,19 @@ class ChunkRecord(NamedTuple):
     reward_sum: np.ndarray  # [S] total reward so far
     end_step: int  # steps taken per seed after this chunk
 
+    @classmethod
+    def empty(cls, seeds: int, end_step: int) -> ChunkRecord:
+        """No steps yet: sent once compilation is done, when the stream starts."""
+        return cls(
+            seed=np.zeros(0, np.int32),
+            step=np.zeros(0, np.int64),
+            ret=np.zeros(0, np.float32),
+            task=np.zeros(0, np.int32),
+            info={},
+            reward_sum=np.zeros(seeds, np.float32),
+            end_step=end_step,
+        )
+
 
 def _info_zeros(agent: Agent, handle, agent_key) -> dict[str, jax.Array]:
     """Shapes of `info` by abstract evaluation (no compile, no compute)."""
@@ -131,7 +144,7 @@ def chunk_lengths(steps: int, target: int) -> list[int]:
     """Splits `steps` into chunks near `target`, preferring equal ones (one compilation)."""
     if steps <= target:
         return [steps]
-    for size in range(target, max(target // 2, 1) - 1, -1):
+    for size in range(target, target // 2, -1):
         if steps % size == 0:
             return [size] * (steps // size)
     full, rest = divmod(steps, target)
@@ -177,6 +190,8 @@ def run_jax(
         compiled[length] = fn.lower(carry).compile()
     compile_s = time.perf_counter() - t0
 
+    if on_chunk is not None:
+        on_chunk(ChunkRecord.empty(int(seed_keys.shape[0]), 0))
     t1 = time.perf_counter()
     done = 0
     for length in lengths:
@@ -217,6 +232,8 @@ def run_gym(
     split(k_run)
     compile_s = time.perf_counter() - t0
 
+    if on_chunk is not None:
+        on_chunk(ChunkRecord.empty(n, 0))
     t1 = time.perf_counter()
     ep_return, reward_sum = np.zeros(n, np.float64), np.zeros(n, np.float64)
     done = 0

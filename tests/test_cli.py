@@ -1,0 +1,144 @@
+"""The command line: bad input is one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oakrl.cli import main
+
+BAD = [
+    ["run", "--env", "NoSuchEnv"],
+    ["run", "--steps", "-5"],
+    ["run", "--agent", "nope"],
+    ["run", "--bogus-flag"],
+    ["run", "--steps", "abc"],
+    ["run", "--opt", "lr=-1"],
+    ["run", "--opt", "nope=1"],
+    ["run", "--opt", "hidden=x"],
+    ["run", "--schedule", "nope"],
+    ["run", "--env", "Breakout-MinAtar", "--schedule", "switch"],
+    ["run", "--env", "Pendulum-v1", "--agent", "stream-q"],
+    # An impossible option value must be refused up front, like lr=-1 (not a crash mid-run).
+    ["run", "--agent", "stream-td", "--opt", "return_horizon=0", "--steps", "100", "--opt", "hidden=8"],
+]
+
+
+def one_line_error(capsys, code: int) -> str:
+    captured = capsys.readouterr()
+    assert code == 2, (code, captured.out, captured.err)
+    assert "Traceback" not in captured.out + captured.err
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert captured.err.strip() == lines[0].strip()
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv", BAD, ids=[" ".join(a[1:]) for a in BAD])
+def test_bad_run_input(argv, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main([*argv, "--out", str(out)])
+    line = one_line_error(capsys, code)
+    assert line.startswith("oakrl: ")
+    assert not out.exists(), "a refused run must not create its output directory"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input_messages_say_what_is_valid(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert main(["run", "--env", "NoSuchEnv", "--out", out]) == 2
+    assert "CartPole-v1" in capsys.readouterr().err
+    assert main(["run", "--agent", "nope", "--out", out]) == 2
+    assert "stream-ac" in capsys.readouterr().err
+    assert main(["run", "--opt", "nope=1", "--out", out]) == 2
+    assert "lr" in capsys.readouterr().err
+    assert main(["run", "--env", "Pendulum-v1", "--agent", "stream-q", "--out", out]) == 2
+    assert "stream-ac" in capsys.readouterr().err
+
+
+def test_report_missing_dir(tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "dir"
+    code = main(["report", str(missing)])
+    line = one_line_error(capsys, code)
+    assert str(missing) in line
+    assert not missing.exists()
+    code = main(["report", "/no/such/dir"])
+    one_line_error(capsys, code)
+
+
+def test_console_script_bad_env_no_traceback(tmp_path):
+    script = Path(sys.executable).with_name("oakrl")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "oakrl.cli"]
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [*cmd, "run", "--env", "NoSuchEnv", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "NoSuchEnv" in lines[0], proc.stderr
+    assert not out.exists()
+
+
+def test_envs(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    first = [line.split()[0] for line in out.splitlines() if line.strip()]
+    for env_id in ("CartPole-v1", "Breakout-MinAtar", "Foraging-v0", "gym:ID"):
+        assert first.count(env_id) == 1, env_id
+
+
+def test_agents(capsys):
+    assert main(["agents"]) == 0
+    out = capsys.readouterr().out
+    first = [line.split()[0] for line in out.splitlines() if line.strip()]
+    for name in ("stream-ac", "stream-q", "stream-td"):
+        assert first.count(name) == 1, name
+    assert "hidden=128,128" in out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["report", "--help"]])
+def test_help(argv, capsys):
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "Usage" in captured.out
+    assert captured.err == ""
+
+
+def test_run_then_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        ["run", "--env", "CartPole-v1", "--steps", "1000", "--chunk", "1000", "--opt", "hidden=16,16",
+         "--out", str(out)]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.out + captured.err
+    assert f"results: {out}" in captured.out
+    for name in ("config.json", "summary.json", "episodes.parquet", "curve.png"):
+        assert (out / name).is_file(), name
+
+    code = main(["report", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "CartPole-v1" in captured.out
+    assert "stream-ac" in captured.out
+
+
+def test_run_refuses_existing_run_dir(tmp_path, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "config.json").write_text('{"env": "CartPole-v1"}\n')
+    code = main(["run", "--steps", "1000", "--opt", "hidden=16,16", "--out", str(out)])
+    line = one_line_error(capsys, code)
+    assert "already holds a run" in line
+    assert [p.name for p in out.iterdir()] == ["config.json"]
+    assert (out / "config.json").read_text() == '{"env": "CartPole-v1"}\n'

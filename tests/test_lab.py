@@ -1,0 +1,243 @@
+"""The lab: chunking a stream, whole runs written to a results directory.
+
+Runs are tiny (hidden 16,16, a few thousand steps) so that each costs about one compilation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from oakrl import __version__
+from oakrl.errors import ConfigError
+from oakrl.lab.metrics import read_episodes
+from oakrl.lab.run import RunConfig, prepare_out, run
+from oakrl.lab.stream import chunk_lengths
+
+TINY = {"hidden": (16, 16)}
+
+# --------------------------------------------------------------------------- chunk_lengths
+
+
+@pytest.mark.parametrize(
+    "steps, target",
+    [(1, 10), (10, 10), (9, 10), (100, 10), (1000, 300), (1001, 1000), (2000, 1000), (12_345, 1000),
+     (7, 3), (97, 10), (10_000, 10_000), (100_000, 10_000), (5, 1)],
+)
+def test_chunk_lengths_sum_and_bounds(steps, target):
+    lengths = chunk_lengths(steps, target)
+    assert sum(lengths) == steps
+    assert all(isinstance(n, int) and n > 0 for n in lengths)
+    assert max(lengths) <= max(target, 1)
+    # At most two distinct sizes: at most two compilations.
+    assert len(set(lengths)) <= 2
+
+
+def test_chunk_lengths_steps_below_target():
+    assert chunk_lengths(5, 10) == [5]
+    assert chunk_lengths(10, 10) == [10]
+    assert chunk_lengths(1, 10_000) == [1]
+
+
+def test_chunk_lengths_prefers_equal_divisors():
+    assert chunk_lengths(2000, 1000) == [1000, 1000]
+    assert chunk_lengths(100_000, 10_000) == [10_000] * 10
+    # 1000 is not a divisor of 1200, but 600 is (within target/2 .. target).
+    assert chunk_lengths(1200, 1000) == [600, 600]
+    # 900 = 3 x 300, found below the target 310.
+    assert chunk_lengths(900, 310) == [300] * 3
+
+
+def test_chunk_lengths_remainder():
+    # 97 is prime: no divisor in 5..10, so full chunks and a remainder.
+    assert chunk_lengths(97, 10) == [10] * 9 + [7]
+    lengths = chunk_lengths(10_007, 1000)  # 10007 is prime
+    assert lengths == [1000] * 10 + [7]
+
+
+# --------------------------------------------------------------------------- end to end
+
+STEPS, SEEDS = 2000, 2
+
+
+def cartpole_config() -> RunConfig:
+    return RunConfig(
+        env="CartPole-v1", agent="stream-ac", steps=STEPS, seeds=SEEDS, chunk=1000, agent_options=dict(TINY)
+    )
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab") / "r"
+    calls = []
+    summary = run(cartpole_config(), out=out, progress=lambda done, rets: calls.append(done))
+    return out, summary, calls
+
+
+def test_run_writes_results_directory(cartpole_run):
+    out, summary, calls = cartpole_run
+    for name in ("config.json", "summary.json", "episodes.parquet", "diagnostics.parquet", "curve.png"):
+        assert (out / name).is_file(), name
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Nothing half-written left behind.
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    # 0 once compiled (the stream starts), then after every chunk.
+    assert calls == [0, 1000, 2000]
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["env"] == "CartPole-v1" and config["agent"] == "stream-ac"
+    assert config["steps"] == STEPS and config["seeds"] == SEEDS
+    assert config["agent_config"]["hidden"] == [16, 16]
+
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+
+
+def test_run_summary(cartpole_run):
+    out, _, _ = cartpole_run
+    s = json.loads((out / "summary.json").read_text())
+    for key in (
+        "oakrl_version", "env", "agent", "steps", "seeds", "wall_seconds", "compile_seconds",
+        "steps_per_second", "final_return", "average_reward",
+    ):
+        assert key in s, key
+    assert s["oakrl_version"] == __version__
+    assert (s["env"], s["agent"], s["steps"], s["seeds"]) == ("CartPole-v1", "stream-ac", STEPS, SEEDS)
+    for key in ("wall_seconds", "compile_seconds", "steps_per_second"):
+        assert math.isfinite(s[key]) and s[key] > 0, key
+    assert s["wall_seconds"] >= s["compile_seconds"]
+    assert set(s["final_return"]) >= {"mean", "per_seed"}
+    assert len(s["final_return"]["per_seed"]) == SEEDS
+    assert set(s["average_reward"]) >= {"mean", "per_seed"}
+    assert len(s["average_reward"]["per_seed"]) == SEEDS
+    # CartPole pays 1 per step, every step.
+    assert s["average_reward"]["mean"] == pytest.approx(1.0)
+    assert s["average_reward"]["per_seed"] == pytest.approx([1.0] * SEEDS)
+    assert s["continuing"] is False
+
+
+def test_run_episodes(cartpole_run):
+    out, summary, _ = cartpole_run
+    ep = read_episodes(out / "episodes.parquet")
+    assert set(ep) >= {"seed", "step", "return", "task"}
+    n = ep["seed"].size
+    assert n > 0 and summary["episodes"] == n
+    assert set(np.unique(ep["seed"]).tolist()) == set(range(SEEDS))
+    assert ep["step"].min() >= 1 and ep["step"].max() <= STEPS
+    assert np.all(ep["task"] == 0)
+    assert np.all(np.isfinite(ep["return"])) and np.all(ep["return"] >= 1)
+    for s in range(SEEDS):
+        mine = ep["seed"] == s
+        steps = ep["step"][mine]
+        assert np.all(np.diff(steps) > 0), "episodes of a seed end at increasing steps"
+        # Reward 1 per step: the returns of the finished episodes add up to the steps they took.
+        assert float(ep["return"][mine].sum()) == pytest.approx(float(steps.max()), abs=0.5)
+        # ... and each episode's return is its length.
+        lengths = np.diff(np.concatenate([[0], steps]))
+        np.testing.assert_allclose(ep["return"][mine], lengths)
+
+    diag = pq.read_table(out / "diagnostics.parquet").to_pydict()
+    assert {"seed", "step", "td_error"} <= set(diag)
+    assert sorted(set(diag["step"])) == [1000, 2000]
+    assert len(diag["seed"]) == 2 * SEEDS
+
+
+def test_run_is_deterministic(cartpole_run, tmp_path):
+    out, _, _ = cartpole_run
+    again = tmp_path / "again"
+    run(cartpole_config(), out=again, plot=False)
+    a = pq.read_table(out / "episodes.parquet")
+    b = pq.read_table(again / "episodes.parquet")
+    assert a.num_rows > 0
+    assert a.equals(b)
+
+
+def test_schedule_run(tmp_path):
+    config = RunConfig(
+        env="CartPole-v1",
+        agent="stream-ac",
+        steps=2000,
+        seeds=1,
+        chunk=1000,
+        schedule="switch",
+        every=500,
+        tasks=2,
+        agent_options=dict(TINY),
+    )
+    summary = run(config, out=tmp_path / "sched", plot=False)
+    assert len(summary["tasks"]) == 2
+    for entry in summary["tasks"]:
+        assert {"final_return", "forgetting", "plasticity"} <= set(entry)
+    on_disk = json.loads((tmp_path / "sched" / "summary.json").read_text())
+    assert len(on_disk["tasks"]) == 2
+    saved = json.loads((tmp_path / "sched" / "config.json").read_text())
+    assert saved["schedule"] == {"kind": "switch", "every": 500, "tasks": 2, "order": "cyclic"}
+    ep = read_episodes(tmp_path / "sched" / "episodes.parquet")
+    assert set(np.unique(ep["task"]).tolist()) == {0, 1}
+    # Cyclic switching every 500 steps: task (step - 1) // 500 % 2 is in force when an episode ends.
+    np.testing.assert_array_equal(ep["task"], (ep["step"] - 1) // 500 % 2)
+
+
+def test_continuing_world_reports_windows(tmp_path):
+    config = RunConfig(
+        env="Foraging-v0", agent="stream-ac", steps=1000, seeds=2, chunk=1000, window=100,
+        agent_options=dict(TINY),
+    )
+    summary = run(config, out=tmp_path / "forage", plot=False)
+    assert summary["continuing"] is True
+    ep = read_episodes(tmp_path / "forage" / "episodes.parquet")
+    for s in range(2):
+        steps = ep["step"][ep["seed"] == s]
+        np.testing.assert_array_equal(np.sort(steps), np.arange(100, 1001, 100))
+    # The windows tile the stream: their returns add up to all the reward.
+    total = np.array([ep["return"][ep["seed"] == s].sum() for s in range(2)])
+    np.testing.assert_allclose(total / 1000, summary["average_reward"]["per_seed"], rtol=1e-4, atol=1e-6)
+
+
+def test_gym_bridge_run(tmp_path):
+    config = RunConfig(
+        env="gym:CartPole-v1", agent="stream-q", steps=300, seeds=1, chunk=300, agent_options=dict(TINY)
+    )
+    summary = run(config, out=tmp_path / "gym", plot=False)
+    on_disk = json.loads((tmp_path / "gym" / "summary.json").read_text())
+    assert on_disk["env"] == "gym:CartPole-v1"
+    assert math.isfinite(on_disk["steps_per_second"]) and on_disk["steps_per_second"] > 0
+    assert summary["average_reward"]["mean"] == pytest.approx(1.0)
+    ep = read_episodes(tmp_path / "gym" / "episodes.parquet")
+    assert ep["seed"].size > 0  # 300 random-ish CartPole steps end several episodes
+    assert ep["step"].min() >= 1 and ep["step"].max() <= 300
+    assert float(ep["return"].sum()) == pytest.approx(float(ep["step"].max()))
+
+
+# --------------------------------------------------------------------------- prepare_out
+
+
+@pytest.mark.parametrize("existing", ["config.json", "summary.json"])
+def test_prepare_out_refuses_a_run_directory(tmp_path, existing):
+    d = tmp_path / "old"
+    d.mkdir()
+    (d / existing).write_text('{"old": true}\n')
+    (d / "episodes.parquet").write_bytes(b"not really parquet")
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    with pytest.raises(ConfigError, match="already holds a run"):
+        prepare_out(d)
+    # run() refuses it too, before computing anything.
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(RunConfig(steps=10, chunk=10, agent_options=dict(TINY)), out=d)
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_prepare_out_creates_and_accepts_empty(tmp_path):
+    d = tmp_path / "a" / "b"
+    assert prepare_out(d) == d and d.is_dir()
+    assert prepare_out(d) == d  # an empty directory is fine
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ConfigError):
+        prepare_out(f)
+    assert f.read_text() == "x"
