@@ -19,6 +19,20 @@ from oakrl.learn.normalize import (
     reward_scale_update,
 )
 from oakrl.learn.obgd import adaptive_obgd, obgd
+from oakrl.learn.plasticity import Remedy, hidden_features, remedy
+from oakrl.learn.stepsize import tidbd_obgd
+
+# The defaults every streaming learner shares (Elsayed, Vasan & Mahmood 2024).
+STREAM_DEFAULTS = dict(
+    hidden=(128, 128),
+    lr=1.0,
+    gamma=0.99,
+    lamda=0.8,
+    sparsity=0.9,
+    optimizer="obgd",
+    normalize_obs=True,
+    scale_reward=True,
+)
 
 
 class Normalizers(NamedTuple):
@@ -59,6 +73,10 @@ class Net(NamedTuple):
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
         return self.module.apply({"params": params}, x)
 
+    def apply_features(self, params: Any, x: jax.Array) -> tuple[jax.Array, dict]:
+        """(output, {Dense_i: hidden features}) in one forward pass (for plasticity remedies)."""
+        return hidden_features(self.module, params, x)
+
 
 def net(obs_shape, out: int, hidden, sparsity: float) -> Net:
     return Net(make_network(obs_shape, out, hidden, sparsity))
@@ -77,7 +95,30 @@ def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: floa
         return obgd(lr, gamma, lamda, kappa)
     if name == "adaptive-obgd":
         return adaptive_obgd(lr, gamma, lamda, kappa)
-    raise ValueError(f"optimizer must be 'obgd' or 'adaptive-obgd', got {name!r}")
+    if name == "tidbd-obgd":
+        return tidbd_obgd(lr, gamma, lamda, kappa)
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
-OPTIMIZERS = ("obgd", "adaptive-obgd")
+OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd")
+
+# Options every agent accepts for the plasticity remedies of oakrl.learn.plasticity.
+PLASTICITY_DEFAULTS = dict(
+    plasticity="none",  # none | cbp | redo | shrink-perturb | l2-init
+    plasticity_diagnostics=False,  # dormant, weight_mag, eff_rank, replaced in info
+    plasticity_options={},  # PlasticityConfig fields, e.g. {'rate': 1e-4, 'maturity': 100}
+)
+
+
+def make_remedy(cfg: dict) -> Remedy:
+    """The plasticity remedy of an agent config (raises ConfigError on bad values)."""
+    from oakrl.errors import ConfigError
+
+    options = dict(cfg.get("plasticity_options") or {})
+    options.setdefault("sparsity", cfg.get("sparsity", 0.9))
+    try:
+        return remedy(
+            cfg.get("plasticity", "none"), bool(cfg.get("plasticity_diagnostics", False)), **options
+        )
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None

@@ -20,9 +20,12 @@ import jax.numpy as jnp
 import optax
 
 from oakrl.agents.common import (
+    PLASTICITY_DEFAULTS,
+    STREAM_DEFAULTS,
     Normalizers,
     head_width,
     make_optimizer,
+    make_remedy,
     net,
     normalizers_init,
     preprocess,
@@ -40,20 +43,15 @@ class StreamACState(NamedTuple):
     prev_action: jax.Array  # [] int32 or [action_dim] float32
     has_prev: jax.Array  # [] bool: a transition exists to learn from
     steps: jax.Array  # [] int32
+    plasticity: Any = ()  # (critic, actor) PlasticityState when a remedy or diagnostics is on
 
 
 DEFAULTS = dict(
-    hidden=(128, 128),
-    lr=1.0,
-    gamma=0.99,
-    lamda=0.8,
+    **STREAM_DEFAULTS,
     kappa_value=2.0,
     kappa_policy=3.0,
     entropy=0.01,
-    sparsity=0.9,
-    optimizer="obgd",
-    normalize_obs=True,
-    scale_reward=True,
+    **PLASTICITY_DEFAULTS,
 )
 
 
@@ -76,6 +74,7 @@ def stream_ac(**overrides) -> Agent:
     gamma, entropy = cfg["gamma"], cfg["entropy"]
     value_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_value"])
     policy_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_policy"])
+    remedy = make_remedy(cfg)
 
     def nets(obs_shape, policy_out: int):
         value = net(obs_shape, 1, cfg["hidden"], cfg["sparsity"])
@@ -99,6 +98,7 @@ def stream_ac(**overrides) -> Agent:
             prev_action=prev_action,
             has_prev=jnp.zeros((), bool),
             steps=jnp.zeros((), jnp.int32),
+            plasticity=(remedy.init(v), remedy.init(p)) if remedy.active else (),
         )
 
     def step(state: StreamACState, ts: TimeStep, key: jax.Array):
@@ -111,22 +111,31 @@ def stream_ac(**overrides) -> Agent:
         learn = state.has_prev.astype(jnp.float32)
 
         # Critic: TD error of the last transition and the gradient of v(s).
-        v_s, g_v = jax.value_and_grad(lambda p: v_net.apply(p, state.prev_obs)[0])(state.value)
+        def value_fn(p):
+            if remedy.active:  # the hidden features come out of the same forward pass
+                out, feats = v_net.apply_features(p, state.prev_obs)
+                return out[0], feats
+            return v_net.apply(p, state.prev_obs)[0], {}
+
+        (v_s, v_feats), g_v = jax.value_and_grad(value_fn, has_aux=True)(state.value)
         v_next = v_net.apply(state.value, obs)[0]
         delta = (reward + gamma * (1.0 - done) * v_next - v_s) * learn
 
         # Actor: gradient of log pi(a|s) + entropy * sign(delta) * H(pi(.|s)).
         def actor_objective(p, x, a):
-            out = p_net.apply(p, x)
+            if remedy.active:
+                out, feats = p_net.apply_features(p, x)
+            else:
+                out, feats = p_net.apply(p, x), {}
             if discrete:
                 logp = jax.nn.log_softmax(out)
                 log_prob, ent = logp[a], -jnp.sum(jnp.exp(logp) * logp)
             else:
                 mu, std = _gaussian(out)
                 log_prob, ent = _gaussian_log_prob(mu, std, a), _gaussian_entropy(std)
-            return log_prob + entropy * jnp.sign(delta) * ent, ent
+            return log_prob + entropy * jnp.sign(delta) * ent, (ent, feats)
 
-        (_, ent), g_p = jax.value_and_grad(actor_objective, has_aux=True)(
+        (_, (ent, p_feats)), g_p = jax.value_and_grad(actor_objective, has_aux=True)(
             state.policy, state.prev_obs, state.prev_action
         )
 
@@ -136,6 +145,16 @@ def stream_ac(**overrides) -> Agent:
         p_upd, p_opt = policy_opt.update(g_p, state.policy_opt, delta=delta, reset=done)
         value = optax.apply_updates(state.value, v_upd)
         policy = optax.apply_updates(state.policy, p_upd)
+        plasticity, pl_info = state.plasticity, {}
+        if remedy.active:
+            key, k_v, k_p = jax.random.split(key, 3)
+            value, v_opt, pl_v, info_v = remedy.update(value, state.plasticity[0], v_feats, k_v, v_opt)
+            policy, p_opt, pl_p, info_p = remedy.update(policy, state.plasticity[1], p_feats, k_p, p_opt)
+            plasticity = (pl_v, pl_p)
+            pl_info = {
+                **{f"value_{k}": x for k, x in info_v.items()},
+                **{f"policy_{k}": x for k, x in info_p.items()},
+            }
 
         # Act in s' with the parameters just learned.
         out = p_net.apply(policy, obs)
@@ -155,8 +174,10 @@ def stream_ac(**overrides) -> Agent:
             prev_action=action,
             has_prev=jnp.ones((), bool),
             steps=state.steps + 1,
+            plasticity=plasticity,
         )
         info = {
+            **pl_info,
             "td_error": delta,
             "value": v_s,
             "entropy": ent,

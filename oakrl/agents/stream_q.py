@@ -18,9 +18,12 @@ import jax.numpy as jnp
 import optax
 
 from oakrl.agents.common import (
+    PLASTICITY_DEFAULTS,
+    STREAM_DEFAULTS,
     Normalizers,
     head_width,
     make_optimizer,
+    make_remedy,
     net,
     normalizers_init,
     preprocess,
@@ -38,21 +41,16 @@ class StreamQState(NamedTuple):
     prev_explored: jax.Array  # [] bool: the last action was not greedy
     has_prev: jax.Array  # [] bool: a transition exists to learn from
     steps: jax.Array  # [] int32
+    plasticity: Any = ()  # PlasticityState when a remedy or diagnostics is on
 
 
 DEFAULTS = dict(
-    hidden=(128, 128),
-    lr=1.0,
-    gamma=0.99,
-    lamda=0.8,
+    **STREAM_DEFAULTS,
     kappa=2.0,
-    sparsity=0.9,
-    optimizer="obgd",
-    normalize_obs=True,
-    scale_reward=True,
     epsilon_start=1.0,
     epsilon_end=0.01,
     exploration_steps=50_000,
+    **PLASTICITY_DEFAULTS,
 )
 
 
@@ -61,6 +59,7 @@ def stream_q(**overrides) -> Agent:
     cfg = {**DEFAULTS, **overrides}
     gamma = cfg["gamma"]
     opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa"])
+    remedy = make_remedy(cfg)
 
     def q_net(obs_shape, actions: int):
         return net(obs_shape, actions, cfg["hidden"], cfg["sparsity"])
@@ -82,6 +81,7 @@ def stream_q(**overrides) -> Agent:
             prev_explored=jnp.zeros((), bool),
             has_prev=jnp.zeros((), bool),
             steps=jnp.zeros((), jnp.int32),
+            plasticity=remedy.init(params) if remedy.active else (),
         )
 
     def step(state: StreamQState, ts: TimeStep, key: jax.Array):
@@ -91,13 +91,23 @@ def stream_q(**overrides) -> Agent:
         done = ts.done
         learn = state.has_prev.astype(jnp.float32)
 
-        q_sa, g = jax.value_and_grad(lambda p: qn.apply(p, state.prev_obs)[state.prev_action])(state.q)
+        def q_fn(p):
+            if remedy.active:  # the hidden features come out of the same forward pass
+                out, feats = qn.apply_features(p, state.prev_obs)
+                return out[state.prev_action], feats
+            return qn.apply(p, state.prev_obs)[state.prev_action], {}
+
+        (q_sa, feats), g = jax.value_and_grad(q_fn, has_aux=True)(state.q)
         q_next = jnp.max(qn.apply(state.q, obs))
         delta = (reward + gamma * (1.0 - done) * q_next - q_sa) * learn
         g = jax.tree.map(lambda x: x * learn, g)
         reset = jnp.logical_or(done, state.prev_explored)
         updates, opt_state = opt.update(g, state.opt, delta=delta, reset=reset)
         q = optax.apply_updates(state.q, updates)
+        plasticity, pl_info = state.plasticity, {}
+        if remedy.active:
+            key, k_pl = jax.random.split(key)
+            q, opt_state, plasticity, pl_info = remedy.update(q, state.plasticity, feats, k_pl, opt_state)
 
         k_explore, k_action = jax.random.split(key)
         greedy = jnp.argmax(qn.apply(q, obs)).astype(jnp.int32)
@@ -115,8 +125,9 @@ def stream_q(**overrides) -> Agent:
             prev_explored=jnp.logical_and(explore, random_action != greedy),
             has_prev=jnp.ones((), bool),
             steps=state.steps + 1,
+            plasticity=plasticity,
         )
-        info = {"td_error": delta, "q": q_sa, "epsilon": eps, "step_size": opt_state.step_size}
+        info = {**pl_info, "td_error": delta, "q": q_sa, "epsilon": eps, "step_size": opt_state.step_size}
         return new_state, action, info
 
     return Agent("stream-q", init, step, cfg)

@@ -18,7 +18,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from oakrl.agents.common import Normalizers, make_optimizer, net, normalizers_init, preprocess
+from oakrl.agents.common import (
+    STREAM_DEFAULTS,
+    Normalizers,
+    make_optimizer,
+    net,
+    normalizers_init,
+    preprocess,
+)
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
 
@@ -45,18 +52,12 @@ class StreamTDState(NamedTuple):
     steps: jax.Array
 
 
-DEFAULTS = dict(
-    hidden=(128, 128),
-    lr=1.0,
-    gamma=0.99,
-    lamda=0.8,
-    kappa=2.0,
-    sparsity=0.9,
-    optimizer="obgd",
-    normalize_obs=True,
-    scale_reward=False,
-    return_horizon=500,
-)
+DEFAULTS = {
+    **STREAM_DEFAULTS,
+    "kappa": 2.0,
+    "scale_reward": False,  # a prediction agent reports value error in the reward's own units
+    "return_horizon": 500,
+}
 
 
 def stream_td(**overrides) -> Agent:

@@ -1,0 +1,352 @@
+"""Remedies for loss of plasticity, and cheap diagnostics of it.
+
+Networks trained on a long non-stationary stream lose the ability to learn (Dohare et al.,
+Nature 2024). Each remedy here is applied to the parameters *after* the optimiser's update,
+so it composes with ObGD (or any optax-style learner):
+
+  cbp             continual backprop (Dohare et al. 2024): a per-unit contribution utility
+                  u <- eta u + (1 - eta) |h| sum_k |w_out|; every step, a fraction `rate` of
+                  the units older than `maturity` is due for replacement (fractional counts
+                  carried); the lowest-utility (bias-corrected) eligible units get fresh
+                  incoming weights from the sparse initial distribution, zero bias and zero
+                  outgoing weights (so the new unit adds nothing to the output yet); their
+                  utility and age restart at 0.
+  redo            ReDo (Sokar et al. 2023): every `every` steps, units whose running mean
+                  |h|, divided by the layer's mean, is <= `tau` (dormant) are reset the same way.
+  shrink-perturb  Ash & Adams 2020, per step: theta <- (1 - shrink) theta + sigma * noise, the
+                  noise uniform with variance 1 (cheaper than N(0, 1) on CPU, same variance).
+  l2-init         Kumar et al. 2023, per step: theta <- theta - l2 (theta - theta_0).
+
+Units are those of the hidden Dense layers of a Flax param tree {"Dense_0", ..., "head"}: the
+incoming weights of unit j of `Dense_i` are kernel[:, j] and bias[j]; its outgoing weights
+are row j of the next Dense layer's kernel (or of "head"). Conv layers are left alone by the
+unit resets (their units feed the next layer through a flatten).
+
+Where an optimiser state with a `trace` field (ObGD, AdaptiveObGD, TIDBD-ObGD) is passed, the
+eligibility-trace entries of a replaced unit's incoming and outgoing weights are zeroed too.
+
+Everything is fixed-shape and jittable: resets are masks. At most `max_resets` units per layer
+are replaced per step (static, so the fresh weights are drawn for that many columns only);
+units due beyond it wait for the next step (CBP carries the count, ReDo the next check).
+
+Diagnostics (`diagnostics=True`, returned in `info`): `dormant` (fraction of hidden units whose
+running |h| over the layer mean is <= tau), `weight_mag` (mean |w| of all kernels), `eff_rank`
+(effective rank, Roy & Vetterli 2007, of the last `rank_window` feature vectors of the last
+hidden layer, recomputed every `rank_every` steps with lax.cond and carried in between; off by
+default: under vmap lax.cond becomes a select, so the SVD runs every step and the compiled lab
+is ~10x slower (benchmarks/plasticity_throughput.py)), `replaced` (units replaced this step).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from oakrl.learn.nets import layer_norm, leaky_relu
+
+PyTree = Any
+
+REMEDIES = ("none", "cbp", "redo", "shrink-perturb", "l2-init")
+# kind="all" (not offered to agents): every mechanism on, with magnitudes from the config, which
+# may then be traced arrays. Studies use it to vmap over methods with one compilation: rate=0
+# switches CBP off, a huge `every` ReDo, shrink=sigma=0 shrink & perturb, l2=0 L2-init.
+
+
+def _does(cfg, mechanism: str) -> bool:
+    return cfg.kind in (mechanism, "all")
+
+
+class PlasticityConfig(NamedTuple):
+    kind: str = "none"
+    diagnostics: bool = False
+    decay: float = 0.99  # eta: utility and activity running averages
+    maturity: int = 100  # cbp: steps before a unit may be replaced
+    rate: float = 1e-4  # cbp: replacement rate rho, fraction of eligible units per step
+    max_resets: int = 1  # cbp/redo: at most this many units per layer per step
+    tau: float = 0.1  # redo and the dormant diagnostic: dormancy threshold
+    every: int = 1000  # redo: steps between checks
+    shrink: float = 1e-4  # shrink-perturb
+    sigma: float = 1e-4  # shrink-perturb
+    l2: float = 1e-4  # l2-init
+    sparsity: float = 0.9  # re-initialisation of replaced units (as the network's init)
+    rank_every: int = 0  # eff_rank: steps between recomputations (0: off; ~10x slower under vmap)
+    rank_window: int = 64  # eff_rank: feature vectors kept
+
+
+def make_config(kind: str = "none", diagnostics: bool = False, **options) -> PlasticityConfig:
+    """Validated config; raises ValueError (one line) on unknown names or impossible values."""
+    if kind not in REMEDIES:
+        raise ValueError(f"unknown plasticity remedy {kind!r}; valid: {', '.join(REMEDIES)}")
+    unknown = sorted(set(options) - set(PlasticityConfig._fields) - {"kind", "diagnostics"})
+    if unknown:
+        raise ValueError(
+            f"unknown plasticity option {unknown[0]!r}; valid: {', '.join(PlasticityConfig._fields[2:])}"
+        )
+    cfg = PlasticityConfig(kind=kind, diagnostics=bool(diagnostics), **options)
+    if not 0.0 <= cfg.decay < 1.0:
+        raise ValueError(f"plasticity decay must be in [0, 1), got {cfg.decay}")
+    for name in ("rate", "shrink", "sigma", "l2", "tau"):
+        if not getattr(cfg, name) >= 0:
+            raise ValueError(f"plasticity {name} must be >= 0, got {getattr(cfg, name)}")
+    for name in ("max_resets", "every", "rank_window"):
+        if int(getattr(cfg, name)) < 1:
+            raise ValueError(f"plasticity {name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.maturity < 0 or cfg.rank_every < 0:
+        raise ValueError("plasticity maturity and rank_every must be >= 0")
+    return cfg
+
+
+def hidden_layers(params: PyTree) -> list[tuple[str, str]]:
+    """(layer, next layer) for every hidden Dense layer, in order."""
+    dense = sorted((k for k in params if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
+    names = [*dense, "head"]
+    return list(zip(names[:-1], names[1:], strict=True))
+
+
+def hidden_features(module: nn.Module, params: PyTree, x: jax.Array) -> tuple[jax.Array, dict]:
+    """(output, {Dense_i: post-activation features}) of an oakrl.learn.nets network.
+
+    One forward pass: the Dense outputs are captured and put through the same
+    layer_norm -> leaky_relu as the network does.
+    """
+    out, state = module.apply(
+        {"params": params},
+        x,
+        capture_intermediates=lambda mdl, _: isinstance(mdl, nn.Dense) and mdl.name != "head",
+        mutable=["intermediates"],
+    )
+    inter = state["intermediates"]
+    feats = {k: leaky_relu(layer_norm(v["__call__"][0])) for k, v in inter.items() if k.startswith("Dense_")}
+    return out, feats
+
+
+class PlasticityState(NamedTuple):
+    utility: dict  # layer -> [width] running contribution utility
+    activity: dict  # layer -> [width] running mean |h|
+    age: dict  # layer -> [width] int32 steps since the unit was (re)initialised
+    pending: dict  # layer -> [] float32 fractional replacements carried (cbp)
+    anchor: PyTree  # initial parameters (l2-init), else ()
+    window: Any  # [rank_window, width] last features of the last hidden layer, else ()
+    count: jax.Array  # [] int32 updates so far
+    eff_rank: jax.Array  # [] float32 last computed effective rank
+    replaced: jax.Array  # [] float32 units replaced so far
+
+
+def _tracks_units(cfg: PlasticityConfig) -> bool:
+    return cfg.kind in ("cbp", "redo", "all") or cfg.diagnostics
+
+
+def _rank_on(cfg: PlasticityConfig) -> bool:
+    return cfg.diagnostics and cfg.rank_every > 0
+
+
+def plasticity_init(cfg: PlasticityConfig, params: PyTree) -> PlasticityState:
+    layers = hidden_layers(params) if _tracks_units(cfg) else []
+    width = {name: params[name]["bias"].shape[-1] for name, _ in layers}
+    zeros = {n: jnp.zeros((w,), jnp.float32) for n, w in width.items()}
+    window: Any = ()
+    if _rank_on(cfg) and layers:
+        window = jnp.zeros((cfg.rank_window, width[layers[-1][0]]), jnp.float32)
+    return PlasticityState(
+        utility=zeros,
+        activity=dict(zeros),
+        age={n: jnp.zeros((w,), jnp.int32) for n, w in width.items()},
+        pending={n: jnp.zeros((), jnp.float32) for n in width},
+        anchor=jax.tree.map(jnp.copy, params) if _does(cfg, "l2-init") else (),
+        window=window,
+        count=jnp.zeros((), jnp.int32),
+        eff_rank=jnp.zeros((), jnp.float32),
+        replaced=jnp.zeros((), jnp.float32),
+    )
+
+
+def effective_rank(features: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """exp(entropy of the normalised singular values) of a [n, d] matrix (Roy & Vetterli 2007)."""
+    s = jnp.linalg.svd(features, compute_uv=False)
+    p = s / jnp.maximum(jnp.sum(s), eps)
+    return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.maximum(p, eps)), 0.0)))
+
+
+def lowest(score: jax.Array, n: jax.Array, most: int) -> jax.Array:
+    """Mask of the min(n, most) lowest finite entries of `score` (ties: lowest index first).
+
+    Up to 4: `most` argmins rather than a sort (on CPU two argsorts of 128 cost more than the
+    whole rest of a remedy step); more: ranks from a sort.
+    """
+    if most > 4:  # many at once (ReDo): one sort beats `most` sequential argmins
+        rank = jnp.argsort(jnp.argsort(score, stable=True), stable=True)
+        return (rank < jnp.minimum(n, most)) & jnp.isfinite(score)
+    mask = jnp.zeros(score.shape, bool)
+    for r in range(most):
+        i = jnp.argmin(score)
+        take = (r < n) & jnp.isfinite(score[i])
+        mask = mask.at[i].set(mask[i] | take)
+        score = score.at[i].set(jnp.inf)
+    return mask
+
+
+def fresh_columns(key: jax.Array, fan_in: int, count: int, sparsity: float, dtype=jnp.float32) -> jax.Array:
+    """[fan_in, count] weights from the sparse initial distribution: U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    each weight zero with probability `sparsity` (sparse_init zeroes exactly ceil(sparsity * fan_in)
+    per unit; a Bernoulli mask has the same expected sparsity and avoids a sort per step)."""
+    k_w, k_m = jax.random.split(key)
+    scale = 1.0 / math.sqrt(fan_in)
+    w = jax.random.uniform(k_w, (fan_in, count), dtype, -scale, scale)
+    if sparsity > 0:
+        w = jnp.where(jax.random.uniform(k_m, (fan_in, count)) < sparsity, 0.0, w)
+    return w
+
+
+def _mean_abs(h: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.abs(h).reshape(-1, h.shape[-1]), axis=0)
+
+
+def _zero_unit(tree: PyTree, name: str, nxt: str, replace: jax.Array) -> PyTree:
+    """Zeroes unit entries (incoming column, bias, outgoing row) of a params-like tree."""
+    tree = {**tree, name: dict(tree[name]), nxt: dict(tree[nxt])}
+    tree[name]["kernel"] = jnp.where(replace[None, :], 0.0, tree[name]["kernel"])
+    tree[name]["bias"] = jnp.where(replace, 0.0, tree[name]["bias"])
+    tree[nxt]["kernel"] = jnp.where(replace[:, None], 0.0, tree[nxt]["kernel"])
+    return tree
+
+
+def plasticity_update(
+    cfg: PlasticityConfig,
+    params: PyTree,
+    state: PlasticityState,
+    features: dict,
+    key: jax.Array,
+    opt_state: Any = None,
+) -> tuple[PyTree, Any, PlasticityState, dict]:
+    """Applies the remedy after a learning step. Returns (params, opt_state, state, info).
+
+    features: {Dense_i: activations [..., width]} of the sample just learned on (see
+    `hidden_features`); needed by cbp/redo/diagnostics, ignored otherwise.
+    """
+    count = state.count + 1
+    info: dict[str, jax.Array] = {}
+    if cfg.kind == "none" and not cfg.diagnostics:
+        return params, opt_state, state._replace(count=count), info
+    params = {k: dict(v) for k, v in params.items()}
+    trace = getattr(opt_state, "trace", None) if opt_state is not None else None
+    layers = hidden_layers(params) if _tracks_units(cfg) else []
+    keys = jax.random.split(key, len(layers) + 1)
+    utility, activity, age, pending = {}, {}, {}, {}
+    replaced_now = jnp.zeros((), jnp.float32)
+    dormant, units = jnp.zeros((), jnp.float32), 0
+    d = cfg.decay
+    for i, (name, nxt) in enumerate(layers):
+        abs_h = _mean_abs(features[name])
+        out_mag = jnp.sum(jnp.abs(params[nxt]["kernel"]), axis=1)
+        u = d * state.utility[name] + (1 - d) * abs_h * out_mag
+        a = d * state.activity[name] + (1 - d) * abs_h
+        ag = state.age[name] + 1
+        correction = 1.0 - jnp.power(d, ag.astype(jnp.float32))  # > 0 since age >= 1
+        a_bc = a / correction
+        score = a_bc / jnp.maximum(jnp.mean(a_bc), 1e-12)
+        p = state.pending[name]
+        replace = jnp.zeros(ag.shape, bool)
+        if _does(cfg, "cbp"):
+            eligible = ag > cfg.maturity
+            p = p + cfg.rate * jnp.sum(eligible)
+            n = jnp.minimum(jnp.floor(p), cfg.max_resets)
+            replace = lowest(jnp.where(eligible, u / correction, jnp.inf), n, cfg.max_resets)
+            p = p - jnp.sum(replace)
+        if _does(cfg, "redo"):
+            due = (count % cfg.every) == 0
+            cand = due & (score <= cfg.tau) & ~replace
+            replace = replace | lowest(
+                jnp.where(cand, score, jnp.inf), cfg.max_resets - jnp.sum(replace), cfg.max_resets
+            )
+        if _does(cfg, "cbp") or _does(cfg, "redo"):
+            kernel = params[name]["kernel"]
+            fresh = fresh_columns(keys[i], kernel.shape[0], cfg.max_resets, cfg.sparsity, kernel.dtype)
+            slot = jnp.clip(jnp.cumsum(replace) - 1, 0, cfg.max_resets - 1)
+            new_kernel = jnp.where(replace[None, :], fresh[:, slot], kernel)
+            params = _zero_unit(params, name, nxt, replace)
+            params[name]["kernel"] = new_kernel
+            if trace is not None:
+                trace = _zero_unit(trace, name, nxt, replace)
+            u = jnp.where(replace, 0.0, u)
+            a = jnp.where(replace, 0.0, a)
+            ag = jnp.where(replace, 0, ag)
+            replaced_now = replaced_now + jnp.sum(replace)
+        utility[name], activity[name], age[name], pending[name] = u, a, ag, p
+        dormant = dormant + jnp.sum(score <= cfg.tau)
+        units += int(score.shape[0])
+
+    if _does(cfg, "shrink-perturb"):
+        leaves, treedef = jax.tree.flatten(params)
+        ks = jax.random.split(keys[-1], len(leaves))
+        # Variance-matched uniform noise: a Gaussian's erfinv doubles the cost of this step on CPU.
+        half = math.sqrt(3.0) * cfg.sigma
+        leaves = [
+            (1 - cfg.shrink) * x + jax.random.uniform(k, x.shape, x.dtype, -1.0, 1.0) * half
+            for x, k in zip(leaves, ks, strict=True)
+        ]
+        params = jax.tree.unflatten(treedef, leaves)
+    if _does(cfg, "l2-init"):
+        params = jax.tree.map(lambda x, x0: x - cfg.l2 * (x - x0), params, state.anchor)
+
+    window, eff_rank = state.window, state.eff_rank
+    if cfg.diagnostics:
+        kernels = [v["kernel"] for v in params.values() if "kernel" in v]
+        info["weight_mag"] = sum(jnp.sum(jnp.abs(k)) for k in kernels) / sum(k.size for k in kernels)
+        if units:
+            info["dormant"] = dormant / units
+        if _rank_on(cfg) and layers:
+            last = layers[-1][0]
+            h = features[last].reshape(-1, features[last].shape[-1])[-1]
+            window = jax.lax.dynamic_update_index_in_dim(window, h, count % cfg.rank_window, 0)
+            eff_rank = jax.lax.cond(
+                (count % cfg.rank_every == 0) | (count == cfg.rank_window),
+                lambda w: effective_rank(w),
+                lambda w: eff_rank,
+                window,
+            )
+            info["eff_rank"] = eff_rank
+        info["replaced"] = replaced_now
+
+    if trace is not None and (_does(cfg, "cbp") or _does(cfg, "redo")):
+        opt_state = opt_state._replace(trace=trace)
+    new_state = PlasticityState(
+        utility=utility if layers else state.utility,
+        activity=activity if layers else state.activity,
+        age=age if layers else state.age,
+        pending=pending if layers else state.pending,
+        anchor=state.anchor,
+        window=window,
+        count=count,
+        eff_rank=eff_rank,
+        replaced=state.replaced + replaced_now,
+    )
+    return params, opt_state, new_state, info
+
+
+class Remedy(NamedTuple):
+    """A remedy bound to its config: init(params) -> state; update(params, state, features, key,
+    opt_state) -> (params, opt_state, state, info)."""
+
+    config: PlasticityConfig
+
+    @property
+    def active(self) -> bool:
+        return self.config.kind != "none" or self.config.diagnostics
+
+    @property
+    def needs_key(self) -> bool:
+        return self.config.kind in ("cbp", "redo", "shrink-perturb", "all")
+
+    def init(self, params: PyTree) -> PlasticityState:
+        return plasticity_init(self.config, params)
+
+    def update(self, params, state, features, key, opt_state=None):
+        return plasticity_update(self.config, params, state, features, key, opt_state)
+
+
+def remedy(kind: str = "none", diagnostics: bool = False, **options) -> Remedy:
+    return Remedy(make_config(kind, diagnostics, **options))

@@ -1,0 +1,155 @@
+"""What the studies share: the methods compared, retention summaries, results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from oakrl.errors import ConfigError
+
+METHODS = ("backprop", "cbp", "redo", "shrink-perturb", "l2-init")
+
+
+def parse_methods(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return METHODS
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [n for n in names if n not in METHODS]
+    if bad or not names:
+        raise ConfigError(f"unknown method {bad[0] if bad else text!r}; valid: {', '.join(METHODS)}")
+    return names
+
+
+def retention_summary(
+    per_task: np.ndarray, methods: tuple[str, ...], frac: float = 0.1, window: int | None = None
+) -> dict[str, Any]:
+    """per_task [M, S, T] performance (higher is better) -> the `methods` map of summary.json.
+
+    early: mean over the first `frac` of tasks, late: over the last; retention = late / early
+    (of the seed means; per seed as well). `window` (tasks) overrides `frac`.
+    """
+    m, s, t = per_task.shape
+    k = window or max(1, int(round(frac * t)))
+    early = per_task[:, :, :k].mean(axis=2)  # [M, S]
+    late = per_task[:, :, -k:].mean(axis=2)
+    out = {}
+    for i, name in enumerate(methods):
+        e, la = early[i], late[i]
+        ret = la / np.where(e == 0, np.nan, e)
+        out[name] = {
+            "early": float(e.mean()),
+            "late": float(la.mean()),
+            "retention": float(la.mean() / e.mean()) if e.mean() != 0 else None,
+            "late_spread": float(la.std(ddof=1)) if s > 1 else 0.0,
+            "per_seed": {
+                "early": [float(x) for x in e],
+                "late": [float(x) for x in la],
+                "retention": [float(x) for x in ret],
+            },
+        }
+    return {"tasks_per_window": k, "methods": out}
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+    }
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["oakrl", *sys.argv[1:]]) if sys.argv else ""
+
+
+def prepare_out(out: str | os.PathLike) -> Path:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory; choose another path")
+    if (path / "summary.json").exists():
+        raise ConfigError(f"--out {out} already holds a study; choose another directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create --out {out}: {e.strerror}") from None
+    return path
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=lambda x: x.item() if isinstance(x, np.generic) else list(x))
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(pa.table(columns), tmp)
+    os.replace(tmp, path)
+
+
+def per_task_table(values: dict[str, np.ndarray], methods: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """{metric: [M, S, T]} -> long columns method, seed, task, metric..."""
+    first = next(iter(values.values()))
+    m, s, t = first.shape
+    mi, si, ti = np.meshgrid(np.arange(m), np.arange(s), np.arange(t), indexing="ij")
+    cols: dict[str, np.ndarray] = {
+        "method": np.array(methods)[mi.ravel()],
+        "seed": si.ravel().astype(np.int32),
+        "task": ti.ravel().astype(np.int32),
+    }
+    for k, v in values.items():
+        cols[k] = np.asarray(v, np.float32).ravel()
+    return cols
+
+
+def plot_per_task(
+    path: Path,
+    values: dict[str, np.ndarray],
+    methods: tuple[str, ...],
+    title: str,
+    command: str,
+    smooth: int = 1,
+) -> None:
+    """One panel per metric: per-task mean over seeds (shaded: +- one standard error)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(values), figsize=(5.2 * len(values), 3.8), squeeze=False)
+    for ax, (name, v) in zip(axes[0], values.items(), strict=True):
+        for i, method in enumerate(methods):
+            x = np.asarray(v[i], np.float64)  # [S, T]
+            if smooth > 1:
+                kernel = np.ones(smooth) / smooth
+                x = np.stack([np.convolve(row, kernel, mode="valid") for row in x])
+            mean = x.mean(0)
+            se = x.std(0, ddof=1) / np.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros_like(mean)
+            t = np.arange(len(mean)) + (smooth - 1) / 2 + 1
+            ax.plot(t, mean, label=method, lw=1.2)
+            ax.fill_between(t, mean - se, mean + se, alpha=0.2)
+        ax.set_xlabel("task")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.text(0.01, 0.005, command, fontsize=6, family="monospace")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,154 @@
+"""Streaming RL under dynamics that change every K steps, per plasticity remedy.
+
+Each method is the same agent (stream AC by default) with its `plasticity` option set, run in the
+compiled, vmapped lab (oakrl.lab.stream.run_jax) on an environment under `schedule='switch'`
+(CartPole-v1 cycles through default, long & heavy, short & fast, reversed actuator). A
+"change" is one segment of K steps between switches. Per change it records the mean return of
+the episodes that ended in it (performance), the mean return over the first fifth of it
+(learning speed: how soon after a change the agent does well again), and the mean of the
+agent's plasticity diagnostics. Every method of a seed uses the same seed keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+
+from oakrl.errors import ConfigError
+from oakrl.study.common import METHODS
+
+
+@dataclass
+class RLConfig:
+    env: str = "CartPole-v1"
+    agent: str = "stream-ac"
+    changes: int = 50
+    every: int = 2_000  # steps between changes
+    tasks: int = 4  # distinct dynamics, visited cyclically
+    seeds: int = 5
+    seed: int = 0
+    hidden: tuple[int, ...] = (32, 32)
+    methods: tuple[str, ...] = METHODS
+    chunk: int = 10_000
+    options: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "cbp": {"rate": 1e-4, "maturity": 100},
+            "redo": {"every": 1000, "tau": 0.1},
+            "shrink-perturb": {"shrink": 1e-5, "sigma": 1e-3},
+            "l2-init": {"l2": 1e-4},
+        }
+    )
+
+    def check(self) -> None:
+        for name in ("changes", "every", "tasks", "seeds", "chunk"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.changes < 10:
+            raise ConfigError(f"changes must be >= 10 (early and late are 10% each), got {self.changes}")
+        if not self.methods or any(m not in METHODS for m in self.methods):
+            raise ConfigError(f"methods must be among {', '.join(METHODS)}, got {self.methods!r}")
+
+    @property
+    def steps(self) -> int:
+        return self.changes * self.every
+
+
+def agent_options(cfg: RLConfig, method: str) -> dict[str, Any]:
+    opts: dict[str, Any] = {"hidden": tuple(cfg.hidden), "plasticity_diagnostics": True}
+    if method != "backprop":
+        opts["plasticity"] = method
+    pl = dict(cfg.options.get(method, {}))
+    if method == "redo":
+        pl.setdefault("max_resets", max(cfg.hidden))  # ReDo resets every dormant unit at a check
+    pl.setdefault("rank_every", 0)  # the SVD would run every step under vmap (see learn/plasticity)
+    opts["plasticity_options"] = pl
+    return opts
+
+
+def run_rl(cfg: RLConfig, progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    """Returns {"metrics": {name: [M, S, changes]}, "timing": {method: {...}}}."""
+    from oakrl.agents import make_agent
+    from oakrl.envs import make_env
+    from oakrl.lab.stream import run_jax
+
+    cfg.check()
+    handle = make_env(cfg.env, schedule="switch", every=cfg.every, tasks=cfg.tasks, seed=cfg.seed)
+    base = jax.random.key(cfg.seed, impl="unsafe_rbg")
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.seeds))
+    window = max(1, cfg.every // 5)
+    out: dict[str, list] = {}
+    timing = {}
+    for method in cfg.methods:
+        options = agent_options(cfg, method)
+        if cfg.agent == "stream-q":
+            options["exploration_steps"] = max(1, int(0.05 * cfg.steps))
+        agent = make_agent(cfg.agent, handle.action_spec, **options)
+        rows: list = []
+        diag: list = []
+
+        def on_chunk(record, rows=rows, diag=diag, method=method):
+            if record.end_step == 0:
+                return
+            rows.append((record.seed, record.step, record.ret))
+            diag.append((record.end_step, record.info))
+            if progress is not None:
+                progress(method, record.end_step)
+
+        _, compile_s, stream_s = run_jax(agent, handle, cfg.steps, keys, cfg.chunk, 1000, on_chunk)
+        seed = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int32)
+        step = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.int64)
+        ret = np.concatenate([r[2] for r in rows]) if rows else np.zeros(0, np.float32)
+        perf = np.full((cfg.seeds, cfg.changes), np.nan)
+        early = np.full((cfg.seeds, cfg.changes), np.nan)
+        seg = (step - 1) // cfg.every
+        in_seg = (step - 1) % cfg.every
+        for s in range(cfg.seeds):
+            for c in range(cfg.changes):
+                sel = (seed == s) & (seg == c)
+                if sel.any():
+                    perf[s, c] = ret[sel].mean()
+                sel_e = sel & (in_seg < window)
+                if sel_e.any():
+                    early[s, c] = ret[sel_e].mean()
+        out.setdefault("return", []).append(perf)
+        out.setdefault("early_return", []).append(early)
+        # Diagnostics per chunk -> per change (chunk means spread over the changes they cover).
+        for name in ("value_dormant", "value_weight_mag", "policy_dormant", "policy_weight_mag"):
+            per = np.full((cfg.seeds, cfg.changes), np.nan)
+            start = 0
+            for end, info in diag:
+                if name in info:
+                    a, b = start // cfg.every, max(start // cfg.every + 1, end // cfg.every)
+                    per[:, a:b] = np.asarray(info[name]).reshape(cfg.seeds, 1)
+                start = end
+            out.setdefault(name, []).append(per)
+        timing[method] = {
+            "compile_seconds": compile_s,
+            "stream_seconds": stream_s,
+            "agent_steps_per_second": cfg.steps * cfg.seeds / max(stream_s, 1e-9),
+        }
+    return {"metrics": {k: np.stack(v) for k, v in out.items()}, "timing": timing, "episodes_window": window}
+
+
+def config_json(cfg: RLConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def fill_nan(x: np.ndarray) -> np.ndarray:
+    """Changes with no finished episode (possible at tiny K) take the previous change's value."""
+    x = np.array(x, np.float64)
+    for idx in np.ndindex(x.shape[:-1]):
+        row = x[idx]
+        last = 0.0
+        for t in range(row.shape[0]):
+            if np.isnan(row[t]):
+                row[t] = last
+            else:
+                last = row[t]
+    return x

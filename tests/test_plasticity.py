@@ -1,0 +1,275 @@
+"""Plasticity remedies, step-size adaptation, and their use by the agents and the lab.
+
+Remedy and step-size tests compare with updates computed by hand from the papers' formulas on
+tiny trees; the agent and lab tests use tiny networks so each costs about one compilation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from oakrl.errors import ConfigError
+from oakrl.learn.obgd import ObGDState, obgd
+from oakrl.learn.plasticity import effective_rank, fresh_columns, lowest, remedy
+from oakrl.learn.stepsize import autostep, idbd, tidbd_obgd
+
+
+def tiny_params():
+    return {
+        "Dense_0": {
+            "kernel": jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]),
+            "bias": jnp.array([0.1, 0.2, 0.3]),
+        },
+        "head": {"kernel": jnp.array([[1.0], [-2.0], [0.25]]), "bias": jnp.array([0.5])},
+    }
+
+
+FEATS = {"Dense_0": jnp.array([1.0, -0.4, 2.0])}
+# contribution |h_j| * sum_k |w_jk| = [1*1, 0.4*2, 2*0.25] = [1.0, 0.8, 0.5]
+
+
+def test_cbp_replaces_the_lowest_utility_unit_by_hand():
+    r = remedy("cbp", decay=0.5, maturity=0, rate=0.5, max_resets=1, sparsity=0.0)
+    params = tiny_params()
+    state = r.init(params)
+    opt = ObGDState(jax.tree.map(jnp.ones_like, params), jnp.ones(()))
+    key = jax.random.key(7)
+    new, opt2, s, _ = r.update(params, state, FEATS, key, opt)
+    # u = 0.5 * 0 + 0.5 * contribution = [0.5, 0.4, 0.25]; all 3 units eligible (age 1 > 0);
+    # pending = 0.5 * 3 = 1.5 -> replace floor(1.5) = 1 unit, the lowest: unit 2; carry 0.5.
+    np.testing.assert_allclose(s.utility["Dense_0"], [0.5, 0.4, 0.0])
+    np.testing.assert_array_equal(s.age["Dense_0"], [1, 1, 0])
+    assert float(s.pending["Dense_0"]) == pytest.approx(0.5)
+    assert float(s.replaced) == 1.0
+    k = np.asarray(new["Dense_0"]["kernel"])
+    np.testing.assert_array_equal(k[:, :2], [[1.0, 2.0], [4.0, 5.0]])
+    fresh = fresh_columns(jax.random.split(key, 2)[0], 2, 1, 0.0)[:, 0]
+    np.testing.assert_allclose(k[:, 2], fresh)
+    assert np.all(np.abs(k[:, 2]) <= 1 / math.sqrt(2)) and np.all(k[:, 2] != 0)
+    np.testing.assert_allclose(new["Dense_0"]["bias"], [0.1, 0.2, 0.0])
+    np.testing.assert_allclose(new["head"]["kernel"][:, 0], [1.0, -2.0, 0.0])
+    np.testing.assert_allclose(new["head"]["bias"], [0.5])
+    # Trace entries of the replaced unit's weights are zeroed, the rest kept.
+    t = opt2.trace
+    np.testing.assert_array_equal(t["Dense_0"]["kernel"], [[1, 1, 0], [1, 1, 0]])
+    np.testing.assert_array_equal(t["Dense_0"]["bias"], [1, 1, 0])
+    np.testing.assert_array_equal(t["head"]["kernel"][:, 0], [1, 1, 0])
+    np.testing.assert_array_equal(t["head"]["bias"], [1])
+
+
+def test_cbp_maturity_and_fractional_carry_by_hand():
+    r = remedy("cbp", decay=0.5, maturity=1, rate=0.5, max_resets=1, sparsity=0.0)
+    params = tiny_params()
+    state = r.init(params)
+    p1, _, s1, _ = r.update(params, state, FEATS, jax.random.key(0))
+    # Age 1 is not > maturity 1: nothing eligible, nothing carried, nothing changes.
+    assert float(s1.pending["Dense_0"]) == 0.0
+    jax.tree.map(np.testing.assert_array_equal, p1, params)
+    p2, _, s2, _ = r.update(p1, s1, FEATS, jax.random.key(1))
+    # u = 0.5 * [0.5, 0.4, 0.25] + 0.5 * [1.0, 0.8, 0.5] = [0.75, 0.6, 0.375]; all age 2 > 1;
+    # pending 1.5 -> unit 2 replaced; the one after would need another step.
+    np.testing.assert_allclose(s2.utility["Dense_0"], [0.75, 0.6, 0.0])
+    assert float(s2.pending["Dense_0"]) == pytest.approx(0.5)
+    np.testing.assert_allclose(p2["head"]["kernel"][:, 0], [1.0, -2.0, 0.0])
+
+
+def test_redo_resets_dormant_units_only_at_checks():
+    r = remedy(
+        "redo", diagnostics=True, decay=0.0, tau=0.1, every=2, max_resets=3, rank_every=0, sparsity=0.0
+    )
+    params = tiny_params()
+    feats = {"Dense_0": jnp.array([1.0, 0.01, 2.0])}  # unit 1: 0.01 / mean 1.0033 <= 0.1
+    p1, _, s1, info1 = r.update(params, r.init(params), feats, jax.random.key(0))
+    jax.tree.map(np.testing.assert_array_equal, p1, params)  # step 1: no check
+    assert float(info1["dormant"]) == pytest.approx(1 / 3)
+    assert float(info1["replaced"]) == 0.0
+    p2, _, s2, info2 = r.update(p1, s1, feats, jax.random.key(1))
+    assert float(info2["replaced"]) == 1.0
+    np.testing.assert_allclose(p2["head"]["kernel"][:, 0], [1.0, 0.0, 0.25])
+    np.testing.assert_allclose(p2["Dense_0"]["bias"], [0.1, 0.0, 0.3])
+    np.testing.assert_array_equal(s2.age["Dense_0"], [2, 0, 2])
+
+
+def test_shrink_perturb_and_l2_init_by_hand():
+    params = tiny_params()
+    sp = remedy("shrink-perturb", shrink=0.1, sigma=0.0)
+    p, _, _, _ = sp.update(params, sp.init(params), {}, jax.random.key(0))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, 0.9 * np.asarray(b), rtol=1e-6), p, params)
+    sp = remedy("shrink-perturb", shrink=0.0, sigma=0.5)
+    p, _, _, _ = sp.update(params, sp.init(params), {}, jax.random.key(0))
+    noise = np.concatenate(
+        [np.ravel(a - b) for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(params), strict=True)]
+    )
+    assert 0.1 < noise.std() < 1.5 and np.all(noise != 0)
+
+    l2 = remedy("l2-init", l2=0.25)
+    state = l2.init(params)
+    moved = jax.tree.map(lambda x: x + 2.0, params)
+    p, _, _, _ = l2.update(moved, state, {}, jax.random.key(0))
+    # theta - 0.25 (theta - theta_0) = theta_0 + 2 - 0.5
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, np.asarray(b) + 1.5, rtol=1e-6), p, params)
+
+
+def test_effective_rank_and_weight_magnitude():
+    assert float(effective_rank(jnp.eye(4))) == pytest.approx(4.0, rel=1e-5)
+    assert float(effective_rank(jnp.outer(jnp.arange(1.0, 5.0), jnp.ones(3)))) == pytest.approx(1.0, rel=1e-4)
+    r = remedy("none", diagnostics=True, rank_every=0)
+    params = tiny_params()
+    _, _, _, info = r.update(params, r.init(params), FEATS, jax.random.key(0))
+    assert float(info["weight_mag"]) == pytest.approx((21.0 + 3.25) / 9)
+
+
+def test_bad_plasticity_options():
+    with pytest.raises(ValueError, match="unknown plasticity remedy"):
+        remedy("cpb")
+    with pytest.raises(ValueError, match="unknown plasticity option"):
+        remedy("cbp", rhoo=0.1)
+    from oakrl.agents import make_agent
+
+    with pytest.raises(ConfigError, match="plasticity"):
+        make_agent("stream-ac", plasticity="nope")
+
+
+# --------------------------------------------------------------------------- step sizes
+
+
+def test_idbd_by_hand():
+    opt = idbd(meta_lr=0.5, init_lr=0.1)
+    w = jnp.zeros(2)
+    x = jnp.array([1.0, 2.0])
+    s = opt.init(w)
+    u1, s = opt.update(x, s, delta=1.0)
+    # h = 0: beta unchanged, alpha = 0.1; w += 0.1 * 1 * x; h = 0.1 * x
+    np.testing.assert_allclose(u1, [0.1, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(s.h, [0.1, 0.2], rtol=1e-6)
+    u2, s = opt.update(x, s, delta=0.5)
+    # beta = log 0.1 + 0.5 * 0.5 * x * h = log 0.1 + [0.025, 0.1]
+    alpha = 0.1 * np.exp([0.025, 0.1])
+    np.testing.assert_allclose(u2, alpha * 0.5 * np.array([1.0, 2.0]), rtol=1e-5)
+    h = np.array([0.1, 0.2]) * np.maximum(0, 1 - alpha * np.array([1.0, 4.0])) + alpha * 0.5 * np.array(
+        [1, 2]
+    )
+    np.testing.assert_allclose(s.h, h, rtol=1e-5)
+    assert float(s.step_size) == pytest.approx(alpha.mean(), rel=1e-5)
+
+
+def test_autostep_by_hand():
+    opt = autostep(meta_lr=0.5, init_lr=0.1, tau=10.0)
+    x = jnp.array([1.0, 3.0])
+    s = opt.init(jnp.zeros(2))
+    u1, s = opt.update(x, s, delta=1.0)
+    # h = 0 so v = 0 and alpha stays 0.1; M = max(0.1 * (1 + 9), 1) = 1.
+    np.testing.assert_allclose(u1, [0.1, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(s.h, [0.1, 0.3], rtol=1e-6)
+    u2, s = opt.update(x, s, delta=0.5)
+    # delta x h = [0.05, 0.45]; v = max(|.|, 0 + 0.1 * 0.1 * x^2 * |.|) = [0.05, 0.45];
+    # alpha = 0.1 e^{0.5} each; M = 0.1 e^{0.5} * 10 = 1.6487 > 1 -> alpha = 0.1 e^{0.5} / M = 0.1... / e^{.5}
+    np.testing.assert_allclose(s.v, [0.05, 0.45], rtol=1e-6)
+    a = 0.1 * math.exp(0.5) / (0.1 * math.exp(0.5) * 10)
+    np.testing.assert_allclose(s.alpha, [a, a], rtol=1e-5)
+    np.testing.assert_allclose(u2, a * 0.5 * np.array([1.0, 3.0]), rtol=1e-5)
+    np.testing.assert_allclose(
+        s.h, np.array([0.1, 0.3]) * (1 - a * np.array([1, 9])) + a * 0.5 * np.array([1, 3]), rtol=1e-5
+    )
+
+
+def test_tidbd_obgd_first_step_is_obgd_then_meta_learns_by_hand():
+    g = {"w": jnp.array([0.5, -1.0])}
+    params = {"w": jnp.zeros(2)}
+    t, o = tidbd_obgd(1.0, 0.9, 0.5, 2.0, meta_lr=0.1), obgd(1.0, 0.9, 0.5, 2.0)
+    ts, os_ = t.init(params), o.init(params)
+    ut, ts = t.update(g, ts, delta=0.8)
+    uo, os_ = o.update(g, os_, delta=0.8)
+    np.testing.assert_allclose(ut["w"], uo["w"], rtol=1e-6)
+    # bound: M = 2 * 1 * (0.5 + 1) = 3 -> a = 1/3 on every weight; h = a * delta * z
+    a = 1 / 3
+    np.testing.assert_allclose(ts.h["w"], a * 0.8 * np.array([0.5, -1.0]), rtol=1e-6)
+    assert float(ts.step_size) == pytest.approx(a)
+    _, ts2 = t.update(g, ts, delta=0.8)
+    z = 0.45 * np.array([0.5, -1.0]) + np.array([0.5, -1.0])
+    beta = 0.1 * 0.8 * z * np.asarray(ts.h["w"])  # log 1 = 0
+    np.testing.assert_allclose(ts2.beta["w"], beta, rtol=1e-5)
+    m = 2.0 * 1.0 * np.sum(np.exp(beta) * np.abs(z))
+    np.testing.assert_allclose(float(ts2.step_size), np.mean(np.exp(beta) / max(m, 1.0)), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- agents and lab
+
+
+def test_stream_q_redo_and_tidbd_in_a_vmapped_scan():
+    from oakrl.agents import make_agent
+    from oakrl.core.types import ArraySpec, DiscreteSpec, TimeStep, first_timestep
+
+    agent = make_agent(
+        "stream-q",
+        hidden=(8, 8),
+        plasticity="redo",
+        plasticity_diagnostics=True,
+        optimizer="tidbd-obgd",
+        plasticity_options={"every": 10, "tau": 0.5, "max_resets": 2, "rank_every": 20, "rank_window": 8},
+    )
+    obs_spec, act_spec = ArraySpec((3,)), DiscreteSpec(2)
+
+    def stream(key):
+        state = agent.init(key, obs_spec, act_spec)
+
+        def one(c, k):
+            state, ts = c
+            state, _, info = agent.step(state, ts, k)
+            nxt = TimeStep(jax.random.normal(k, (3,)), jnp.ones(()), jnp.zeros((), bool), jnp.zeros((), bool))
+            return (state, nxt), info
+
+        return jax.lax.scan(one, (state, first_timestep(jnp.zeros(3))), jax.random.split(key, 60))[1]
+
+    infos = jax.jit(jax.vmap(stream))(jax.random.split(jax.random.key(0), 2))
+    for k in ("dormant", "weight_mag", "eff_rank", "replaced", "step_size"):
+        assert infos[k].shape == (2, 60) and np.all(np.isfinite(infos[k])), k
+    assert float(infos["replaced"].sum()) > 0
+    assert float(infos["eff_rank"][:, -1].min()) >= 1.0
+
+
+def test_lab_run_with_cbp_writes_plasticity_diagnostics(tmp_path):
+    from oakrl.lab.run import RunConfig, run
+
+    config = RunConfig(
+        steps=400,
+        seeds=2,
+        chunk=200,
+        agent="stream-ac",
+        agent_options={
+            "hidden": (16, 16),
+            "plasticity": "cbp",
+            "plasticity_diagnostics": True,
+            "plasticity_options": {"rate": 0.01, "maturity": 20, "rank_every": 100, "rank_window": 16},
+        },
+    )
+    summary = run(config, tmp_path / "r", plot=False)
+    diag = pq.read_table(tmp_path / "r" / "diagnostics.parquet").to_pydict()
+    for k in ("value_dormant", "policy_weight_mag", "value_eff_rank", "policy_replaced"):
+        assert k in diag and np.all(np.isfinite(diag[k])), k
+    assert summary["diagnostics"]["value_replaced"] > 0
+
+
+def test_lowest_and_fresh_columns():
+    score = jnp.array([3.0, 1.0, jnp.inf, 0.5, 1.0])
+    np.testing.assert_array_equal(lowest(score, jnp.asarray(2.0), 3), [False, True, False, True, False])
+    np.testing.assert_array_equal(lowest(score, jnp.asarray(9.0), 2), [False, True, False, True, False])
+    assert not bool(lowest(jnp.full(3, jnp.inf), jnp.asarray(3.0), 3).any())
+    w = fresh_columns(jax.random.key(0), 100, 50, 0.9)
+    assert 0.85 < float(jnp.mean(w == 0)) < 0.95 and float(jnp.max(jnp.abs(w))) <= 0.1
+
+
+def test_lowest_by_sort_matches_by_argmin():
+    score = jax.random.uniform(jax.random.key(3), (20,)).at[4].set(jnp.inf)
+    for n in (0.0, 3.0, 7.0, 30.0):
+        by_sort = lowest(score, jnp.asarray(n), 8)
+        assert int(by_sort.sum()) == min(int(n), 8) and not bool(by_sort[4])
+        np.testing.assert_array_equal(
+            by_sort, lowest(score, jnp.asarray(min(n, 4.0)), 4) | (by_sort & (score > jnp.sort(score)[3]))
+        )
