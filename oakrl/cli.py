@@ -1,7 +1,9 @@
-"""oakrl's command line: run, envs, agents, report.
+"""oakrl's command line: run, resume, sweep, envs, agents, report.
 
 Bad input never produces a traceback: one line on stderr saying what is wrong and what is
-valid, exit code 2.
+valid, exit code 2. A diverged run (NaN/inf in the agent state or metrics) exits with code 3
+and one line naming the seed, the step and the quantity; a run stopped by SIGINT/SIGTERM
+checkpoints first and exits with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import click
 
-from oakrl.errors import ConfigError
+from oakrl.errors import ConfigError, Diverged, Interrupted
+
+EXIT_DIVERGED = 3  # a run's agent state or metrics turned non-finite; its last checkpoint is kept
 
 
 @click.group(
@@ -62,7 +66,7 @@ def parse_agent_options(agent: str, pairs: list[str]) -> dict:
             raise ConfigError(f"{agent} has no option {key!r}; valid: {', '.join(sorted(defaults))}")
         try:
             options[key] = _parse_value(value.strip(), defaults[key])
-        except (ValueError, SyntaxError) as e:
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
             raise ConfigError(f"--opt {key}={value}: {e}; default is {defaults[key]!r}") from None
         _check_option(key, options[key])
     return options
@@ -70,25 +74,9 @@ def parse_agent_options(agent: str, pairs: list[str]) -> dict:
 
 def _check_option(key: str, value) -> None:
     """Impossible values of the common agent options."""
-    if key in ("lr", "kappa", "kappa_value", "kappa_policy") and not value > 0:
-        raise ConfigError(f"--opt {key} must be > 0, got {value}")
-    if key in ("gamma", "lamda") and not 0 <= value <= 1:
-        raise ConfigError(f"--opt {key} must be in [0, 1], got {value}")
-    if key in ("entropy",) and not value >= 0:
-        raise ConfigError(f"--opt {key} must be >= 0, got {value}")
-    if key in ("epsilon_start", "epsilon_end") and not 0 <= value <= 1:
-        raise ConfigError(f"--opt {key} must be in [0, 1], got {value}")
-    if key in ("return_horizon", "exploration_steps") and not value >= 1:
-        raise ConfigError(f"--opt {key} must be a positive integer, got {value}")
-    if key == "sparsity" and not 0 <= value < 1:
-        raise ConfigError(f"--opt sparsity must be in [0, 1), got {value}")
-    if key == "hidden" and (not value or any(h <= 0 for h in value)):
-        raise ConfigError(f"--opt hidden takes positive widths like 128,128, got {value}")
-    if key == "optimizer":
-        from oakrl.agents.common import OPTIMIZERS
+    from oakrl.lab.run import check_option
 
-        if value not in OPTIMIZERS:
-            raise ConfigError(f"--opt optimizer must be one of {', '.join(OPTIMIZERS)}, got {value!r}")
+    check_option(key, value, where="--opt")
 
 
 def _default_out(env: str, agent: str) -> str:
@@ -98,13 +86,26 @@ def _default_out(env: str, agent: str) -> str:
 
 @app.command()
 @click.option(
+    "--config",
+    "config_file",
+    default=None,
+    metavar="FILE",
+    help="Config file (TOML; YAML with pyyaml): RunConfig fields and an [agent_options] table. "
+    "Flags given on the command line override it.",
+)
+@click.option(
     "--env", default="CartPole-v1", show_default=True, help="Environment id (see `oakrl envs`), or gym:ID."
 )
 @click.option("--agent", default="stream-ac", show_default=True, help="Agent (see `oakrl agents`).")
 @click.option("--steps", default=100_000, show_default=True, help="Steps per seed.")
 @click.option("--seeds", default=1, show_default=True, help="Independent seeds, run at once (vmap).")
 @click.option("--seed", default=0, show_default=True, help="Base random seed.")
-@click.option("--out", default=None, help="Results directory [default: runs/ENV_AGENT_TIME].")
+@click.option(
+    "--out",
+    default=None,
+    help="Results directory [default: runs/ENV_AGENT_TIME]. One holding an unfinished run of the same "
+    "config is resumed from its last checkpoint.",
+)
 @click.option("--schedule", default=None, help="Continual schedule: switch, permute, reward or drift.")
 @click.option("--every", default=50_000, show_default=True, help="Steps per task segment.")
 @click.option("--tasks", default=2, show_default=True, help="Number of tasks in the schedule.")
@@ -122,30 +123,38 @@ def _default_out(env: str, agent: str) -> str:
     show_default=True,
     help="jax.random implementation: unsafe_rbg (fast), rbg or threefry2x32.",
 )
+@click.option(
+    "--checkpoint-every",
+    default=None,
+    type=int,
+    help="Steps between checkpoints [default: every chunk]; 0: only at the end and on SIGINT/SIGTERM.",
+)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
-def run(
-    env, agent, steps, seeds, seed, out, schedule, every, tasks, order, opt, chunk, window, prng, plot
-) -> None:
-    """Run an agent on a stream of experience and write a results directory."""
-    from oakrl.lab.run import RunConfig
+@click.pass_context
+def run(ctx, config_file, out, opt, plot, **flags) -> None:
+    """Run an agent on a stream of experience and write a results directory.
 
-    config = RunConfig(
-        env=env,
-        agent=agent,
-        steps=steps,
-        seeds=seeds,
-        seed=seed,
-        schedule=schedule,
-        every=every,
-        tasks=tasks,
-        order=order,
-        chunk=chunk,
-        window=window,
-        prng=prng,
-        agent_options=parse_agent_options(agent, list(opt)),
-    )
-    config.check()
-    out = out or _default_out(env, agent)
+    \b
+    Exit codes: 0 done (or already complete), 2 bad input, 3 diverged (NaN/inf; the last good
+    checkpoint is kept), 128+N stopped by signal N after checkpointing (resume it).
+    """
+    from click.core import ParameterSource
+
+    from oakrl.lab.config import checked, fields_from_dict, read_file
+
+    kwargs: dict = {}
+    if config_file is not None:
+        kwargs = fields_from_dict(read_file(config_file), config_file)
+    for name, value in flags.items():
+        given = ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+        if given or (name not in kwargs and value is not None):
+            kwargs[name] = value
+    agent = kwargs.get("agent", "stream-ac")
+    options = dict(kwargs.get("agent_options", {}))
+    options.update(parse_agent_options(agent, list(opt)))
+    kwargs["agent_options"] = options
+    config = checked(kwargs, config_file)
+    out = out or _default_out(config.env, config.agent)
     _run_with_progress(config, out, plot)
 
 
@@ -154,14 +163,25 @@ def _run_with_progress(config, out: str, plot: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from oakrl.lab.run import build, prepare_out, run
+    from oakrl.lab.checkpoint import verify_checkpoint
+    from oakrl.lab.run import build, compat_hash, identity, prepare_out, run
 
     console = Console(stderr=True)
     # Everything that can be refused is refused before the progress bar appears.
-    build(config)
-    prepare_out(out)
+    handle, agent = build(config)
+    ident = identity(config, handle, agent)
+    path, state = prepare_out(out, ident)
+    if state == "complete":
+        console.print(f"{out} already holds this finished run; nothing to do")
+        print(f"results: {out}")
+        return
+    if state == "resume":
+        verified = verify_checkpoint(path, compat_hash(ident))
+        meta = verified[0] if verified else None
+        step = meta["step"] if meta else 0
+        console.print(f"resuming {out} from step {step:,}" if step else f"restarting {out} (no checkpoint)")
     recent: list[float] = []
-    started = [0.0]
+    started = [0.0, 0]
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -181,13 +201,15 @@ def _run_with_progress(config, out: str, plot: bool) -> None:
 
         def on_chunk(done: int, returns) -> None:
             now = time.perf_counter()
-            if done == 0:  # compiled: the stream starts now
-                started[0] = now
-                progress.update(bar, description=f"{config.agent} on {config.env} x{config.seeds}")
+            if not started[0]:  # compiled: the stream starts (or resumes) now
+                started[0], started[1] = now, done
+                progress.update(
+                    bar, completed=done, description=f"{config.agent} on {config.env} x{config.seeds}"
+                )
                 return
             recent.extend(np.asarray(returns).tolist())
             del recent[:-100]
-            rate = done * config.seeds / max(now - started[0], 1e-9)
+            rate = (done - started[1]) * config.seeds / max(now - started[0], 1e-9)
             ret = f"return {np.mean(recent):.1f}" if recent else "return -"
             progress.update(
                 bar,
@@ -207,6 +229,54 @@ def _run_with_progress(config, out: str, plot: bool) -> None:
     print(f"results: {out}")
     if plot:
         print(f"plot:    {os.path.join(out, 'curve.png')}")
+
+
+@app.command()
+@click.argument("directory")
+@click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
+def resume(directory, plot) -> None:
+    """Continue the run in DIRECTORY from its last checkpoint (same config, bit-identical)."""
+    from oakrl.lab.config import config_of_run
+
+    _run_with_progress(config_of_run(directory), directory, plot)
+
+
+@app.command()
+@click.argument("spec")
+@click.option("--out", required=True, help="Sweep directory: one results directory per trial.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: worker processes on this machine; ray: a ray cluster (pip install oakrl[ray]).",
+)
+@click.option("--workers", default=1, show_default=True, help="Trials at once (local backend).")
+@click.option("--plot/--no-plot", default=False, show_default=True, help="Write each trial's curve.png.")
+def sweep(spec, out, backend, workers, plot) -> None:
+    """Run a grid of trials (configs x seeds x environments) from the TOML file SPEC.
+
+    \b
+    SPEC holds [base] (RunConfig fields, [base.agent_options]) and [grid]: field -> list of
+    values; "agent_options.KEY" sweeps an agent option. Each trial is an ordinary resumable
+    run in OUT/NAME; re-running the sweep skips finished trials and resumes unfinished ones.
+    Exit code 3 when a trial diverged, 1 when one failed otherwise.
+    """
+    from oakrl.lab.sweep import run_sweep
+
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+    results = run_sweep(spec, out, backend=backend, workers=workers, plot=plot, log=print)
+    statuses = [r["status"] for r in results]
+    print(
+        f"sweep: {len(results)} trials, {statuses.count('complete') + statuses.count('skipped')} complete "
+        f"({statuses.count('skipped')} skipped as already finished), {statuses.count('diverged')} diverged, "
+        f"{statuses.count('failed')} failed; see {os.path.join(out, 'sweep.json')}"
+    )
+    if "diverged" in statuses:
+        raise click.exceptions.Exit(3)
+    if "failed" in statuses:
+        raise click.exceptions.Exit(1)
 
 
 @app.command()
@@ -248,6 +318,16 @@ def report(dirs, out) -> None:
     print(make_report(list(dirs), out))
 
 
+def _one_line(message) -> str:
+    """Every kind of line break (what str.splitlines splits on) becomes a space."""
+    return " ".join(str(message).splitlines())
+
+# The studies live with their own code (oakrl/study/); the command group is registered here.
+from oakrl.study.cli import study  # noqa: E402
+
+app.add_command(study)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turns every kind of bad input into one line and exit code 2."""
     try:
@@ -259,11 +339,17 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if e.ctx is not None:
             hint = f" (see `{e.ctx.command_path} --help`)"
-        print(f"oakrl: {e.format_message()}{hint}", file=sys.stderr)
+        print(f"oakrl: {_one_line(e.format_message())}{hint}", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"oakrl: {e}", file=sys.stderr)
+        print(f"oakrl: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Diverged as e:
+        print(f"oakrl: {_one_line(e)}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Interrupted as e:
+        print(f"oakrl: {_one_line(e)}", file=sys.stderr)
+        return 128 + e.signum
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("oakrl: interrupted", file=sys.stderr)
         return 130

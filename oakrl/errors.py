@@ -6,3 +6,19 @@ class ConfigError(ValueError):
 
     The message says what is wrong and what is valid, in one line.
     """
+
+
+class Diverged(RuntimeError):
+    """A run's agent state or metrics turned non-finite (NaN/inf) at a chunk boundary.
+
+    The message names the seed, the step and the quantity, in one line; the CLI exits with
+    code 3 and the run's last good checkpoint is kept.
+    """
+
+
+class Interrupted(RuntimeError):
+    """A run stopped on SIGINT/SIGTERM after checkpointing; resumable. Exit code 128 + signal."""
+
+    def __init__(self, signum: int, step: int, out: str):
+        super().__init__(f"interrupted at step {step}; checkpoint saved, continue with `oakrl resume {out}`")
+        self.signum, self.step, self.out = signum, step, out

@@ -178,14 +178,29 @@ def run_jax(
     chunk: int = 10_000,
     window: int = 1000,
     on_chunk: Callable[[ChunkRecord], None] | None = None,
+    restore: Callable[[Carry], tuple[int, Carry]] | None = None,
+    on_boundary: Callable[[int, Carry], None] | None = None,
 ) -> tuple[Carry, float, float]:
     """Runs `steps` steps for every seed key [S]. Returns (final carry, compile s, stream s).
 
     Compilation happens up front so the stream's wall time excludes it.
+
+    restore(fresh carry) -> (steps done, carry) continues a stream from a checkpoint; the
+    steps done must fall on a chunk boundary of `chunk_lengths(steps, chunk)`, so that the
+    rest of the stream runs the same compiled chunks as an uninterrupted run (bit-identical).
+    on_boundary(steps done, carry) is called after every chunk's on_chunk (to check and save
+    the carry; it may raise to stop the stream).
     """
     t0 = time.perf_counter()
     carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys)
     lengths = chunk_lengths(steps, chunk)
+    done = 0
+    if restore is not None:
+        done, carry = restore(carry)
+        bounds = np.cumsum([0, *lengths]).tolist()
+        if done not in bounds:
+            raise ValueError(f"checkpoint at step {done} is not on a chunk boundary of this run")
+        lengths = lengths[bounds.index(done) :]
     keys = info_keys(agent, handle)
     compiled = {}
     for length in sorted(set(lengths)):
@@ -194,15 +209,16 @@ def run_jax(
     compile_s = time.perf_counter() - t0
 
     if on_chunk is not None:
-        on_chunk(ChunkRecord.empty(int(seed_keys.shape[0]), 0))
+        on_chunk(ChunkRecord.empty(int(seed_keys.shape[0]), done))
     t1 = time.perf_counter()
-    done = 0
     for length in lengths:
         carry, out = compiled[length](carry)
         record = record_chunk(out, carry, done, length, keys)  # blocks until the chunk is done
         done += length
         if on_chunk is not None:
             on_chunk(record)
+        if on_boundary is not None:
+            on_boundary(done, carry)
     jax.block_until_ready(carry)
     return carry, compile_s, time.perf_counter() - t1
 

@@ -1,0 +1,157 @@
+"""Checkpoints: the whole continuation state of a run, written atomically.
+
+A checkpoint is two files in the results directory:
+
+  checkpoint-STEP.npz   the vmapped stream Carry (agent states, env states incl. schedule
+                        position, timesteps, PRNG keys, step counters) as one serialised pytree,
+                        plus the metrics recorded so far (episode rows, diagnostics rows, ...)
+  checkpoint.json       which .npz is current: step, file, its sha256, the oakrl version and
+                        the hash of the run's config
+
+The .npz is written under a temporary name, synced and renamed; only then is checkpoint.json
+replaced (same way) to point at it, and only then are older .npz files removed. A kill at any
+moment therefore leaves either the old or the new checkpoint complete and referenced.
+Loading verifies the sha256, the version and the config hash, and refuses any mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oakrl import __version__
+from oakrl.core.serialize import pytree_from_bytes, pytree_to_bytes
+from oakrl.errors import ConfigError
+from oakrl.lab.metrics import tmp_path
+
+POINTER = "checkpoint.json"
+PREFIX = "checkpoint-"
+
+
+def config_hash(identity: dict[str, Any]) -> str:
+    """sha256 of a config's canonical JSON (keys sorted)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write-then-rename, synced: a reader sees the old file or the whole new one."""
+    tmp = tmp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(
+    directory: Path, step: int, carry: Any, arrays: dict[str, np.ndarray], cfg_hash: str
+) -> Path:
+    """Writes checkpoint-STEP.npz, then points checkpoint.json at it, then drops older ones."""
+    directory = Path(directory)
+    buf = io.BytesIO()
+    payload = {"carry": np.frombuffer(pytree_to_bytes(carry), np.uint8)}
+    payload.update({f"rec/{k}": np.asarray(v) for k, v in arrays.items()})
+    np.savez(buf, **payload)
+    data = buf.getvalue()
+    name = f"{PREFIX}{step:012d}.npz"
+    write_atomic(directory / name, data)
+    meta = {
+        "step": int(step),
+        "file": name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "oakrl_version": __version__,
+        "config_hash": cfg_hash,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_atomic(directory / POINTER, (json.dumps(meta, indent=2) + "\n").encode())
+    for old in directory.glob(f"{PREFIX}*.npz"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+    return directory / name
+
+
+def read_pointer(directory: Path) -> dict[str, Any] | None:
+    path = Path(directory) / POINTER
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        int(meta["step"]), str(meta["file"]), str(meta["sha256"])
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise ConfigError(f"{path} is unreadable ({e}); remove it to start the run over") from None
+    return meta
+
+
+def verify_checkpoint(directory: Path, cfg_hash: str) -> tuple[dict[str, Any], bytes] | None:
+    """(pointer, .npz bytes) of the current checkpoint once verified, or None when there is none.
+
+    Refuses (ConfigError) a checkpoint of another oakrl version or config, or a corrupt one.
+    """
+    directory = Path(directory)
+    meta = read_pointer(directory)
+    if meta is None:
+        return None
+    where = directory / POINTER
+    if meta.get("oakrl_version") != __version__:
+        raise ConfigError(
+            f"{where} was written by oakrl {meta.get('oakrl_version')}, this is {__version__}; "
+            "checkpoints are not loaded across versions: use another --out"
+        )
+    if meta.get("config_hash") != cfg_hash:
+        raise ConfigError(f"{where} belongs to a different config; use another --out")
+    file = directory / meta["file"]
+    if "/" in meta["file"] or not file.is_file():
+        raise ConfigError(f"{where} points to {meta['file']}, which is missing; remove {where} to start over")
+    data = file.read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise ConfigError(f"{file} is corrupt (sha256 mismatch); remove {where} to start over")
+    return meta, data
+
+
+def load_checkpoint(
+    directory: Path, template: Any, cfg_hash: str
+) -> tuple[int, Any, dict[str, np.ndarray]] | None:
+    """(step, carry, recorded arrays) of the current checkpoint, or None when there is none.
+
+    Refuses (ConfigError) a checkpoint of another oakrl version or config, or a corrupt one.
+    """
+    verified = verify_checkpoint(directory, cfg_hash)
+    if verified is None:
+        return None
+    meta, data = verified
+    file = Path(directory) / meta["file"]
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            stored = {k: archive[k] for k in archive.files}
+        carry = pytree_from_bytes(template, stored.pop("carry").tobytes())
+    except (ValueError, KeyError, OSError) as e:
+        raise ConfigError(f"{file} does not fit this run's state ({e}); use another --out") from None
+    arrays = {k[len("rec/") :]: v for k, v in stored.items() if k.startswith("rec/")}
+    return int(meta["step"]), carry, arrays

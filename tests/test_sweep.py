@@ -1,0 +1,91 @@
+"""Sweeps: a grid of ordinary resumable runs; re-running skips finished trials."""
+
+from __future__ import annotations
+
+import json
+
+from oakrl.cli import main
+from oakrl.lab.sweep import trials
+
+SPEC = """
+[base]
+steps = 500
+chunk = 500
+seeds = 1
+[base.agent_options]
+hidden = [16, 16]
+
+[grid]
+env = ["CartPole-v1", "Acrobot-v1"]
+"agent_options.lr" = [1.0]
+"""
+
+
+def test_sweep_local_runs_then_skips(tmp_path, capsys):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(SPEC)
+    names = [name for name, _, _ in trials(spec)]
+    assert names == ["0000_env=CartPole-v1,lr=1.0", "0001_env=Acrobot-v1,lr=1.0"]
+    out = tmp_path / "sweep"
+    # Trial 0 made beforehand (as if by an earlier, interrupted sweep): only trial 1 runs, in a
+    # spawned worker process (one process keeps the test's compile cost to one run).
+    first = tmp_path / "first.toml"
+    first.write_text(SPEC.replace('"Acrobot-v1"', ""))
+    assert main(["sweep", str(first), "--out", str(out)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "2"]) == 0, capsys.readouterr().err
+    assert "2 trials, 2 complete (1 skipped" in capsys.readouterr().out
+    index = json.loads((out / "sweep.json").read_text())
+    assert [t["status"] for t in index["trials"]] == ["skipped", "complete"]
+    for name in names:
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["steps"] == 500
+    assert json.loads((out / names[1] / "config.json").read_text())["env"] == "Acrobot-v1"
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.parent != out}
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out)]) == 0
+    assert "2 skipped" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.parent != out} == mtimes
+    index = json.loads((out / "sweep.json").read_text())
+    assert [t["status"] for t in index["trials"]] == ["skipped", "skipped"]
+
+
+def test_sweep_bad_spec_refused_before_running(tmp_path, capsys):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(SPEC.replace('"Acrobot-v1"', '"Nope-v0"'))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(spec), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "trial 0001" in err and "Nope-v0" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+RAY_SPEC = """
+[base]
+steps = 300
+chunk = 300
+[base.agent_options]
+hidden = [16, 16]
+
+[grid]
+"agent_options.lr" = [0.5, 1.0]
+seed = [0, 1]
+"""
+
+
+def test_sweep_ray_backend_two_configs_two_seeds(tmp_path, capsys, monkeypatch):
+    """The ray backend on a local ray instance: 2 configs x 2 seeds, then a re-run skips all."""
+    ray = __import__("pytest").importorskip("ray")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # no token written under the home directory
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(RAY_SPEC)
+    out = tmp_path / "sweep"
+    try:
+        assert main(["sweep", str(spec), "--out", str(out), "--backend", "ray"]) == 0, capsys.readouterr().err
+        assert "4 trials, 4 complete" in capsys.readouterr().out
+        index = json.loads((out / "sweep.json").read_text())
+        assert [t["status"] for t in index["trials"]] == ["complete"] * 4
+        assert main(["sweep", str(spec), "--out", str(out), "--backend", "ray"]) == 0
+        assert "4 skipped" in capsys.readouterr().out
+    finally:
+        ray.shutdown()
