@@ -52,6 +52,7 @@ def _parse_value(text: str, default):
 
 def parse_agent_options(agent: str, pairs: list[str]) -> dict:
     from oakrl.agents import AGENTS
+    from oakrl.lab.run import check_option
 
     if agent not in AGENTS:
         raise ConfigError(f"unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
@@ -68,15 +69,8 @@ def parse_agent_options(agent: str, pairs: list[str]) -> dict:
             options[key] = _parse_value(value.strip(), defaults[key])
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
             raise ConfigError(f"--opt {key}={value}: {e}; default is {defaults[key]!r}") from None
-        _check_option(key, options[key])
+        check_option(key, options[key], where="--opt")
     return options
-
-
-def _check_option(key: str, value) -> None:
-    """Impossible values of the common agent options."""
-    from oakrl.lab.run import check_option
-
-    check_option(key, value, where="--opt")
 
 
 def _default_out(env: str, agent: str) -> str:
@@ -321,6 +315,7 @@ def report(dirs, out) -> None:
 def _one_line(message) -> str:
     """Every kind of line break (what str.splitlines splits on) becomes a space."""
     return " ".join(str(message).splitlines())
+
 
 # The studies live with their own code (oakrl/study/); the command group is registered here.
 from oakrl.study.cli import study  # noqa: E402

@@ -12,7 +12,6 @@ action. There is no training or evaluation mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -93,6 +92,3 @@ def first_timestep(observation: Array) -> TimeStep:
         terminated=jnp.zeros((), bool),
         truncated=jnp.zeros((), bool),
     )
-
-
-Schedule = Callable[[Array], Array]

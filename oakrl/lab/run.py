@@ -14,7 +14,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ import numpy as np
 from oakrl import __version__
 from oakrl.agents import AGENTS, make_agent
 from oakrl.errors import ConfigError, Diverged, Interrupted
-from oakrl.lab.metrics import summarize_episodes, tmp_path, write_episodes
+from oakrl.lab.files import json_default, machine, write_json, write_table
+from oakrl.lab.metrics import summarize_episodes, write_episodes
 from oakrl.lab.stream import ChunkRecord, run_gym, run_jax
 
 SCHEDULES = ("switch", "permute", "reward", "drift")
@@ -277,32 +277,6 @@ class Recorder:
         self.steps_done = int(arrays["steps_done"])
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomic: written to a temporary name, then renamed over the target."""
-    tmp = tmp_path(path)
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, tuple):
-        return list(x)
-    raise TypeError(f"not JSON serialisable: {type(x)}")
-
-
-def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tmp = tmp_path(path)
-    pq.write_table(pa.table(columns), tmp)
-    os.replace(tmp, path)
-
-
 def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
@@ -338,13 +312,7 @@ def summarize(
             k: _finite_or_none(float(np.nanmean(v))) if np.isfinite(v).any() else None
             for k, v in last_info.items()
         },
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-        },
+        "machine": machine(),
     }
     if ep["tasks"] is not None:
         summary["tasks"] = ep["tasks"]
@@ -363,7 +331,7 @@ def identity(config: RunConfig, handle, agent) -> dict[str, Any]:
         "continuing": handle_continuing(handle),
         "agent_config": agent.config,
     }
-    return json.loads(json.dumps(d, default=_json_default))
+    return json.loads(json.dumps(d, default=json_default))
 
 
 # Fields of config.json that may differ between the runs of one results directory.

@@ -18,16 +18,14 @@ import click
 import numpy as np
 
 from oakrl.errors import ConfigError
+from oakrl.lab.files import machine, write_json, write_table
 from oakrl.study.common import (
     command_line,
-    machine,
     parse_methods,
     per_task_table,
     plot_per_task,
     prepare_out,
     retention_summary,
-    write_json,
-    write_table,
 )
 
 

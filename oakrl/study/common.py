@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from oakrl.errors import ConfigError
@@ -58,15 +55,6 @@ def retention_summary(
     return {"tasks_per_window": k, "methods": out}
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-    }
-
-
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["oakrl", *sys.argv[1:]]) if sys.argv else ""
 
@@ -82,23 +70,6 @@ def prepare_out(out: str | os.PathLike) -> Path:
     except OSError as e:
         raise ConfigError(f"cannot create --out {out}: {e.strerror}") from None
     return path
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=lambda x: x.item() if isinstance(x, np.generic) else list(x))
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(pa.table(columns), tmp)
-    os.replace(tmp, path)
 
 
 def per_task_table(values: dict[str, np.ndarray], methods: tuple[str, ...]) -> dict[str, np.ndarray]:
