@@ -29,6 +29,7 @@ ALL_IDS = [
     "Seaquest-MinAtar",
     "SpaceInvaders-MinAtar",
     "Foraging-v0",
+    "Rooms-v0",
 ]
 
 
@@ -291,6 +292,45 @@ def test_foraging_item_values_change_over_time():
         assert not np.all(new_state.items[0, 0] == new_state.agent)  # respawned elsewhere
         assert not bool(term) and not bool(trunc)
     np.testing.assert_allclose(rewards, [1.0, -1.0], atol=1e-5)
+
+
+# ---------------------------------------------------------------- Rooms
+
+
+def test_rooms_walls_goal_and_relocation():
+    from oakrl.envs.rooms import GOALS, NEXT, SIZE, WALLS, Rooms, RoomsState, shortest_paths
+
+    assert int((~WALLS).sum()) == 104
+    # Walls block: from (1, 1) going up or left stays put; right moves to (1, 2).
+    cell = 1 * SIZE + 1
+    assert NEXT[cell, 0] == cell and NEXT[cell, 3] == cell and NEXT[cell, 1] == cell + 1
+    # The hallway between the top rooms is at (3, 6): from (3, 5) right passes through it.
+    assert NEXT[3 * SIZE + 5, 1] == 3 * SIZE + 6 and NEXT[3 * SIZE + 6, 1] == 3 * SIZE + 7
+    # Hand-counted: from the top-right goal corner (1, 11) to (1, 1): down 2 to row 3,
+    # left 10 through the hallway to column 1, up 2 = 14 steps.
+    assert shortest_paths(int(GOALS[0]))[int(GOALS[1])] == 14
+
+    env = Rooms()
+    params = env.default_params
+    state = RoomsState(cell=jnp.int32(int(GOALS[0]) + 1), time=jnp.int32(0))
+    obs, state2, reward, term, trunc, _ = env.step(jax.random.key(0), state, 3, params)  # left
+    assert float(reward) == 1.0 and bool(term) and not bool(trunc)
+    # The goal moves with params.goal: the same step now earns nothing and goes on.
+    moved = params.replace(goal=float(GOALS[2]))
+    obs, state2, reward, term, trunc, _ = env.step(jax.random.key(0), state, 3, moved)
+    assert float(reward) == 0.0 and not bool(term)
+    assert int(jnp.argmax(obs)) == int(GOALS[0]) and float(obs.sum()) == 1.0
+
+    # Under `switch`, task k's goal is GOALS[k]: a reward is only ever earned on that cell.
+    handle = make_env("Rooms-v0", schedule="switch", every=100, tasks=4)
+    run = jax.jit(_rollout(handle, 2000))
+    _, outs = run(jax.random.key(3))
+    assert np.all(np.asarray(outs["obs"]).sum(-1) == 1.0)
+    reward = np.asarray(outs["reward"])
+    reached = np.asarray(outs["info"]["final_observation"]).argmax(-1)
+    task = np.asarray(outs["info"]["task"])
+    assert reward.sum() >= 3 and set(task) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(reached[reward > 0], GOALS[task[reward > 0]])
 
 
 # ---------------------------------------------------------------- gymnasium bridge

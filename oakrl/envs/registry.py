@@ -20,6 +20,7 @@ import gymnax
 from oakrl.envs.adapter import GymnaxAdapter, specs_of
 from oakrl.envs.base import EnvHandle
 from oakrl.envs.foraging import Foraging
+from oakrl.envs.rooms import Rooms
 from oakrl.envs.schedules import Scheduled, as_int, check_schedule
 from oakrl.envs.variants import VARIANTS, Variants, foraging_variants
 from oakrl.errors import ConfigError
@@ -37,6 +38,11 @@ def _gymnax(env_id: str) -> Callable[[], tuple[Any, Any]]:
 
 def _foraging() -> tuple[Any, Any]:
     env = Foraging()
+    return env, env.default_params
+
+
+def _rooms() -> tuple[Any, Any]:
+    env = Rooms()
     return env, env.default_params
 
 
@@ -71,6 +77,11 @@ _ENVS: dict[str, _Entry] = {
         _foraging,
         "continuing 8x8 torus foraging, item values rotate over time, 8x8x3 grid, 4 actions",
         True,
+    ),
+    "Rooms-v0": _Entry(
+        _rooms,
+        "four rooms (13x13), reach the goal; switch moves the goal between rooms, one-hot cell obs",
+        False,
     ),
 }
 

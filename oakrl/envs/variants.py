@@ -36,6 +36,9 @@ change for an agent that has learned a policy.
                      the leg from the last variant back to 0 runs backwards through the
                      others instead of wrapping around.
 
+    Rooms-v0         goal = GOALS[k % 4]: the far corner of room k (oakrl/envs/rooms.py);
+                     the dynamics stay, only the reward moves.
+
 CartPole's derived fields (total_mass, polemass_length) are recomputed after every change.
 MinAtar games have no parameters worth varying and so no table: `switch` and `drift` are
 refused for them (use `permute` or `reward`).
@@ -48,6 +51,8 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
+
+from oakrl.envs import rooms
 
 
 class Variants(NamedTuple):
@@ -112,6 +117,7 @@ VARIANTS: dict[str, Variants] = {
         _table(g=[10.0, 15.0, 6.0, 10.0], m=[1.0, 1.3, 0.8, -1.0], l=[1.0, 1.0, 1.2, 1.0])
     ),
     "Foraging-v0": foraging_variants(3),
+    "Rooms-v0": Variants({"goal": rooms.GOALS.astype(np.float32)}),
 }
 """Variant tables by environment id (only environments that support switch and drift)."""
 
