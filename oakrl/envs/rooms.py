@@ -135,12 +135,12 @@ class Rooms(environment.Environment[RoomsState, RoomsParams]):
         cell = jnp.asarray(NEXT)[state.cell, action]
         at_goal = cell == self.goal_cell(params)
         state = RoomsState(cell=cell, time=state.time + 1)
-        done = self.is_terminal(state, params)
+        # gymnax's `step` adds the time limit as `truncated`: only the goal terminates.
         return (
             jax.lax.stop_gradient(self.get_obs(state)),
             jax.lax.stop_gradient(state),
             at_goal.astype(jnp.float32),
-            done,
+            at_goal,
             {"discount": self.discount(state, params)},
         )
 
