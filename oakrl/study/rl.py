@@ -1,12 +1,19 @@
 """Streaming RL under dynamics that change every K steps, per plasticity remedy.
 
-Each method is the same agent (stream AC by default) with its `plasticity` option set, run in the
-compiled, vmapped lab (oakrl.lab.stream.run_jax) on an environment under `schedule='switch'`
-(CartPole-v1 cycles through default, long & heavy, short & fast, reversed actuator). A
-"change" is one segment of K steps between switches. Per change it records the mean return of
-the episodes that ended in it (performance), the mean return over the first fifth of it
-(learning speed: how soon after a change the agent does well again), and the mean of the
-agent's plasticity diagnostics. Every method of a seed uses the same seed keys.
+Each method is the same agent with its `plasticity` option set, run in the compiled, vmapped
+lab (oakrl.lab.stream.run_jax) on an environment under a continual schedule. The default is
+stream Q(lambda) (LayerNorm, leaky ReLU, ObGD, as Elsayed et al. 2024) on CartPole-v1 under
+`switch`, cycling every 1,000 steps through default, long & heavy, short & fast and reversed
+actuator, for 200 changes. Here plain stream Q plateaus, with some seeds stuck low, while
+continual backprop keeps improving. The margin is about one seed spread, so it is not robust
+to the seed draw (benchmarks/RESULTS.md, "Plasticity (issue 3)", which also lists the
+settings where no remedy helped). `permute` (a fixed observation
+permutation per task) and `drift` are options. A "change" is one segment of K steps between
+switches. Per change it records the mean return of the episodes that ended in it
+(performance), the mean return over the first fifth of it (learning speed: how soon after a
+change the agent does well again), and the mean of the agent's plasticity diagnostics. Every
+method of a seed uses the same seed keys. `verdict` states whether a remedy beats plain
+stream learning on late-task performance by more than the seed spread.
 """
 
 from __future__ import annotations
@@ -22,13 +29,25 @@ import numpy as np
 from oakrl.errors import ConfigError
 from oakrl.study.common import METHODS
 
+SCHEDULES = ("switch", "permute", "drift")
+# Diagnostics kept per change: stream AC names them per network, stream Q has one network.
+DIAGNOSTICS = (
+    "value_dormant",
+    "value_weight_mag",
+    "policy_dormant",
+    "policy_weight_mag",
+    "dormant",
+    "weight_mag",
+)
+
 
 @dataclass
 class RLConfig:
     env: str = "CartPole-v1"
-    agent: str = "stream-ac"
-    changes: int = 50
-    every: int = 2_000  # steps between changes
+    agent: str = "stream-q"
+    schedule: str = "switch"  # switch | permute | drift (reward would change the return's scale)
+    changes: int = 200
+    every: int = 1_000  # steps between changes
     tasks: int = 4  # distinct dynamics, visited cyclically
     seeds: int = 5
     seed: int = 0
@@ -49,6 +68,8 @@ class RLConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.changes < 10:
             raise ConfigError(f"changes must be >= 10 (early and late are 10% each), got {self.changes}")
         if not self.methods or any(m not in METHODS for m in self.methods):
@@ -78,7 +99,7 @@ def run_rl(cfg: RLConfig, progress: Callable[[str, int], None] | None = None) ->
     from oakrl.lab.stream import run_jax
 
     cfg.check()
-    handle = make_env(cfg.env, schedule="switch", every=cfg.every, tasks=cfg.tasks, seed=cfg.seed)
+    handle = make_env(cfg.env, schedule=cfg.schedule, every=cfg.every, tasks=cfg.tasks, seed=cfg.seed)
     base = jax.random.key(cfg.seed, impl="unsafe_rbg")
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.seeds))
     window = max(1, cfg.every // 5)
@@ -119,7 +140,9 @@ def run_rl(cfg: RLConfig, progress: Callable[[str, int], None] | None = None) ->
         out.setdefault("return", []).append(perf)
         out.setdefault("early_return", []).append(early)
         # Diagnostics per chunk -> per change (chunk means spread over the changes they cover).
-        for name in ("value_dormant", "value_weight_mag", "policy_dormant", "policy_weight_mag"):
+        for name in DIAGNOSTICS:
+            if not any(name in info for _, info in diag):
+                continue
             per = np.full((cfg.seeds, cfg.changes), np.nan)
             start = 0
             for end, info in diag:
@@ -152,3 +175,39 @@ def fill_nan(x: np.ndarray) -> np.ndarray:
             else:
                 last = row[t]
     return x
+
+
+def verdict(per_change: np.ndarray, methods: tuple[str, ...], frac: float = 0.1) -> dict[str, Any]:
+    """Does a remedy beat plain stream learning on late-task performance?
+
+    per_change [M, S, C]. late = per seed, the mean over the last `frac` of the changes. A remedy
+    beats backprop when its mean late exceeds backprop's by more than the seed spread, taken as
+    the larger of the two methods' standard deviations over seeds (ddof=1). The paired view
+    (same seed keys for every method) is reported too: mean and std of per-seed differences.
+    """
+    if "backprop" not in methods:
+        return {"remedies": {}}
+    k = max(1, int(round(frac * per_change.shape[-1])))
+    late = np.asarray(per_change, np.float64)[:, :, -k:].mean(axis=2)  # [M, S]
+    sd = late.std(axis=1, ddof=1) if late.shape[1] > 1 else np.zeros(late.shape[0])
+    b = methods.index("backprop")
+    out = {}
+    for i, name in enumerate(methods):
+        if i == b:
+            continue
+        diff = late[i] - late[b]
+        out[name] = {
+            "margin": float(late[i].mean() - late[b].mean()),
+            "spread": float(max(sd[i], sd[b])),
+            "beats_backprop": bool(late[i].mean() - late[b].mean() > max(sd[i], sd[b])),
+            "paired_difference": {
+                "mean": float(diff.mean()),
+                "std": float(diff.std(ddof=1)) if diff.size > 1 else 0.0,
+                "per_seed": [float(x) for x in diff],
+            },
+        }
+    return {
+        "rule": "late(remedy) - late(backprop) > max(std over seeds of either late)",
+        "changes_per_window": k,
+        "remedies": out,
+    }
