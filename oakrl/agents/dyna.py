@@ -1,0 +1,272 @@
+"""Dyna: stream Q(lambda) + a transition model learned at every step + background planning.
+
+Each call to `step`, read top to bottom:
+  1. normalise the observation and scale the reward with running statistics;
+  2. stream Q(lambda) on the real transition, exactly as `stream-q` (ObGD, Watkins' trace);
+  3. the transition model learns from the same real transition (raw observations; reward,
+     termination), after measuring its one-step and k-step prediction errors on it;
+  4. the state the last action was taken in enters the search-control buffer with priority
+     |TD error|;
+  5. `planning_steps` simulated one-step Q-learning updates from model predictions, starting
+     from buffer states drawn by priority (oakrl/plan/dyna.py); 0 = model-free stream Q;
+  6. act epsilon-greedily in s' with the new parameters.
+
+The model is never trained apart from the stream: it learns from every transition of the
+lifetime, and so does the value function. `make_learner` (steps 1-5) is shared with the
+`planner` agent, which acts by tree search instead of step 6.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from oakrl.agents.common import (
+    STREAM_DEFAULTS,
+    Normalizers,
+    head_width,
+    make_optimizer,
+    net,
+    normalizers_init,
+)
+from oakrl.agents.common import preprocess as _preprocess
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.errors import ConfigError
+from oakrl.learn.normalize import welford_var
+from oakrl.learn.obgd import obgd
+from oakrl.model import HEADS, ModelState, transition_model
+from oakrl.plan.dyna import PlanCarry, dyna_updates
+from oakrl.plan.search_control import SearchControlState, search_control_add, search_control_init
+
+
+class DynaState(NamedTuple):
+    q: Any  # Q-network parameters (Flax pytree), one output per action
+    opt: Any  # ObGD state of the real updates: trace, last step size
+    plan_opt: Any  # ObGD state of the simulated updates (trace always zero between them)
+    norm: Normalizers
+    model: ModelState  # transition model parameters, optimiser state, k-step history
+    control: SearchControlState  # recent states and their priorities
+    prev_obs: jax.Array  # [*obs_shape] normalised observation the last action was taken in
+    prev_raw: jax.Array  # [D] the same observation raw and flat (what the model sees)
+    prev_action: jax.Array  # [] int32
+    prev_explored: jax.Array  # [] bool: the last action was not greedy
+    has_prev: jax.Array  # [] bool: a transition exists to learn from
+    steps: jax.Array  # [] int32
+
+
+# What the model and background planning add to stream Q(lambda)'s options.
+MODEL_DEFAULTS = dict(
+    planning_steps=5,  # simulated updates per real step (0: model-free)
+    buffer_size=1024,  # search control: the most recent states kept
+    priority_alpha=1.0,  # sampling ~ (|TD error| + 1e-3) ** alpha; 0: uniform over recent states
+    model_head="categorical",  # deterministic | gaussian | categorical (one-hot observations)
+    model_hidden=(128,),
+    model_lr=1e-3,  # adam step size of the next-observation network
+    model_kstep=5,  # horizon of model_kstep_error
+)
+
+DEFAULTS = dict(
+    **STREAM_DEFAULTS,
+    kappa=2.0,
+    epsilon_start=1.0,
+    epsilon_end=0.01,
+    exploration_steps=50_000,
+    **MODEL_DEFAULTS,
+)
+
+
+def check_model_options(cfg: dict, name: str) -> None:
+    """One-line ConfigError for impossible model/planning options."""
+    if cfg["model_head"] not in HEADS:
+        raise ConfigError(f"{name} model_head must be one of {', '.join(HEADS)}, got {cfg['model_head']!r}")
+    for key in ("planning_steps",):
+        if not isinstance(cfg[key], int) or cfg[key] < 0:
+            raise ConfigError(f"{name} {key} must be an integer >= 0, got {cfg[key]!r}")
+    for key in ("buffer_size", "model_kstep"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigError(f"{name} {key} must be a positive integer, got {cfg[key]!r}")
+    if not cfg["model_lr"] > 0:
+        raise ConfigError(f"{name} model_lr must be > 0, got {cfg['model_lr']!r}")
+    if not cfg["priority_alpha"] >= 0:
+        raise ConfigError(f"{name} priority_alpha must be >= 0, got {cfg['priority_alpha']!r}")
+    if not cfg["model_hidden"] or any(h <= 0 for h in cfg["model_hidden"]):
+        raise ConfigError(f"{name} model_hidden takes positive widths like 128, got {cfg['model_hidden']!r}")
+
+
+class Learner(NamedTuple):
+    """Steps 1-5 of the module docstring, shared by `dyna` and `planner`."""
+
+    init: Any  # (key, obs_spec, action_spec) -> DynaState
+    learn: Any  # (state, ts, key) -> (state, obs [normalised], raw obs [D], info)
+    q_values: Any  # (state, raw obs [D]) -> q [A], with the state's normalisers
+    model: Any  # the TransitionModel
+    model_reward: Any  # (state, raw reward) -> reward in the units the values learn in
+
+
+def make_learner(cfg: dict, name: str) -> Learner:
+    check_model_options(cfg, name)
+    gamma = cfg["gamma"]
+    opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa"])
+    plan_opt = obgd(cfg["lr"], gamma, 0.0, cfg["kappa"])
+    model = transition_model(
+        cfg["model_head"], cfg["model_hidden"], cfg["model_lr"], cfg["sparsity"], cfg["model_kstep"]
+    )
+
+    def q_net(obs_shape, actions: int):
+        return net(obs_shape, actions, cfg["hidden"], cfg["sparsity"])
+
+    def normalise(norm: Normalizers, raw: jax.Array, obs_shape) -> jax.Array:
+        """A raw (flat) observation in the units the Q-network learns in (statistics not updated)."""
+        x = raw.reshape(obs_shape)
+        if cfg["normalize_obs"]:
+            stats = norm.obs.stats
+            x = (x - stats.mean) / jnp.sqrt(welford_var(stats) + 1e-8)
+        return x
+
+    def scale(norm: Normalizers, reward: jax.Array) -> jax.Array:
+        if cfg["scale_reward"]:
+            return reward / jnp.sqrt(welford_var(norm.reward.stats) + 1e-8)
+        return reward
+
+    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> DynaState:
+        if not isinstance(action_spec, DiscreteSpec):
+            raise ConfigError(f"{name} needs discrete actions")
+        k_q, k_m = jax.random.split(key)
+        n_actions = action_spec.num_values
+        obs_dim = math.prod(obs_spec.shape)
+        params = q_net(obs_spec.shape, n_actions).init(k_q, obs_spec.shape)
+        return DynaState(
+            q=params,
+            opt=opt.init(params),
+            plan_opt=plan_opt.init(params),
+            norm=normalizers_init(obs_spec),
+            model=model.init(k_m, obs_dim, n_actions),
+            control=search_control_init(cfg["buffer_size"], obs_dim),
+            prev_obs=jnp.zeros(obs_spec.shape, jnp.float32),
+            prev_raw=jnp.zeros((obs_dim,), jnp.float32),
+            prev_action=jnp.zeros((), jnp.int32),
+            prev_explored=jnp.zeros((), bool),
+            has_prev=jnp.zeros((), bool),
+            steps=jnp.zeros((), jnp.int32),
+        )
+
+    def q_values(state: DynaState, raw: jax.Array) -> jax.Array:
+        qn = q_net(state.prev_obs.shape, head_width(state.q))
+        return qn.apply(state.q, normalise(state.norm, raw, state.prev_obs.shape))
+
+    def learn(state: DynaState, ts: TimeStep, key: jax.Array):
+        n_actions = head_width(state.q)
+        obs_shape = state.prev_obs.shape
+        qn = q_net(obs_shape, n_actions)
+        raw = ts.observation.astype(jnp.float32).reshape(-1)
+
+        # 1-2. Stream Q(lambda) on the real transition.
+        norm, obs, reward = _preprocess(state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
+        done = ts.done
+        learn_mask = state.has_prev.astype(jnp.float32)
+        q_sa, g = jax.value_and_grad(lambda p: qn.apply(p, state.prev_obs)[state.prev_action])(state.q)
+        q_next = jnp.max(qn.apply(state.q, obs))
+        delta = (reward + gamma * (1.0 - done) * q_next - q_sa) * learn_mask
+        g = jax.tree.map(lambda x: x * learn_mask, g)
+        reset = jnp.logical_or(done, state.prev_explored)
+        updates, opt_state = opt.update(g, state.opt, delta=delta, reset=reset)
+        q = optax.apply_updates(state.q, updates)
+
+        # 3. The model learns from the same transition (raw observation and reward).
+        model_state, model_info = model.update(
+            state.model,
+            state.prev_raw,
+            state.prev_action,
+            ts.reward.astype(jnp.float32),
+            raw,
+            # A time limit is not a termination (some environments flag both at once).
+            jnp.logical_and(ts.terminated, jnp.logical_not(ts.truncated)),
+            done,
+            state.has_prev,
+        )
+
+        # 4. Search control: the state just acted in, prioritised by |TD error|.
+        control = search_control_add(state.control, state.prev_raw, delta, state.has_prev)
+
+        # 5. Background planning with the model just updated.
+        def q_apply(p, x_raw):
+            return qn.apply(p, normalise(norm, x_raw, obs_shape))
+
+        def model_sample(x_raw, a, k):
+            pred = model.predict(model_state.params, x_raw, a)
+            return scale(norm, pred.reward), model.sample(pred, k), pred.term
+
+        planned = dyna_updates(
+            PlanCarry(q, state.plan_opt, control, jnp.zeros(())),
+            key,
+            cfg["planning_steps"],
+            n_actions,
+            q_apply,
+            model_sample,
+            plan_opt,
+            gamma,
+            cfg["priority_alpha"],
+        )
+        new_state = state._replace(
+            q=planned.q,
+            opt=opt_state,
+            plan_opt=planned.opt,
+            norm=norm,
+            model=model_state,
+            control=planned.control,
+        )
+        info = {
+            **model_info,
+            "td_error": delta,
+            "q": q_sa,
+            "step_size": opt_state.step_size,
+            "plan_td_error": planned.td_abs / max(cfg["planning_steps"], 1),
+        }
+        return new_state, obs, raw, info
+
+    def model_reward(state: DynaState, reward: jax.Array) -> jax.Array:
+        return scale(state.norm, reward)
+
+    return Learner(init, learn, q_values, model, model_reward)
+
+
+def finish(
+    state: DynaState, obs: jax.Array, raw: jax.Array, action: jax.Array, greedy: jax.Array
+) -> DynaState:
+    """The state after acting `action` in `obs` (greedy: the action a greedy policy takes)."""
+    return state._replace(
+        prev_obs=obs,
+        prev_raw=raw,
+        prev_action=action,
+        prev_explored=action != greedy,
+        has_prev=jnp.ones((), bool),
+        steps=state.steps + 1,
+    )
+
+
+def dyna(**overrides) -> Agent:
+    """Dyna-Q with stream Q(lambda), an online transition model and prioritised search control."""
+    cfg = {**DEFAULTS, **overrides}
+    learner = make_learner(cfg, "dyna")
+
+    def epsilon(t: jax.Array) -> jax.Array:
+        frac = jnp.clip(t.astype(jnp.float32) / max(cfg["exploration_steps"], 1), 0.0, 1.0)
+        return cfg["epsilon_start"] + frac * (cfg["epsilon_end"] - cfg["epsilon_start"])
+
+    def step(state: DynaState, ts: TimeStep, key: jax.Array):
+        k_learn, k_explore, k_action = jax.random.split(key, 3)
+        state, obs, raw, info = learner.learn(state, ts, k_learn)
+
+        # 6. Act epsilon-greedily with the parameters just learned (and planned).
+        n_actions = head_width(state.q)
+        greedy = jnp.argmax(learner.q_values(state, raw)).astype(jnp.int32)
+        random_action = jax.random.randint(k_action, (), 0, n_actions, jnp.int32)
+        eps = epsilon(state.steps)
+        action = jnp.where(jax.random.uniform(k_explore) < eps, random_action, greedy)
+        return finish(state, obs, raw, action, greedy), action, {**info, "epsilon": eps}
+
+    return Agent("dyna", learner.init, step, cfg)

@@ -1,0 +1,1 @@
+"""Planning with a learned model: Dyna background updates and decision-time tree search (mctx)."""
