@@ -1,0 +1,311 @@
+"""OaK: options and knowledge, in one never-ending loop (Sutton, Bowling & Pilarski 2022, steps 10-11).
+
+Every call to `step` runs the whole FC-STOMP cycle once, on the transition (x, a, r, x') that
+just happened (x: the flattened observation, D components; A primitive actions; N options):
+
+  F  features      each observation component's running activity is updated;
+  S  subtasks      slot k's subtask is "collect reward, and be paid v(s) + bonus * x_{f_k}(s)
+                   for stopping in s" (reward-respecting, oakrl/options/option.py);
+  O  options       all N options learn off-policy by Q(lambda) with a stopping choice;
+  M  models        the taken action's model (one step) and all N option models (reward until
+                   stopping, discount, features at stopping; off-policy TD(lambda));
+  P  planning      the main value theta . x is backed up towards the best model value over
+                   primitive actions and options at x', x and `planning_states` recent states
+                   (Dyna-style value iteration with option models, oakrl/options/planning.py);
+     utility       each option's share of planning's gain (the margin by which it beat the
+                   best primitive action) is a running utility, copied to its feature;
+     replacement   every `replace_every` steps the least useful option older than `maturity`
+                   is replaced: a new active feature, a new subtask, a fresh option and model.
+                   The pools never freeze.
+
+Then it acts: an option being executed goes on until it stops (beta), the episode ends, or
+`max_option_steps`; otherwise the agent picks greedily among the A primitive actions and the
+options available at x' (those that would not stop at once and are older than
+`option_warmup`), all valued through their models, ties broken at random (so an agent that
+knows nothing yet often runs an option: temporally extended exploration). With probability
+`epsilon` it takes a random primitive action instead (`explore_options=true`: a random action
+or option; measured worse on Rooms, see benchmarks/RESULTS.md). A chosen option's first
+action is its greedy action.
+
+Everything is linear in the observation and nothing is pretrained or environment-specific:
+the same defaults run Rooms-v0 and Foraging-v0. The observation is used as is (no running
+normalisation: it would turn a one-hot code into a dense one); step sizes are normalised by
+x . x instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.errors import ConfigError
+from oakrl.options.features import FeatureStats, features_init, features_update, propose_feature
+from oakrl.options.model import (
+    ActionModels,
+    OptionModels,
+    action_models_init,
+    action_models_update,
+    option_models_init,
+    option_models_reset,
+    option_models_update,
+)
+from oakrl.options.option import OptionPool, policy_and_stopping, pool_init, pool_reset, pool_update
+from oakrl.options.planning import backup_values, plan, projections
+
+Array = jax.Array
+
+
+class OptionStats(NamedTuple):
+    """What the agent knows about how its options are doing, per slot [N]."""
+
+    usage: Array  # running fraction of steps spent executing the option
+    utility: Array  # running planning gain credited to the option (see planning.py)
+    duration: Array  # running mean length (steps) of its completed executions
+    model_error: Array  # running mean TD error of its model (on the steps it would have acted)
+    calls: Array  # int32 executions started since the slot was created
+
+
+class OakState(NamedTuple):
+    theta: Array  # [D] main value weights: v(s) = theta . x(s)
+    act: ActionModels  # primitive action models
+    pool: OptionPool  # features behind the options, option values and traces
+    opt: OptionModels  # option models
+    feats: FeatureStats  # activity and utility of every observation component
+    stats: OptionStats
+    buffer: Array  # [B, D] recent observations, the states planning backs up
+    prev_obs: Array  # [D] observation the last action was taken in
+    prev_action: Array  # [] int32
+    executing: Array  # [] int32 option being executed, -1 when none
+    exec_steps: Array  # [] int32 steps the executing option has taken
+    has_prev: Array  # [] bool a transition exists to learn from
+    replaced: Array  # [] int32 options replaced over the lifetime
+    steps: Array  # [] int32
+
+
+DEFAULTS = dict(
+    options=8,  # option slots N (one subtask and one option each)
+    bonus=1.0,  # subtask bonus for stopping where the option's feature is on
+    gamma=0.95,
+    lamda=0.8,
+    lr_value=1.0,  # planning backups of the main value
+    lr_model=0.5,  # action and option models
+    lr_option=0.5,  # option action values
+    epsilon=0.1,  # exploration (constant: the world keeps changing)
+    planning_states=4,  # recent states backed up per step, besides x and x'
+    buffer=128,  # recent observations kept for planning
+    replace_every=1000,  # steps between replacements of the least useful option
+    maturity=2000,  # an option is replaceable once this old
+    option_warmup=500,  # an option is planned with and executed once this old
+    max_option_steps=50,  # an execution is cut after this many steps
+    utility_rate=0.001,  # step size of the running utility
+    stat_rate=0.001,  # step size of the running usage, model error and activity
+    use_options=True,  # False: options still learn but are never planned with or executed (ablation)
+    explore_options=False,  # epsilon also draws options (temporally extended exploration), else only actions
+)
+
+
+def check_config(cfg: dict) -> None:
+    """ConfigError (one line) for impossible values."""
+
+    def need(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            raise ConfigError(f"oak option {key} must be {rule}, got {cfg[key]!r}")
+
+    for key in ("options", "planning_states", "buffer", "replace_every", "max_option_steps"):
+        need(isinstance(cfg[key], int) and cfg[key] >= 1, key, "a positive integer")
+    for key in ("maturity", "option_warmup"):
+        need(isinstance(cfg[key], int) and cfg[key] >= 0, key, "a non-negative integer")
+    for key in ("lr_value", "lr_model", "lr_option", "utility_rate", "stat_rate"):
+        need(isinstance(cfg[key], int | float) and 0 < cfg[key] <= 1, key, "in (0, 1]")
+    for key in ("gamma", "lamda", "epsilon"):
+        need(isinstance(cfg[key], int | float) and 0 <= cfg[key] <= 1, key, "in [0, 1]")
+    need(isinstance(cfg["bonus"], int | float) and math.isfinite(cfg["bonus"]), "bonus", "a finite number")
+
+
+def oak(**overrides) -> Agent:
+    """The OaK agent (discrete actions)."""
+    cfg = {**DEFAULTS, **overrides}
+    check_config(cfg)
+    n_opt, bonus, gamma, lamda = cfg["options"], float(cfg["bonus"]), cfg["gamma"], cfg["lamda"]
+    n_plan = cfg["planning_states"]
+
+    def init(key: Array, obs_spec: ArraySpec, action_spec: Spec) -> OakState:
+        if not isinstance(action_spec, DiscreteSpec):
+            raise ConfigError("oak needs discrete actions; use stream-ac for continuous ones")
+        d, n_act = int(np.prod(obs_spec.shape)), action_spec.num_values
+        if n_opt > d:
+            raise ConfigError(f"oak option options must be <= the observation size {d}, got {n_opt}")
+        # The first subtasks: distinct components drawn at random; nothing is known yet.
+        first = jax.random.choice(key, d, (n_opt,), replace=False).astype(jnp.int32)
+        zeros_n = jnp.zeros(n_opt, jnp.float32)
+        return OakState(
+            theta=jnp.zeros(d, jnp.float32),
+            act=action_models_init(n_act, d),
+            pool=pool_init(first, n_act, d),
+            opt=option_models_init(n_opt, d),
+            feats=features_init(d),
+            stats=OptionStats(zeros_n, zeros_n, zeros_n, zeros_n, jnp.zeros(n_opt, jnp.int32)),
+            buffer=jnp.zeros((cfg["buffer"], d), jnp.float32),
+            prev_obs=jnp.zeros(d, jnp.float32),
+            prev_action=jnp.zeros((), jnp.int32),
+            executing=jnp.full((), -1, jnp.int32),
+            exec_steps=jnp.zeros((), jnp.int32),
+            has_prev=jnp.zeros((), bool),
+            replaced=jnp.zeros((), jnp.int32),
+            steps=jnp.zeros((), jnp.int32),
+        )
+
+    def step(state: OakState, ts: TimeStep, key: Array):
+        k_feat, k_plan, k_explore, k_choice, k_tie = jax.random.split(key, 5)
+        x, a, theta, pool = state.prev_obs, state.prev_action, state.theta, state.pool
+        x_next = ts.observation.reshape(-1).astype(jnp.float32)
+        reward = ts.reward.astype(jnp.float32)
+        # Truncation hands us the next episode's first observation, not the true s': skip it.
+        learn = (state.has_prev & ~ts.truncated).astype(jnp.float32)
+        cont = 1.0 - ts.terminated.astype(jnp.float32)
+        v, v_next = theta @ x, theta @ x_next
+
+        # F: features.
+        feats = features_update(state.feats, x_next, cfg["stat_rate"])
+
+        # O and M: options, their models and the action models learn from the transition.
+        pi_x, beta_x, _ = policy_and_stopping(pool, x, v, bonus)
+        _, beta_next, _ = policy_and_stopping(pool, x_next, v_next, bonus)
+        opt, opt_error = option_models_update(
+            state.opt, x, a, reward, x_next, pi_x, beta_x, beta_next, cont, learn,
+            gamma=gamma, lamda=lamda, lr=cfg["lr_model"],
+        )  # fmt: skip
+        pool, option_delta = pool_update(
+            pool, x, a, reward, x_next, v, v_next, cont, learn,
+            bonus=bonus, gamma=gamma, lamda=lamda, lr=cfg["lr_option"],
+        )  # fmt: skip
+        act, act_error = action_models_update(
+            state.act, x, a, reward, x_next, cont, learn, gamma=gamma, lr=cfg["lr_model"]
+        )
+
+        # P: plan at x', x and recent states with the action and option models together.
+        buffer = state.buffer.at[state.steps % cfg["buffer"]].set(x_next)
+        filled = jnp.minimum(state.steps + 1, cfg["buffer"])
+        picks = jax.random.randint(k_plan, (n_plan,), 0, filled)
+        states = jnp.concatenate([x_next[None], x[None], buffer[picks]])  # [P, D]
+        mature = (pool.age >= cfg["option_warmup"]) & bool(cfg["use_options"])
+
+        def available(y: Array) -> Array:  # [N]: would not stop at once, and old enough
+            _, beta_y, _ = policy_and_stopping(pool, y, theta @ y, bonus)
+            return ~beta_y & mature
+
+        avail = jax.vmap(available)(states)  # [P, N]
+        u_act, u_opt = projections(theta, act, opt)
+        theta, plan_error, use = plan(theta, u_act, u_opt, avail, states, cfg["lr_value"])
+
+        # Utility feeds back from planning to options and to the features behind them.
+        stats = state.stats
+        ok = jnp.isfinite(opt_error)
+        stats = stats._replace(
+            utility=stats.utility + cfg["utility_rate"] * (use - stats.utility),
+            model_error=jnp.where(
+                ok, stats.model_error + cfg["stat_rate"] * (jnp.where(ok, opt_error, 0) - stats.model_error),
+                stats.model_error,
+            ),
+        )  # fmt: skip
+
+        # Replacement: the least useful mature option makes way for a new feature's subtask.
+        due = (state.steps + 1) % cfg["replace_every"] == 0
+        eligible = pool.age >= cfg["maturity"]
+        slot = jnp.argmin(jnp.where(eligible, stats.utility, jnp.inf))
+        do = due & eligible.any()
+        taken = jnp.zeros(x.shape[0], bool).at[pool.feature].set(True)
+        feature = propose_feature(feats, taken, k_feat)
+        feats = feats._replace(utility=feats.utility.at[pool.feature].set(stats.utility))
+        pool = pool_reset(pool, slot, feature, do)
+        opt = option_models_reset(opt, slot, do)
+        fresh = (jnp.arange(n_opt) == slot) & do
+        stats = OptionStats(*(jnp.where(fresh, jnp.zeros_like(s), s) for s in stats))
+        avail_now = avail[0] & ~fresh
+
+        # Act: go on with the option being executed, or choose among actions and options.
+        pi_next, beta_now, _ = policy_and_stopping(pool, x_next, theta @ x_next, bonus)
+        o = state.executing
+        running = o >= 0
+        o_safe = jnp.maximum(o, 0)
+        go_on = (
+            running & ~ts.done & ~beta_now[o_safe] & (state.exec_steps < cfg["max_option_steps"])
+            & ~fresh[o_safe]
+        )  # fmt: skip
+        q_act, q_opt = backup_values(u_act, u_opt, avail_now, x_next)
+        scores = jnp.concatenate([q_act, q_opt])
+        valid = jnp.isfinite(scores)
+        noise = jax.random.uniform(k_tie, scores.shape, maxval=1e-6)
+        greedy = jnp.argmax(jnp.where(valid, scores + noise, -jnp.inf))
+        n_act = q_act.shape[0]
+        explorable = valid if cfg["explore_options"] else jnp.arange(scores.shape[0]) < n_act
+        random_choice = jax.random.categorical(k_choice, jnp.where(explorable, 0.0, -jnp.inf))
+        choice = jnp.where(jax.random.uniform(k_explore) < cfg["epsilon"], random_choice, greedy)
+        starts = ~go_on & (choice >= n_act)
+        new_o = jnp.where(go_on, o, jnp.where(starts, choice - n_act, -1)).astype(jnp.int32)
+        action = jnp.where(new_o >= 0, pi_next[jnp.maximum(new_o, 0)], choice).astype(jnp.int32)
+
+        # Bookkeeping of executions: a finished one updates its slot's mean duration.
+        ended = running & ~go_on
+        ended_slot = jax.nn.one_hot(o_safe, n_opt) * ended
+        dur_rate = 0.05  # recent executions count most: the option keeps changing
+        stats = stats._replace(
+            duration=stats.duration + ended_slot * dur_rate * (state.exec_steps - stats.duration),
+            calls=stats.calls + (jax.nn.one_hot(new_o, n_opt) * starts).astype(jnp.int32),
+            usage=stats.usage + cfg["stat_rate"] * (jax.nn.one_hot(new_o, n_opt) - stats.usage),
+        )
+        new_state = OakState(
+            theta=theta,
+            act=act,
+            pool=pool,
+            opt=opt,
+            feats=feats,
+            stats=stats,
+            buffer=buffer,
+            prev_obs=x_next,
+            prev_action=action,
+            executing=new_o,
+            exec_steps=jnp.where(go_on, state.exec_steps + 1, 1).astype(jnp.int32),
+            has_prev=jnp.ones((), bool),
+            replaced=state.replaced + do.astype(jnp.int32),
+            steps=state.steps + 1,
+        )
+        info = {
+            "td_error": plan_error,
+            "value": v_next,
+            "model_error": act_error * learn,
+            "option_model_error": jnp.nanmean(opt_error),
+            "option_td_error": jnp.mean(jnp.abs(option_delta)),
+            "in_option": (new_o >= 0).astype(jnp.float32),
+            "option_utility": stats.utility.mean(),
+            "replaced": do.astype(jnp.float32),
+        }
+        return new_state, action, info
+
+    return Agent("oak", init, step, cfg)
+
+
+RECORD_FIELDS = ("feature", "usage", "utility", "duration", "model_error", "calls", "age")
+
+
+def option_records(state: OakState) -> dict[str, np.ndarray]:
+    """Host side: the option pool of a (seed-batched) state as columns [S, N] (see RECORD_FIELDS).
+
+    This is what a run records per chunk: which feature is behind each option and how it is doing.
+    """
+    s = state.stats
+    cols = {
+        "feature": state.pool.feature,
+        "usage": s.usage,
+        "utility": s.utility,
+        "duration": s.duration,
+        "model_error": s.model_error,
+        "calls": s.calls,
+        "age": state.pool.age,
+    }
+    return {k: np.asarray(v) for k, v in cols.items()}

@@ -1,0 +1,140 @@
+"""Linear models of primitive actions and of options, learned from the one stream.
+
+Both predict, from the features x(s) [D] of the state where they start, what they lead to
+(Sutton, Precup & Singh 1999; Sutton et al. 2008, linear Dyna):
+
+  reward   r(s)  expected discounted reward collected until the end   [D] weights per model
+  outcome  m(s)  expected gamma^tau [x(s_tau); 1] at the end           [D+1, D] per model
+
+so the value of starting one at s, given the main value v(s) = theta . x(s), is
+
+    Q(s) = r . x(s) + theta . m(s)[:D]          and m(s)[D] = E[gamma^tau], the discount.
+
+A primitive action ends after one step (tau = 1). An option ends where it stops; its model
+is a set of general value functions whose continuation is gamma * (1 - beta(s')), learned by
+TD(lambda) off-policy (the option's greedy policy is the target, so the per-decision
+importance ratio truncated at 1 is 1[a = pi(s)]: updates and traces happen only on the
+actions the option would have taken).
+
+
+The episode's terminal state ends everything with outcome 0 (its value is 0). Step sizes
+are normalised by x . x (NLMS).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def _with_one(x: Array) -> Array:
+    """[D+1]: x with a constant 1 appended (its model row is the discount)."""
+    return jnp.concatenate([x, jnp.ones((1,), x.dtype)])
+
+
+class ActionModels(NamedTuple):
+    reward: Array  # [A, D]
+    outcome: Array  # [A, D+1, D]
+
+
+def action_models_init(actions: int, dim: int) -> ActionModels:
+    return ActionModels(
+        jnp.zeros((actions, dim), jnp.float32), jnp.zeros((actions, dim + 1, dim), jnp.float32)
+    )
+
+
+def action_models_update(
+    models: ActionModels,
+    x: Array,
+    action: Array,
+    reward: Array,
+    x_next: Array,
+    cont: Array,
+    learn: Array,
+    *,
+    gamma: float,
+    lr: float,
+) -> tuple[ActionModels, Array]:
+    """One LMS step of the taken action's model. Returns (models, error []: |reward error| +
+    mean |outcome error|, measured before the update)."""
+    step = lr * learn / jnp.maximum(x @ x, 1e-6)
+    d_r = reward - models.reward[action] @ x
+    d_m = gamma * cont * _with_one(x_next) - models.outcome[action] @ x  # [D+1]
+    new = ActionModels(
+        models.reward.at[action].add(step * d_r * x),
+        models.outcome.at[action].add(step * d_m[:, None] * x[None, :]),
+    )
+    return new, jnp.abs(d_r) + jnp.mean(jnp.abs(d_m))
+
+
+class OptionModels(NamedTuple):
+    reward: Array  # [N, D] expected discounted reward until stopping
+    outcome: Array  # [N, D+1, D] gamma^tau [x; 1] at stopping
+    trace: Array  # [N, D] eligibility trace (shared by both predictions)
+
+
+def option_models_init(options: int, dim: int) -> OptionModels:
+    return OptionModels(
+        jnp.zeros((options, dim), jnp.float32),
+        jnp.zeros((options, dim + 1, dim), jnp.float32),
+        jnp.zeros((options, dim), jnp.float32),
+    )
+
+
+def option_models_reset(models: OptionModels, slot: Array, do: Array) -> OptionModels:
+    """Where `do`: forget everything about slot `slot` (its option has a new subtask).
+
+    A mask over all slots: measured cheaper on XLA:CPU than a scatter into the slot's slice
+    under vmap (benchmarks/oak_throughput.py)."""
+    keep = ~((jnp.arange(models.outcome.shape[0]) == slot) & do)
+    return OptionModels(
+        jnp.where(keep[:, None], models.reward, 0.0),
+        jnp.where(keep[:, None, None], models.outcome, 0.0),
+        jnp.where(keep[:, None], models.trace, 0.0),
+    )
+
+
+def option_models_update(
+    models: OptionModels,
+    x: Array,
+    action: Array,
+    reward: Array,
+    x_next: Array,
+    pi: Array,
+    beta: Array,
+    beta_next: Array,
+    cont: Array,
+    learn: Array,
+    *,
+    gamma: float,
+    lamda: float,
+    lr: float,
+) -> tuple[OptionModels, Array]:
+    """One off-policy TD(lambda) step of every option's model on (x, action, reward, x_next).
+
+    pi [N], beta [N]: each option's greedy action and stopping at x; beta_next [N]: its
+    stopping at x_next. Returns (models, error [N]: |reward error| + mean |outcome error|
+    before the update, NaN for options that would not have taken `action`).
+    """
+    rho = (pi == action).astype(jnp.float32)  # [N] truncated importance ratio
+    # Returns that flowed through x continue only if the option did not stop at x.
+    carry = gamma * lamda * (1.0 - beta.astype(jnp.float32))
+    trace = rho[:, None] * (carry[:, None] * models.trace + x[None, :])
+    go_on = gamma * cont * (1.0 - beta_next.astype(jnp.float32))  # [N]
+    stop = gamma * cont * beta_next.astype(jnp.float32)
+    d_r = reward + go_on * (models.reward @ x_next) - models.reward @ x  # [N]
+    m_next = jnp.einsum("nod,d->no", models.outcome, x_next)
+    m_now = jnp.einsum("nod,d->no", models.outcome, x)
+    d_m = stop[:, None] * _with_one(x_next)[None, :] + go_on[:, None] * m_next - m_now  # [N, D+1]
+    step = lr * learn / jnp.maximum(x @ x, 1e-6)
+    new = OptionModels(
+        models.reward + step * d_r[:, None] * trace,
+        models.outcome + step * d_m[:, :, None] * trace[:, None, :],
+        trace * learn * cont,
+    )
+    error = jnp.where(rho > 0, jnp.abs(d_r) + jnp.mean(jnp.abs(d_m), axis=-1), jnp.nan)
+    return new, error

@@ -1,0 +1,466 @@
+"""`oakrl study oak`: does an agent with options recover faster when the reward moves?
+
+On Rooms-v0 whose goal jumps to another room's corner every `every` steps (schedule
+`switch`), the same seeds run, each an ordinary lab run (compiled, vmapped over seeds) in
+its own sub-directory of the study:
+
+  oak             the OaK agent (oakrl/agents/oak.py), default config
+  dyna            issue 4's Dyna agent with primitive actions, default config
+  stream-q        the model-free stream learner
+  oak-primitive   (ablation, --ablation) OaK with its options never used: the same linear
+                  models and planning over primitive actions only
+
+Recovery (`recovery_steps`) is issue 4's measure, reused from oakrl/study/model_based.py so
+the two studies agree: after each relocation, the number of steps until the goal reaches in
+the last `window` steps since the relocation number at least `threshold` x window x the
+optimal rate (goal reaches per step of the best policy for the new goal: 1 / the mean
+shortest-path length over start cells). Never within the segment: `every` steps (censored,
+counted). A seed's value is the mean over relocations; the study's the mean over seeds, with
+the standard deviation over seeds as the spread. `dyna` and the stream learner get the
+options issue 4's study gives them (oakrl.study.model_based.agent_options).
+
+The same OaK config also runs a short stretch of a second world (`--second-world`,
+Foraging-v0 by default), to show that nothing in it is specific to Rooms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oakrl.errors import ConfigError
+
+STUDY_AGENTS = ("oak", "dyna", "stream-q")
+ABLATION = "oak-primitive"
+
+
+@dataclass
+class OakStudyConfig:
+    env: str = "Rooms-v0"
+    every: int = 5_000  # steps between relocations of the goal (the four corners, cyclically)
+    relocations: int = 7
+    seeds: int = 5
+    seed: int = 0
+    stream: str = "stream-q"  # the model-free stream learner
+    window: int = 1_000  # steps of the reward-rate window of the recovery measure
+    threshold: float = 0.5  # fraction of the optimal rate that counts as recovered
+    bin: int = 250  # steps per reward-rate bin of the figure
+    ablation: bool = True
+    second_world: str | None = "Foraging-v0"
+    second_steps: int = 10_000
+    chunk: int = 5_000
+
+    def check(self) -> None:
+        if self.env != "Rooms-v0":
+            raise ConfigError(
+                f"env must be Rooms-v0 (recovery is measured against its optimal rate), got {self.env!r}"
+            )
+        for name in ("every", "relocations", "seeds", "bin", "window", "chunk", "second_steps"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.every % self.bin or self.every < 4 * self.bin:
+            raise ConfigError(f"every ({self.every}) must be a multiple of bin ({self.bin}), at least 4 bins")
+        if self.stream != "stream-q":
+            raise ConfigError(
+                f"stream must be stream-q (discrete actions, as in issue 4's study), got {self.stream!r}"
+            )
+        if self.window > self.every:
+            raise ConfigError(f"window ({self.window}) must be <= every ({self.every})")
+
+    tasks = 4  # the switch schedule cycles the goal through the four rooms' corners
+
+    @property
+    def steps(self) -> int:
+        return self.every * (self.relocations + 1)
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        names = ("oak", "dyna", self.stream)
+        return (*names, ABLATION) if self.ablation else names
+
+
+def agent_run_config(cfg: OakStudyConfig, name: str):
+    """The lab RunConfig of one agent of the study."""
+    from oakrl.lab.run import RunConfig
+    from oakrl.study.model_based import agent_options
+
+    agent, options = name, {}
+    if name == ABLATION:
+        agent, options = "oak", {"use_options": False}
+    if name in ("dyna", "stream-q"):  # exactly as issue 4's study runs them
+        options = agent_options(model_based_config(cfg), name)
+    return RunConfig(
+        env=cfg.env,
+        agent=agent,
+        steps=cfg.steps,
+        seeds=cfg.seeds,
+        seed=cfg.seed,
+        schedule="switch",
+        every=cfg.every,
+        tasks=cfg.tasks,
+        chunk=cfg.chunk,
+        agent_options=options,
+        checkpoint_every=0,
+    )
+
+
+def reward_rate(columns: dict[str, np.ndarray], seeds: int, steps: int, bin: int) -> np.ndarray:
+    """[S, steps // bin]: reward of the episodes ending in each bin of `bin` steps, per step."""
+    seed, step, ret = (np.asarray(columns[k]) for k in ("seed", "step", "return"))
+    idx = np.clip((step - 1) // bin, 0, steps // bin - 1)
+    out = np.zeros((seeds, steps // bin))
+    np.add.at(out, (seed, idx), ret)
+    return out / bin
+
+
+def model_based_config(cfg: OakStudyConfig):
+    """Issue 4's study config with this study's schedule (for its agent options and optimal rates)."""
+    from oakrl.study.model_based import ModelBasedConfig
+
+    return ModelBasedConfig(
+        every=cfg.every, changes=cfg.relocations, seeds=cfg.seeds, seed=cfg.seed, window=cfg.window,
+        threshold=cfg.threshold,
+    )  # fmt: skip
+
+
+def recovery(columns: dict[str, np.ndarray], cfg: OakStudyConfig) -> dict[str, np.ndarray]:
+    """Recovery after each relocation with issue 4's measure (see module docstring).
+
+    Returns {"steps": [S, R] steps to recover (censored at `every`), "recovered": [S, R] bool}.
+    """
+    from oakrl.study.model_based import optimal_rates, recovery_steps
+
+    rates = optimal_rates(model_based_config(cfg))
+    seed, step, ret = (np.asarray(columns[k]) for k in ("seed", "step", "return"))
+    steps = np.full((cfg.seeds, cfg.relocations), float(cfg.every))
+    recovered = np.zeros((cfg.seeds, cfg.relocations), bool)
+    for i in range(cfg.seeds):
+        reaches = step[(seed == i) & (ret > 0)]
+        for c in range(1, cfg.relocations + 1):
+            need = cfg.threshold * cfg.window * rates[c]
+            r = recovery_steps(reaches, c * cfg.every, cfg.every, cfg.window, need)
+            if r is not None:
+                steps[i, c - 1], recovered[i, c - 1] = r, True
+    return {"steps": steps, "recovered": recovered}
+
+
+def _over_seeds(x: np.ndarray) -> dict[str, Any]:
+    x = np.asarray(x, float)
+    return {
+        "mean": float(x.mean()),
+        "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        "per_seed": [float(v) for v in x],
+    }
+
+
+def read_records(path: Path) -> dict[str, np.ndarray]:
+    """records.parquet of a run as columns ({} when the agent records nothing)."""
+    if not path.exists():
+        return {}
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return {c: table.column(c).to_numpy() for c in table.column_names}
+
+
+def _feature_name(env: str, feature: int) -> str:
+    if env == "Rooms-v0":
+        from oakrl.envs.rooms import SIZE
+
+        r, c = divmod(int(feature), SIZE)
+        return f"cell ({r},{c})"
+    return f"obs[{int(feature)}]"
+
+
+def options_alive(records: dict[str, np.ndarray], env: str) -> list[dict[str, Any]]:
+    """The options at the last recorded step, per seed and slot (feature, usage, utility, ...)."""
+    if not records or not len(records.get("step", [])):
+        return []
+    last = records["step"] == records["step"].max()
+    out = []
+    for i in np.flatnonzero(last):
+        out.append(
+            {
+                "seed": int(records["seed"][i]),
+                "slot": int(records["slot"][i]),
+                "feature": int(records["feature"][i]),
+                "feature_name": _feature_name(env, int(records["feature"][i])),
+                "usage": float(records["usage"][i]),
+                "utility": float(records["utility"][i]),
+                "mean_duration": float(records["duration"][i]),
+                "model_error": float(records["model_error"][i]),
+                "age": int(records["age"][i]),
+            }
+        )
+    return out
+
+
+def final_agent_state(cfg: OakStudyConfig, name: str, run_dir: Path):
+    """The agent state (seed-batched) of a finished run of the study, from its last checkpoint."""
+    import jax
+
+    from oakrl.lab.checkpoint import load_checkpoint
+    from oakrl.lab.run import build, compat_hash, identity, seed_keys
+    from oakrl.lab.stream import init_carry
+
+    config = agent_run_config(cfg, name)
+    handle, agent = build(config)
+    fresh = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(config))
+    loaded = load_checkpoint(run_dir, fresh, compat_hash(identity(config, handle, agent)))
+    if loaded is None:
+        raise RuntimeError(f"{run_dir} holds no checkpoint")
+    return loaded[1].agent, agent.config
+
+
+def run_study(
+    cfg: OakStudyConfig, path: Path, progress: Callable[[str, int], None] | None = None
+) -> dict[str, Any]:
+    """Runs every agent of the study into path/<agent>/ and returns the `agents` map and extras."""
+    from oakrl.lab.metrics import read_episodes
+    from oakrl.lab.run import run
+
+    cfg.check()
+    result: dict[str, Any] = {"agents": {}, "rate": {}, "recovery": {}, "records": {}}
+    for name in cfg.agents:
+        run_dir = path / name
+
+        def prog(done, _ret, name=name):
+            if progress is not None:
+                progress(name, done)
+
+        summary = run(agent_run_config(cfg, name), run_dir, progress=prog)
+        columns = read_episodes(run_dir / "episodes.parquet")
+        rate = reward_rate(columns, cfg.seeds, cfg.steps, cfg.bin)
+        rec = recovery(columns, cfg)
+        records = read_records(run_dir / "records.parquet")
+        per_seed_recovery = rec["steps"].mean(axis=1)
+        result["agents"][name] = {
+            "run": name,
+            "recovery_steps": {
+                **_over_seeds(per_seed_recovery),
+                "per_relocation": [float(v) for v in rec["steps"].mean(axis=0)],
+                "recovered_fraction": float(rec["recovered"].mean()),
+            },
+            "final_return": summary["final_return"],
+            "average_reward": summary["average_reward"],
+            "steps_per_second": summary["steps_per_second"],
+            "options": options_alive(records, cfg.env),
+        }
+        result["rate"][name] = rate
+        result["recovery"][name] = rec
+        result["records"][name] = records
+    return result
+
+
+def compare(agents: dict[str, Any], a: str = "oak", b: str = "dyna") -> dict[str, Any]:
+    """Is `a` faster to recover than `b` by more than the seed spread? (means, sds over seeds)"""
+    ra, rb = agents[a]["recovery_steps"], agents[b]["recovery_steps"]
+    margin = rb["mean"] - ra["mean"]
+    spread = max(ra["sd"], rb["sd"])
+    return {
+        "faster": a,
+        "than": b,
+        "margin_steps": margin,
+        "spread_steps": spread,
+        "margin_exceeds_spread": bool(margin > spread),
+    }
+
+
+def second_world(cfg: OakStudyConfig, path: Path) -> dict[str, Any] | None:
+    """The same OaK config (and the stream learner) for a while on another world."""
+    if not cfg.second_world:
+        return None
+    from oakrl.lab.run import RunConfig, run
+
+    out = {"env": cfg.second_world, "steps": cfg.second_steps, "agents": {}}
+    for name in ("oak", cfg.stream):
+        rc = RunConfig(
+            env=cfg.second_world,
+            agent=name,
+            steps=cfg.second_steps,
+            seeds=cfg.seeds,
+            seed=cfg.seed,
+            chunk=min(cfg.chunk, cfg.second_steps),
+            checkpoint_every=0,
+        )
+        summary = run(rc, path / f"{cfg.second_world}_{name}")
+        out["agents"][name] = {
+            "average_reward": summary["average_reward"],
+            "steps_per_second": summary["steps_per_second"],
+            "run": f"{cfg.second_world}_{name}",
+        }
+    return out
+
+
+def config_json(cfg: OakStudyConfig) -> dict[str, Any]:
+    return {**dataclasses.asdict(cfg), "steps": cfg.steps, "agents": list(cfg.agents)}
+
+
+def plot_study(path: Path, cfg: OakStudyConfig, result: dict[str, Any], command: str) -> None:
+    """figure.png: reward rate over the lifetime, recovery per relocation, OaK's options over time."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(16, 4.2))
+    FigureCanvasAgg(fig)
+    ax1, ax2, ax3 = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
+    for name, rate in result["rate"].items():
+        k = 4  # smooth over 4 bins
+        x = np.stack([np.convolve(r, np.ones(k) / k, mode="same") for r in rate]) * 100
+        t = (np.arange(x.shape[1]) + 0.5) * cfg.bin
+        mean = x.mean(0)
+        se = x.std(0, ddof=1) / math.sqrt(x.shape[0]) if x.shape[0] > 1 else 0 * mean
+        ax1.plot(t, mean, lw=1, label=name)
+        ax1.fill_between(t, mean - se, mean + se, alpha=0.2)
+    for j in range(1, cfg.relocations + 1):
+        ax1.axvline(j * cfg.every, color="k", lw=0.5, ls=":")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("reward per 100 steps")
+    ax1.set_title("reward rate (goal relocations dotted)", fontsize=9)
+    ax1.legend(fontsize=7)
+    for name, rec in result["recovery"].items():
+        s = rec["steps"]
+        ax2.errorbar(np.arange(1, s.shape[1] + 1), s.mean(0), yerr=s.std(0, ddof=1) if len(s) > 1 else None,
+                     label=name, marker="o", ms=3, capsize=2, lw=1)  # fmt: skip
+    ax2.axhline(cfg.every, color="k", lw=0.5, ls=":")
+    ax2.set_xlabel("relocation")
+    ax2.set_ylabel("steps to recover (censored at --every)")
+    ax2.set_title(f"recovery: {cfg.threshold:.0%} of the optimal rate over {cfg.window} steps", fontsize=9)
+    ax2.legend(fontsize=7)
+    records = result["records"].get("oak") or {}
+    if records:
+        draw_options_over_time(ax3, records, seed=0, env=cfg.env)
+    fig.text(0.005, 0.005, command, fontsize=6, family="monospace")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+
+
+def draw_options_over_time(ax, records: dict[str, np.ndarray], seed: int, env: str) -> None:
+    """One row per option slot: its utility over time (colour), the feature behind it written
+    where it changes (a replacement)."""
+    m = records["seed"] == seed
+    steps = np.unique(records["step"][m])
+    slots = int(records["slot"][m].max()) + 1
+    util = np.full((slots, steps.size), np.nan)
+    feat = np.zeros((slots, steps.size), int)
+    for i, st in enumerate(steps):
+        mm = m & (records["step"] == st)
+        util[records["slot"][mm], i] = records["utility"][mm]
+        feat[records["slot"][mm], i] = records["feature"][mm]
+    im = ax.imshow(util, aspect="auto", cmap="viridis", interpolation="nearest",
+                   extent=(0, steps[-1], slots - 0.5, -0.5))  # fmt: skip
+    width = steps[-1] / steps.size
+    for k in range(slots):
+        for i in range(steps.size):
+            if i == 0 or feat[k, i] != feat[k, i - 1]:
+                name = _feature_name(env, feat[k, i]).replace("cell ", "")
+                ax.text(i * width + 0.1 * width, k, name, fontsize=5, color="w", va="center")
+    ax.set_xlabel("step")
+    ax.set_ylabel("option slot")
+    ax.set_title(f"OaK seed {seed}: feature behind each option (text at each replacement), utility (colour)",
+                 fontsize=8)  # fmt: skip
+    ax.figure.colorbar(im, ax=ax, fraction=0.04)
+
+
+def study_oak(cfg: OakStudyConfig, out: str, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole study: runs, summary.json, figure.png, options.png / options.txt (Rooms)."""
+    import time
+
+    from oakrl.lab.files import machine, write_json
+    from oakrl.study.common import command_line, prepare_out
+
+    cfg.check()
+    path = prepare_out(out)
+    cmd = command_line()
+    write_json(path / "config.json", {**config_json(cfg), "command": cmd})
+    t0 = time.perf_counter()
+    last: dict[str, int] = {}
+
+    def progress(name: str, done: int) -> None:
+        if done - last.get(name, -cfg.steps) >= cfg.steps // 4 or done == cfg.steps:
+            echo(f"{name:>14}  step {done}/{cfg.steps}")
+            last[name] = done
+
+    result = run_study(cfg, path, progress)
+    agents = result["agents"]
+    summary = {
+        "study": "oak",
+        "command": cmd,
+        "env": cfg.env,
+        "schedule": {
+            "kind": "switch",
+            "every": cfg.every,
+            "tasks": cfg.tasks,
+            "relocations": cfg.relocations,
+        },
+        "steps": cfg.steps,
+        "seeds": cfg.seeds,
+        "recovery_definition": (
+            f"issue 4's (oakrl/study/model_based.py): per relocation and seed, steps until the goal "
+            f"reaches in the last {cfg.window} steps since the relocation number >= {cfg.threshold} x "
+            f"{cfg.window} x the optimal rate for the new goal; censored at {cfg.every}; per seed the "
+            "mean over relocations"
+        ),
+        "agents": agents,
+        "comparison": {"oak_vs_dyna": compare(agents, "oak", "dyna")},
+    }
+    if ABLATION in agents:
+        summary["comparison"]["oak_vs_oak_primitive"] = compare(agents, "oak", ABLATION)
+    summary["second_world"] = second_world(cfg, path)
+    if cfg.env == "Rooms-v0":
+        summary["rendered"] = render_final_options(cfg, path)
+    summary["wall_seconds"] = time.perf_counter() - t0
+    summary["machine"] = machine()
+    write_json(path / "summary.json", summary)
+    plot_study(path / "figure.png", cfg, result, cmd)
+    for name, a in agents.items():
+        r = a["recovery_steps"]
+        echo(
+            f"{name:>14}  recovery {r['mean']:7.0f} steps (sd {r['sd']:.0f}, recovered "
+            f"{r['recovered_fraction']:.0%})  average reward {a['average_reward']['mean']:.4f}"
+        )
+    c = summary["comparison"]["oak_vs_dyna"]
+    echo(
+        f"oak vs dyna: {c['margin_steps']:.0f} steps faster, seed spread {c['spread_steps']:.0f}: "
+        f"{'margin exceeds spread' if c['margin_exceeds_spread'] else 'NOT beyond the spread'}"
+    )
+    echo(
+        f"wrote {path}/summary.json, figure.png"
+        + (", options.png, options.txt" if cfg.env == "Rooms-v0" else "")
+    )
+    return summary
+
+
+def render_final_options(cfg: OakStudyConfig, path: Path, seed: int = 0) -> list[str]:
+    """options.txt and options.png: every option of OaK's seed `seed` at the end of its lifetime."""
+    from oakrl.options.render import plot_options, render_option
+
+    state, agent_cfg = final_agent_state(cfg, "oak", path / "oak")
+    q = np.asarray(state.pool.q[seed])
+    theta = np.asarray(state.theta[seed])
+    feature = np.asarray(state.pool.feature[seed])
+    utility = np.asarray(state.stats.utility[seed])
+    bonus = float(agent_cfg["bonus"])
+    order = np.argsort(-utility)
+    texts, panels = [], []
+    for k in order:
+        name = f"slot {k}: {_feature_name(cfg.env, feature[k])}, utility {utility[k]:.3f}"
+        texts.append(name + "\n" + render_option(q[k], theta, int(feature[k]), bonus))
+        panels.append((name, q[k], theta, int(feature[k]), bonus))
+    legend = "'^>v<' the option's action, 'o' it stops here, '*' its feature's cell, '.' nothing learned"
+    (path / "options.txt").write_text(
+        f"OaK seed {seed} at step {cfg.steps}; {legend}\n\n" + "\n\n".join(texts)
+    )
+    plot_options(path / "options.png", panels, f"OaK options, seed {seed}, step {cfg.steps} (shaded: stops)")
+    return ["options.txt", "options.png"]
