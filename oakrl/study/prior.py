@@ -1,0 +1,357 @@
+"""Prior vs scratch: does starting from demonstrations help, and does reward overrule a bad prior?
+
+The same agent (prior-ac: stream AC(lambda), oakrl.priors.agent) on the same environment and
+seeds, started four ways: from nothing (scratch), or behaviour-cloned from demonstrations of
+an expert, a mediocre (noisy) expert or a wrong (adversarial) teacher. The demonstrations are
+recorded first from the environment's scripted expert (oakrl.priors.demos; written to
+OUT/demos/QUALITY.npz) unless a directory of datasets is given. Each condition is one compiled,
+vmapped run over the seeds (oakrl.lab.stream.run_jax); every condition uses the same seed keys.
+
+Per condition and seed:
+  steps_to_threshold  agent steps until the mean return of the last `window` finished episodes
+                      first reaches `threshold`; seeds that never reach it count as the full
+                      stream in the mean (`reached` says how many did; per_seed holds null)
+  final_return        mean return of the episodes that end in the last 10% of the stream
+  average_reward      total reward / steps
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from oakrl.errors import ConfigError
+
+CONDITIONS = ("scratch", "expert", "mediocre", "wrong")
+THRESHOLDS = {"CartPole-v1": 400.0, "TextWorld-v0": 0.9}
+
+
+@dataclass
+class PriorConfig:
+    env: str = "CartPole-v1"
+    steps: int = 100_000  # per seed and condition
+    seeds: int = 5
+    seed: int = 0
+    conditions: tuple[str, ...] = CONDITIONS
+    threshold: float | None = None  # None: the environment's default (THRESHOLDS)
+    window: int = 10  # finished episodes averaged for steps_to_threshold
+    demo_steps: int = 20_000  # transitions per recorded dataset
+    noise: float = 0.5  # mediocre: probability of a random action
+    demos_dir: str | None = None  # use DIR/{expert,mediocre,wrong}.npz instead of recording
+    hidden: tuple[int, ...] = (128, 128)
+    bc_steps: int = 2000
+    bc_value: bool = False
+    kl: float = 0.0
+    kl_half_life: int = 0
+    kl_adapt: float = 0.0
+    bins: int = 50  # points of the learning curves
+    chunk: int = 10_000
+
+    def check(self) -> None:
+        for name in ("steps", "seeds", "window", "demo_steps", "bins", "chunk", "bc_steps"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not self.conditions or any(c not in CONDITIONS for c in self.conditions):
+            raise ConfigError(
+                f"conditions must be among {', '.join(CONDITIONS)}, got {','.join(self.conditions)}"
+            )
+        if len(set(self.conditions)) != len(self.conditions):
+            raise ConfigError(f"conditions repeat: {','.join(self.conditions)}")
+        if not 0 <= self.noise <= 1:
+            raise ConfigError(f"noise must be in [0, 1], got {self.noise!r}")
+        for name in ("kl", "kl_adapt"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.kl_half_life, int) or self.kl_half_life < 0:
+            raise ConfigError(f"kl_half_life must be a non-negative integer, got {self.kl_half_life!r}")
+        if self.threshold is None and self.env not in THRESHOLDS:
+            raise ConfigError(
+                f"no default threshold for {self.env!r} (defaults: "
+                f"{', '.join(f'{k}={v}' for k, v in THRESHOLDS.items())}); give --threshold"
+            )
+        if self.demos_dir is None and any(c != "scratch" for c in self.conditions):
+            from oakrl.priors.demos import SCRIPTED
+
+            if self.env not in SCRIPTED:
+                raise ConfigError(
+                    f"no scripted expert for {self.env!r} (there are for {', '.join(SCRIPTED)}); "
+                    "record datasets with `oakrl record` and pass --demos-dir"
+                )
+        if self.demos_dir is not None:
+            for c in self.conditions:
+                if c != "scratch" and not (Path(self.demos_dir) / f"{c}.npz").is_file():
+                    raise ConfigError(
+                        f"--demos-dir {self.demos_dir} has no {c}.npz (make it with `oakrl record`)"
+                    )
+
+    @property
+    def thresh(self) -> float:
+        return float(self.threshold if self.threshold is not None else THRESHOLDS[self.env])
+
+
+def steps_to_threshold(step: np.ndarray, ret: np.ndarray, threshold: float, window: int) -> int | None:
+    """First episode-end step where the mean of the last `window` returns reaches `threshold`.
+
+    step, ret [E]: one seed's finished episodes in order. None when it never does.
+    """
+    if len(ret) == 0:
+        return None
+    csum = np.concatenate([[0.0], np.cumsum(ret, dtype=np.float64)])
+    idx = np.arange(1, len(ret) + 1)
+    lo = np.maximum(idx - window, 0)
+    mean = (csum[idx] - csum[lo]) / (idx - lo)
+    hit = np.nonzero(mean >= threshold)[0]
+    return int(step[hit[0]]) if len(hit) else None
+
+
+def learning_curve(step: np.ndarray, ret: np.ndarray, steps: int, bins: int) -> np.ndarray:
+    """Mean return of the episodes ending in each of `bins` equal spans of the stream: [bins]
+    (a span with no episode end repeats the previous value; NaN before the first)."""
+    edges = np.linspace(0, steps, bins + 1)
+    which = np.clip(np.searchsorted(edges, step, side="left") - 1, 0, bins - 1)
+    total = np.bincount(which, weights=ret, minlength=bins)
+    count = np.bincount(which, minlength=bins)
+    out = np.full(bins, np.nan)
+    last = np.nan
+    for i in range(bins):
+        last = total[i] / count[i] if count[i] else last
+        out[i] = last
+    return out
+
+
+def record_datasets(cfg: PriorConfig, handle, out: Path, log: Callable[[str], None]) -> dict[str, Path]:
+    """The demonstrations of each prior condition: recorded to out/demos/ or taken from demos_dir."""
+    from oakrl.priors.demos import record_scripted, write_demos
+
+    paths = {}
+    for i, c in enumerate(x for x in cfg.conditions if x != "scratch"):
+        if cfg.demos_dir is not None:
+            paths[c] = Path(cfg.demos_dir) / f"{c}.npz"
+            continue
+        key = jax.random.fold_in(jax.random.key(cfg.seed + 10_007, impl="unsafe_rbg"), i)
+        demos = record_scripted(handle, cfg.demo_steps, key, c, cfg.noise)
+        paths[c] = write_demos(out / "demos" / f"{c}.npz", demos)
+        h = demos.header
+        log(f"recorded {c}: {h['steps']} steps, {h['episodes']} episodes, mean return {h['mean_return']}")
+    return paths
+
+
+def _condition_summary(cfg: PriorConfig, seed, step, ret, reward_sum, info) -> tuple[dict, np.ndarray]:
+    """One condition's entry of summary.json and its learning curves [S, bins] from its episodes."""
+    hits, finals, curve = [], [], []
+    for s in range(cfg.seeds):
+        sel = seed == s
+        hits.append(steps_to_threshold(step[sel], ret[sel], cfg.thresh, cfg.window))
+        late = sel & (step > 0.9 * cfg.steps)
+        finals.append(float(ret[late].mean()) if late.any() else float("nan"))
+        curve.append(learning_curve(step[sel], ret[sel], cfg.steps, cfg.bins))
+    censored = [h if h is not None else cfg.steps for h in hits]
+    avg = np.asarray(reward_sum, np.float64) / cfg.steps
+    entry = {
+        "steps_to_threshold": {
+            "mean": float(np.mean(censored)),
+            "per_seed": hits,
+            "reached": sum(h is not None for h in hits),
+        },
+        "final_return": {"mean": float(np.nanmean(finals)), "per_seed": finals},
+        "average_reward": {"mean": float(avg.mean()), "per_seed": [float(a) for a in avg]},
+        "diagnostics": {k: float(np.nanmean(v)) for k, v in info.items()},
+    }
+    return entry, np.stack(curve)
+
+
+def run_prior(cfg: PriorConfig, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Runs every condition. Returns {"conditions": {...}, "curves": {c: [S, bins]}, "timing", "demos"}.
+
+    The prior conditions differ only in the dataset their agent clones at init, so they run as one
+    compiled stream over conditions x seeds (one compiled init, one compiled chunk); scratch is
+    its own stream. Every condition uses the same seed keys.
+    """
+    from oakrl.envs import make_env
+    from oakrl.lab.stream import run_jax
+    from oakrl.priors.agent import demo_arrays, prior_ac_parts
+    from oakrl.priors.demos import read_demos
+
+    cfg.check()
+    handle = make_env(cfg.env)
+    paths = record_datasets(cfg, handle, out, log)
+    base = jax.random.key(cfg.seed, impl="unsafe_rbg")
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.seeds))
+    conditions, curves, timing, demos_info = {}, {}, {}, {}
+    groups: list[tuple[str, ...]] = [("scratch",)] if "scratch" in cfg.conditions else []
+    priors = tuple(c for c in cfg.conditions if c != "scratch")
+    if priors:
+        groups.append(priors)
+    for group in groups:
+        options: dict[str, Any] = {"hidden": tuple(cfg.hidden)}
+        if group != ("scratch",):
+            options.update(
+                demos=str(paths[group[0]]),
+                bc_steps=cfg.bc_steps,
+                bc_value=cfg.bc_value,
+                kl=cfg.kl,
+                kl_half_life=cfg.kl_half_life,
+                kl_adapt=cfg.kl_adapt,
+            )
+        agent, init_with = prior_ac_parts(**options)
+        run_keys, restore = keys, None
+        if group != ("scratch",):
+            datasets = {}
+            for c in group:
+                demos = read_demos(paths[c])
+                h = demos.header
+                if h["env"] != cfg.env:
+                    raise ConfigError(f"{paths[c]} holds demonstrations of {h['env']}, not of {cfg.env}")
+                datasets[c] = demo_arrays(demos)
+                demos_info[c] = {
+                    k: h.get(k) for k in ("source", "quality", "noise", "steps", "episodes", "mean_return")
+                }
+
+            def clone_one(k, d, init_with=init_with):
+                return init_with(k, handle.obs_spec, handle.action_spec, d)
+
+            clone = jax.jit(jax.vmap(clone_one, in_axes=(0, None)))
+            states = [clone(keys, datasets[c]) for c in group]
+            stacked = jax.tree.map(lambda *x: jnp.concatenate(x), *states)
+            run_keys = jnp.concatenate([keys] * len(group))
+            # The stream starts from the cloned states (run_jax's fresh carry only gives the shapes:
+            # its init skips cloning).
+            agent = agent._replace(init=lambda k, o, a, init_with=init_with: init_with(k, o, a, None))
+
+            def restore(fresh, stacked=stacked):
+                return 0, fresh._replace(agent=stacked)
+
+        rows: list = []
+        last: dict[str, Any] = {}
+
+        name = "+".join(group)
+
+        def on_chunk(record, rows=rows, last=last, name=name):
+            if record.end_step == 0:
+                return
+            rows.append((record.seed, record.step, record.ret))
+            last["reward_sum"], last["info"] = record.reward_sum, record.info
+            log(f"{name:>9}  step {record.end_step}/{cfg.steps}")
+
+        _, compile_s, stream_s = run_jax(
+            agent, handle, cfg.steps, run_keys, cfg.chunk, 1000, on_chunk, restore=restore
+        )
+        seed = np.concatenate([r[0] for r in rows])
+        step = np.concatenate([r[1] for r in rows])
+        ret = np.concatenate([r[2] for r in rows]).astype(np.float64)
+        for i, c in enumerate(group):
+            lo, hi = i * cfg.seeds, (i + 1) * cfg.seeds
+            sel = (seed >= lo) & (seed < hi)
+            info = {k: np.asarray(v)[lo:hi] for k, v in last["info"].items()}
+            conditions[c], curves[c] = _condition_summary(
+                cfg, seed[sel] - lo, step[sel], ret[sel], np.asarray(last["reward_sum"])[lo:hi], info
+            )
+            timing[c] = {
+                "compile_seconds": compile_s,
+                "stream_seconds": stream_s,
+                "agent_steps_per_second": cfg.steps * len(group) * cfg.seeds / max(stream_s, 1e-9),
+                "run_together_with": list(group),
+            }
+    order = [c for c in cfg.conditions]
+    return {
+        "conditions": {c: conditions[c] for c in order},
+        "curves": {c: curves[c] for c in order},
+        "timing": timing,
+        "demos": demos_info,
+    }
+
+
+def verdict(cfg: PriorConfig, conditions: dict[str, Any]) -> dict[str, Any]:
+    """The two questions of the study, answered from the numbers (None when a condition is missing)."""
+    out: dict[str, Any] = {}
+    if "scratch" in conditions and "expert" in conditions:
+        s, e = conditions["scratch"]["steps_to_threshold"], conditions["expert"]["steps_to_threshold"]
+        out["expert_steps_saved"] = s["mean"] - e["mean"]
+        out["expert_faster_than_scratch"] = bool(e["mean"] < s["mean"])
+    if "scratch" in conditions and "wrong" in conditions:
+        s, w = conditions["scratch"]["final_return"]["mean"], conditions["wrong"]["final_return"]["mean"]
+        out["wrong_final_over_scratch_final"] = w / s if s else None
+        # "Overcome": within 10% of scratch's final return (it does not stay locked in).
+        out["wrong_overcome"] = bool(s and w >= 0.9 * s)
+    return out
+
+
+def config_json(cfg: PriorConfig) -> dict:
+    d = dataclasses.asdict(cfg)
+    d["threshold"] = cfg.thresh
+    return d
+
+
+def curve_table(curves: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
+    """Long columns: condition, seed, step (end of the span), return."""
+    cols: dict[str, list] = {"condition": [], "seed": [], "step": [], "return": []}
+    for c, x in curves.items():
+        s, b = x.shape
+        ends = np.linspace(0, steps, b + 1)[1:].astype(np.int64)
+        for i in range(s):
+            cols["condition"] += [c] * b
+            cols["seed"] += [i] * b
+            cols["step"] += ends.tolist()
+            cols["return"] += x[i].tolist()
+    return {
+        "condition": np.array(cols["condition"]),
+        "seed": np.array(cols["seed"], np.int32),
+        "step": np.array(cols["step"], np.int64),
+        "return": np.array(cols["return"], np.float32),
+    }
+
+
+def plot(path: Path, cfg: PriorConfig, result: dict[str, Any], command: str) -> None:
+    """Left: the learning curves (mean over seeds, shaded +- one standard error), the threshold and
+    each condition's mean steps to it; right: final return per condition with every seed."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"scratch": "0.3", "expert": "tab:green", "mediocre": "tab:orange", "wrong": "tab:red"}
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2.3, 1]})
+    for c, x in result["curves"].items():
+        ends = np.linspace(0, cfg.steps, x.shape[1] + 1)[1:]
+        mean = np.nanmean(x, 0)
+        se = np.nanstd(x, 0, ddof=1) / np.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros_like(mean)
+        ax.plot(ends, mean, color=colors[c], label=c, lw=1.5)
+        ax.fill_between(ends, mean - se, mean + se, color=colors[c], alpha=0.2)
+        st = result["conditions"][c]["steps_to_threshold"]
+        ax.axvline(st["mean"], color=colors[c], ls=":", lw=1)
+    ax.axhline(cfg.thresh, color="k", ls="--", lw=0.8, label=f"threshold {cfg.thresh:g}")
+    ax.set_xlabel("agent steps")
+    ax.set_ylabel("episode return")
+    ax.set_title("learning curves (dotted: mean steps to threshold)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    names = list(result["curves"])
+    for i, c in enumerate(names):
+        fr = result["conditions"][c]["final_return"]
+        bx.bar(i, fr["mean"], color=colors[c], alpha=0.6)
+        bx.scatter(np.full(len(fr["per_seed"]), i), fr["per_seed"], color="k", s=10, zorder=3)
+    bx.set_xticks(range(len(names)), names)
+    bx.set_ylabel("final return (last 10% of the stream)")
+    bx.grid(alpha=0.3, axis="y")
+    fig.suptitle(
+        f"{cfg.env}, prior-ac (stream AC) from scratch or cloned demonstrations, {cfg.seeds} seeds",
+        fontsize=10,
+    )
+    fig.text(0.01, 0.005, command, fontsize=6, family="monospace")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
