@@ -123,6 +123,13 @@ def _default_out(env: str, agent: str) -> str:
     type=int,
     help="Steps between checkpoints [default: every chunk]; 0: only at the end and on SIGINT/SIGTERM.",
 )
+@click.option(
+    "--goal",
+    default=None,
+    metavar="GOAL",
+    help="Goal for a goal-conditioned agent (planner): I=V[,I=V...] (observation entry I should be V, "
+    "e.g. 40=1: Rooms-v0 cell 40) or one value per observation entry ('*': any).",
+)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
 @click.pass_context
 def run(ctx, config_file, out, opt, plot, **flags) -> None:
@@ -310,6 +317,48 @@ def report(dirs, out) -> None:
     from oakrl.report.report import report as make_report
 
     print(make_report(list(dirs), out))
+
+
+@app.command()
+@click.option("--out", required=True, help="Dataset file (.npz added if missing).")
+@click.option("--env", default="CartPole-v1", show_default=True, help="JAX environment id.")
+@click.option("--steps", default=20_000, show_default=True, help="Transitions to record.")
+@click.option(
+    "--quality",
+    default="expert",
+    show_default=True,
+    help="expert: as the policy acts; mediocre: random action with probability --noise; "
+    "wrong: the next action, (a + 1) mod n.",
+)
+@click.option("--noise", default=0.5, show_default=True, help="mediocre: probability of a random action.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--agent", default=None, help="Record this agent, trained here first [default: scripted].")
+@click.option("--train-steps", default=100_000, show_default=True, help="--agent: steps before recording.")
+@click.option("--opt", multiple=True, metavar="KEY=VALUE", help="--agent option (repeatable).")
+@click.option("--from-run", default=None, metavar="DIR", help="Record the agent of a results directory.")
+@click.option("--run-seed", default=0, show_default=True, help="--from-run: which seed's agent.")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+def record(out, env, steps, quality, noise, seed, agent, train_steps, opt, from_run, run_seed, force) -> None:
+    """Record demonstrations (a scripted expert, an agent, or a run) for imitation priors.
+
+    \b
+    The dataset format is documented in oakrl/priors/demos.py: one .npz with observations,
+    actions, rewards, terminated, truncated, episode and a JSON header.
+    """
+    from oakrl.priors.record import record as do_record
+
+    options = parse_agent_options(agent, list(opt)) if agent is not None else {}
+    if opt and agent is None:
+        raise ConfigError("--opt needs --agent")
+    path, demos = do_record(
+        out, env, steps, quality, noise, seed, agent, options, train_steps, from_run, run_seed, force
+    )
+    h = demos.header
+    print(
+        f"{path}: {h['steps']:,} steps, {h['episodes']} finished episodes, mean return "
+        f"{h['mean_return'] if h['mean_return'] is None else round(h['mean_return'], 2)} "
+        f"({h['source']}, {h['quality']})"
+    )
 
 
 def _one_line(message) -> str:

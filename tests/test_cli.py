@@ -116,8 +116,19 @@ def test_help(argv, capsys):
 def test_run_then_report(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(
-        ["run", "--env", "CartPole-v1", "--steps", "1000", "--chunk", "1000", "--opt", "hidden=16,16",
-         "--out", str(out)]
+        [
+            "run",
+            "--env",
+            "CartPole-v1",
+            "--steps",
+            "1000",
+            "--chunk",
+            "1000",
+            "--opt",
+            "hidden=16,16",
+            "--out",
+            str(out),
+        ]
     )
     captured = capsys.readouterr()
     assert code == 0, captured.err

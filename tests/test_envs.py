@@ -30,6 +30,7 @@ ALL_IDS = [
     "SpaceInvaders-MinAtar",
     "Foraging-v0",
     "Rooms-v0",
+    "TextWorld-v0",
 ]
 
 
@@ -50,9 +51,7 @@ def _rollout(handle, steps: int, action=None):
             state, _ = carry
             key_act, key_step = jax.random.split(key)
             a = _action(handle.action_spec, key_act) if action is None else action
-            obs, new_state, reward, term, trunc, info = handle.env.step(
-                key_step, state, a, handle.params
-            )
+            obs, new_state, reward, term, trunc, info = handle.env.step(key_step, state, a, handle.params)
             out = dict(obs=obs, state=state, reward=reward, term=term, trunc=trunc, info=info)
             out["key"], out["action"] = key_step, a
             return (new_state, obs), out
@@ -178,9 +177,7 @@ def test_variant_tables_select_and_blend():
 
 
 # Random order over 3 tasks, segments int32[n] -> tasks int32[n] (one compile, two tests).
-_random_tasks = jax.jit(
-    jax.vmap(lambda s, key: task_of_segment(s, 3, "random", key), in_axes=(0, None))
-)
+_random_tasks = jax.jit(jax.vmap(lambda s, key: task_of_segment(s, 3, "random", key), in_axes=(0, None)))
 
 
 def test_random_order_is_deterministic_and_changes_task_at_every_boundary():
@@ -201,9 +198,7 @@ def test_random_order_is_deterministic_and_changes_task_at_every_boundary():
 
 def test_permute_shows_a_permutation_of_the_observation_and_identity_on_task_0():
     every, tasks, steps = 4, 3, 24
-    handle = make_env(
-        "CartPole-v1", schedule="permute", every=every, tasks=tasks, order="random", seed=3
-    )
+    handle = make_env("CartPole-v1", schedule="permute", every=every, tasks=tasks, order="random", seed=3)
     _, outs = jax.jit(_rollout(handle, steps))(jax.random.key(2))
     perms = np.asarray(handle.params.perms)
     # The observation after step n is encoded with the task of step n + 1.
@@ -279,9 +274,7 @@ def test_foraging_item_values_change_over_time():
     assert np.argmax(np.asarray(item_values(jnp.int32(123), frozen, 3))) == 2
 
     # The same move onto the same item earns +1 at t = 0 and -1 half a period later.
-    items = jnp.array(
-        [[[3, 4], [0, 0], [0, 1]], [[7, 7], [7, 6], [7, 5]], [[6, 0], [6, 1], [6, 2]]]
-    )
+    items = jnp.array([[[3, 4], [0, 0], [0, 1]], [[7, 7], [7, 6], [7, 5]], [[6, 0], [6, 1], [6, 2]]])
     step = jax.jit(lambda state: env.step(jax.random.key(0), state, 0, params))  # 0 = up
     rewards = []
     for t in (0, 300):
@@ -320,6 +313,11 @@ def test_rooms_walls_goal_and_relocation():
     obs, state2, reward, term, trunc, _ = env.step(jax.random.key(0), state, 3, moved)
     assert float(reward) == 0.0 and not bool(term)
     assert int(jnp.argmax(obs)) == int(GOALS[0]) and float(obs.sum()) == 1.0
+    # The time limit truncates, it does not terminate (values must bootstrap through it).
+    last = RoomsState(cell=jnp.int32(3 * SIZE + 3), time=jnp.int32(params.max_steps_in_episode - 1))
+    _, _, reward, term, trunc, info = env.step(jax.random.key(0), last, 0, params)
+    assert float(reward) == 0.0 and not bool(term) and bool(trunc)
+    assert int(jnp.argmax(info["final_observation"])) == 2 * SIZE + 3
 
     # Under `switch`, task k's goal is GOALS[k]: a reward is only ever earned on that cell.
     handle = make_env("Rooms-v0", schedule="switch", every=100, tasks=4)

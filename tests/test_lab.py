@@ -25,8 +25,21 @@ TINY = {"hidden": (16, 16)}
 
 @pytest.mark.parametrize(
     "steps, target",
-    [(1, 10), (10, 10), (9, 10), (100, 10), (1000, 300), (1001, 1000), (2000, 1000), (12_345, 1000),
-     (7, 3), (97, 10), (10_000, 10_000), (100_000, 10_000), (5, 1)],
+    [
+        (1, 10),
+        (10, 10),
+        (9, 10),
+        (100, 10),
+        (1000, 300),
+        (1001, 1000),
+        (2000, 1000),
+        (12_345, 1000),
+        (7, 3),
+        (97, 10),
+        (10_000, 10_000),
+        (100_000, 10_000),
+        (5, 1),
+    ],
 )
 def test_chunk_lengths_sum_and_bounds(steps, target):
     lengths = chunk_lengths(steps, target)
@@ -102,8 +115,16 @@ def test_run_summary(cartpole_run):
     out, _, _ = cartpole_run
     s = json.loads((out / "summary.json").read_text())
     for key in (
-        "oakrl_version", "env", "agent", "steps", "seeds", "wall_seconds", "compile_seconds",
-        "steps_per_second", "final_return", "average_reward",
+        "oakrl_version",
+        "env",
+        "agent",
+        "steps",
+        "seeds",
+        "wall_seconds",
+        "compile_seconds",
+        "steps_per_second",
+        "final_return",
+        "average_reward",
     ):
         assert key in s, key
     assert s["oakrl_version"] == __version__
@@ -185,7 +206,12 @@ def test_schedule_run(tmp_path):
 
 def test_continuing_world_reports_windows(tmp_path):
     config = RunConfig(
-        env="Foraging-v0", agent="stream-ac", steps=1000, seeds=2, chunk=1000, window=100,
+        env="Foraging-v0",
+        agent="stream-ac",
+        steps=1000,
+        seeds=2,
+        chunk=1000,
+        window=100,
         agent_options=dict(TINY),
     )
     summary = run(config, out=tmp_path / "forage", plot=False)

@@ -35,8 +35,7 @@ def test_final_return_fraction_and_no_episodes():
     assert final_return(seed, step, ret, 1, 100, fraction=0.5)["per_seed"] == [6.0]
     assert final_return(seed, step, ret, 1, 100, fraction=1.0)["per_seed"] == [4.0]
     empty = np.array([], dtype=int)
-    assert final_return(empty, empty, empty.astype(float), 2, 100) == {
-        "mean": None, "per_seed": [None, None]}
+    assert final_return(empty, empty, empty.astype(float), 2, 100) == {"mean": None, "per_seed": [None, None]}
 
 
 def test_seed_ids_out_of_range_are_rejected():
@@ -45,6 +44,7 @@ def test_seed_ids_out_of_range_are_rejected():
 
 
 # ---------------------------------------------------------------------------------- tasks
+
 
 def _cyclic_two_tasks(scale: float = 1.0):
     """steps=400, every=100, tasks 0,1,0,1; an episode every 10 steps.
@@ -64,8 +64,9 @@ def test_task_metrics_cyclic_by_hand():
     step, ret, task = _cyclic_two_tasks()
     s2, r2, t2 = _cyclic_two_tasks(scale=2.0)  # seed 1: every return doubled
     seed = np.r_[np.zeros_like(step), np.ones_like(s2)]
-    out = task_metrics(seed, np.r_[step, s2], np.r_[ret, r2], np.r_[task, t2],
-                       seeds=2, steps=400, every=100, tasks=2)
+    out = task_metrics(
+        seed, np.r_[step, s2], np.r_[ret, r2], np.r_[task, t2], seeds=2, steps=400, every=100, tasks=2
+    )
     t0, t1 = out
     assert t0["task"] == 0 and t0["visits"] == 2 and t0["visits_per_seed"] == [2, 2]
     # Last quarter of a 100-step visit: steps > end-25 -> 3 episodes; first quarter: 2.
@@ -229,8 +230,11 @@ def test_episodes_parquet_roundtrip_is_atomic_and_typed(tmp_path):
 def test_summarize_episodes():
     step, ret, task = _cyclic_two_tasks()
     cols = {"seed": np.zeros_like(step), "step": step, "return": ret, "task": task}
-    config = {"steps": 400, "seeds": 1,
-              "schedule": {"kind": "x", "every": 100, "tasks": 2, "order": "cyclic"}}
+    config = {
+        "steps": 400,
+        "seeds": 1,
+        "schedule": {"kind": "x", "every": 100, "tasks": 2, "order": "cyclic"},
+    }
     out = summarize_episodes(cols, config)
     assert out["episodes"] == 40
     assert out["final_return"]["mean"] == pytest.approx(8.5)  # steps 370..400 -> 7,8,9,10

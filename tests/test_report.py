@@ -27,20 +27,31 @@ def _episodes(seeds: int, steps: int, every: int | None, offset: float = 0.0) ->
     return {"seed": seed, "step": step, "return": ret, "task": task}
 
 
-def _make_run(d: Path, env="CartPole-v1", agent="stream_ac", seeds=2, steps=400, every=100,
-              offset=0.0, summary=True) -> Path:
+def _make_run(
+    d: Path, env="CartPole-v1", agent="stream_ac", seeds=2, steps=400, every=100, offset=0.0, summary=True
+) -> Path:
     d.mkdir(parents=True)
     schedule = {"kind": "gravity", "every": every, "tasks": 2, "order": "cyclic"} if every else None
-    config = {"env": env, "agent": agent, "steps": steps, "seeds": seeds,
-              "schedule": schedule, "continuing": False}
+    config = {
+        "env": env,
+        "agent": agent,
+        "steps": steps,
+        "seeds": seeds,
+        "schedule": schedule,
+        "continuing": False,
+    }
     (d / "config.json").write_text(json.dumps(config))
     write_episodes(d / "episodes.parquet", _episodes(seeds, steps, every, offset))
     if summary:
-        (d / "summary.json").write_text(json.dumps({
-            "final_return": {"mean": 123.456 + offset, "per_seed": [123.456 + offset] * seeds},
-            "average_reward": {"mean": 0.987, "per_seed": [0.987] * seeds},
-            "steps_per_second": 15321.7,
-        }))
+        (d / "summary.json").write_text(
+            json.dumps(
+                {
+                    "final_return": {"mean": 123.456 + offset, "per_seed": [123.456 + offset] * seeds},
+                    "average_reward": {"mean": 0.987, "per_seed": [0.987] * seeds},
+                    "steps_per_second": 15321.7,
+                }
+            )
+        )
     return d
 
 
@@ -76,10 +87,8 @@ def test_short_labels_disambiguate():
 
     assert short_labels([run("ac", "E", "x/1"), run("q", "E", "x/2")]) == ["ac", "q"]
     assert short_labels([run("ac", "E", "x/1"), run("ac", "F", "x/2")]) == ["E", "F"]
-    assert short_labels([run("ac", "E", "x/1"), run("ac", "E", "y/2")]) == [
-        "ac/E (1)", "ac/E (2)"]
-    assert short_labels([run("ac", "E", "x/1"), run("ac", "E", "y/1")]) == [
-        "ac/E (1) #1", "ac/E (1) #2"]
+    assert short_labels([run("ac", "E", "x/1"), run("ac", "E", "y/2")]) == ["ac/E (1)", "ac/E (2)"]
+    assert short_labels([run("ac", "E", "x/1"), run("ac", "E", "y/1")]) == ["ac/E (1) #1", "ac/E (1) #2"]
 
 
 def test_report_two_runs_table_and_figure(tmp_path):

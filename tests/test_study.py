@@ -25,6 +25,25 @@ def test_retention_summary_by_hand():
     assert m["per_seed"]["retention"] == pytest.approx([0.5, 0.5])
 
 
+def test_rl_verdict_by_hand():
+    from oakrl.study.rl import verdict
+
+    # 3 methods, 3 seeds, 10 changes: late = the last change.
+    per = np.zeros((3, 3, 10))
+    per[0, :, 9] = [100, 110, 120]  # backprop: mean 110, sd 10
+    per[1, :, 9] = [200, 190, 210]  # cbp: mean 200, sd 10 -> margin 90 > 10
+    per[2, :, 9] = [100, 150, 170]  # redo: mean 140, sd 36.06 -> margin 30 < 36.06
+    v = verdict(per, ("backprop", "cbp", "redo"))
+    assert v["changes_per_window"] == 1
+    cbp, redo = v["remedies"]["cbp"], v["remedies"]["redo"]
+    assert cbp["margin"] == pytest.approx(90) and cbp["spread"] == pytest.approx(10)
+    assert cbp["beats_backprop"] is True
+    assert cbp["paired_difference"]["per_seed"] == pytest.approx([100, 80, 90])
+    assert redo["margin"] == pytest.approx(30) and redo["spread"] == pytest.approx(np.sqrt(1300))
+    assert redo["beats_backprop"] is False
+    assert verdict(per[1:], ("cbp", "redo")) == {"remedies": {}}
+
+
 def _check_dir(path, methods):
     summary = json.loads((path / "summary.json").read_text())
     assert set(summary["methods"]) == set(methods)
@@ -68,7 +87,8 @@ def test_plasticity_supervised_tiny(tmp_path):
     assert "retention" in r.output
 
 
-def test_plasticity_rl_tiny(tmp_path):
+@pytest.mark.parametrize(("agent", "schedule"), [("stream-q", "switch"), ("stream-ac", "permute")])
+def test_plasticity_rl_tiny(tmp_path, agent, schedule):
     out = tmp_path / "rl"
     r = CliRunner().invoke(
         study,
@@ -76,6 +96,10 @@ def test_plasticity_rl_tiny(tmp_path):
             "plasticity-rl",
             "--out",
             str(out),
+            "--agent",
+            agent,
+            "--schedule",
+            schedule,
             "--changes",
             "10",
             "--every",
@@ -92,6 +116,11 @@ def test_plasticity_rl_tiny(tmp_path):
     summary, table = _check_dir(out, ("cbp",))
     assert len(table["return"]) == 2 * 10
     assert summary["timing"]["cbp"]["agent_steps_per_second"] > 0
+    # The dormant-unit diagnostic is kept for either agent (stream Q names it without a prefix).
+    dormant = table["dormant" if agent == "stream-q" else "value_dormant"]
+    assert all(0 <= d <= 1 for d in dormant)
+    assert summary["verdict"] == {"remedies": {}}  # no backprop to compare against
+    assert json.loads((out / "config.json").read_text())["schedule"] == schedule
 
 
 @pytest.mark.parametrize(
@@ -100,6 +129,7 @@ def test_plasticity_rl_tiny(tmp_path):
         ["plasticity-supervised", "--methods", "backprop,nope"],
         ["plasticity-supervised", "--tasks", "5"],
         ["plasticity-rl", "--agent", "stream-td"],
+        ["plasticity-rl", "--schedule", "reward"],
         ["plasticity-supervised", "--hidden", "a,b"],
         ["plasticity-rl", "--remedy-options", '{"cbp": {"nope": 1}}'],
         ["plasticity-rl", "--remedy-options", "[1]"],

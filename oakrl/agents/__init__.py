@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from oakrl.agents import dyna as _dyna
+from oakrl.agents import oak as _oak
+from oakrl.agents import planner as _planner
+from oakrl.agents import sft_tool as _sft
 from oakrl.agents import stream_ac as _ac
 from oakrl.agents import stream_q as _q
 from oakrl.agents import stream_td as _td
+from oakrl.agents.dyna import dyna
+from oakrl.agents.oak import oak
+from oakrl.agents.planner import planner
 from oakrl.agents.stream_ac import stream_ac
 from oakrl.agents.stream_q import stream_q
 from oakrl.agents.stream_td import stream_td
 from oakrl.core.types import Agent, DiscreteSpec, Spec
 from oakrl.errors import ConfigError
+from oakrl.priors import agent as _prior  # prior-ac lives with the priors (oakrl/priors/)
 
 
 class AgentInfo(NamedTuple):
@@ -20,6 +28,9 @@ class AgentInfo(NamedTuple):
     defaults: dict
     discrete_only: bool
     description: str
+    # state (seed-batched) -> {column: [S, K] array}: what the lab records per chunk
+    # (records.parquet), e.g. oak's option pool; None for agents with nothing to add.
+    records: Callable[..., dict] | None = None
 
 
 AGENTS: dict[str, AgentInfo] = {
@@ -40,6 +51,39 @@ AGENTS: dict[str, AgentInfo] = {
         _td.DEFAULTS,
         False,
         "Stream TD(lambda): prediction only; evaluates a random policy and reports value error",
+    ),
+    "dyna": AgentInfo(
+        dyna,
+        _dyna.DEFAULTS,
+        True,
+        "Dyna: stream Q(lambda) + online transition model + n simulated updates per step (prioritised)",
+    ),
+    "planner": AgentInfo(
+        planner,
+        _planner.DEFAULTS,
+        True,
+        "Planner: stream Q(lambda) + online model; acts by Gumbel MuZero search (mctx); --goal",
+    ),
+    "oak": AgentInfo(
+        oak,
+        _oak.DEFAULTS,
+        True,
+        "OaK: features -> subtasks -> options -> option models -> planning, all learned every step",
+        _oak.option_records,
+    ),
+    "prior-ac": AgentInfo(
+        _prior.prior_ac,
+        _prior.DEFAULTS,
+        True,
+        "Stream AC(lambda) from a prior: behaviour-cloned demonstrations (demos=) and/or an LM table "
+        "(lm_table=), KL pull that decays/adapts",
+    ),
+    "sft-tool": AgentInfo(
+        _sft.sft_tool,
+        _sft.DEFAULTS,
+        True,
+        "Stream AC(lambda) with an extra action: supervised learning on its best recent episodes "
+        "(SFT as a tool call)",
     ),
 }
 
@@ -63,4 +107,15 @@ def make_agent(name: str, action_spec: Spec | None = None, **options) -> Agent:
     return info.factory(**options)
 
 
-__all__ = ["AGENTS", "AgentInfo", "list_agents", "make_agent", "stream_ac", "stream_q", "stream_td"]
+__all__ = [
+    "AGENTS",
+    "AgentInfo",
+    "dyna",
+    "list_agents",
+    "make_agent",
+    "oak",
+    "planner",
+    "stream_ac",
+    "stream_q",
+    "stream_td",
+]

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 from oakrl.core.types import ArraySpec, TimeStep
 from oakrl.learn.nets import make_network
@@ -122,3 +123,15 @@ def make_remedy(cfg: dict) -> Remedy:
         )
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
+
+
+def actor_critic_update(value_opt, policy_opt, state: Any, g_v: Any, g_p: Any, delta, done, learn):
+    """One ObGD step of the critic and the actor of an actor-critic state, from their gradients.
+
+    `state` has fields value, policy, value_opt, policy_opt; `learn` (0 or 1) masks the
+    gradients before the first transition. Returns (value, policy, value_opt, policy_opt).
+    """
+    g_v, g_p = jax.tree.map(lambda g: g * learn, (g_v, g_p))
+    v_upd, v_opt = value_opt.update(g_v, state.value_opt, delta=delta, reset=done)
+    p_upd, p_opt = policy_opt.update(g_p, state.policy_opt, delta=delta, reset=done)
+    return optax.apply_updates(state.value, v_upd), optax.apply_updates(state.policy, p_upd), v_opt, p_opt

@@ -17,12 +17,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from oakrl.agents.common import (
     PLASTICITY_DEFAULTS,
     STREAM_DEFAULTS,
     Normalizers,
+    actor_critic_update,
     head_width,
     make_optimizer,
     make_remedy,
@@ -140,11 +140,9 @@ def stream_ac(**overrides) -> Agent:
         )
 
         # No transition yet on the very first step: nothing enters the traces.
-        g_v, g_p = jax.tree.map(lambda g: g * learn, (g_v, g_p))
-        v_upd, v_opt = value_opt.update(g_v, state.value_opt, delta=delta, reset=done)
-        p_upd, p_opt = policy_opt.update(g_p, state.policy_opt, delta=delta, reset=done)
-        value = optax.apply_updates(state.value, v_upd)
-        policy = optax.apply_updates(state.policy, p_upd)
+        value, policy, v_opt, p_opt = actor_critic_update(
+            value_opt, policy_opt, state, g_v, g_p, delta, done, learn
+        )
         plasticity, pl_info = state.plasticity, {}
         if remedy.active:
             key, k_v, k_p = jax.random.split(key, 3)

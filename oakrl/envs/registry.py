@@ -46,27 +46,28 @@ def _rooms() -> tuple[Any, Any]:
     return env, env.default_params
 
 
+def _text_world() -> tuple[Any, Any]:
+    from oakrl.envs.text_world import TextWorld
+
+    env = TextWorld()
+    return env, env.default_params
+
+
 _ENVS: dict[str, _Entry] = {
     "CartPole-v1": _Entry(_gymnax("CartPole-v1"), "balance a pole on a cart (gymnax)", False),
     "Acrobot-v1": _Entry(_gymnax("Acrobot-v1"), "swing a two-link arm up (gymnax)", False),
     "MountainCar-v0": _Entry(
         _gymnax("MountainCar-v0"), "drive an underpowered car up a hill (gymnax)", False
     ),
-    "Pendulum-v1": _Entry(
-        _gymnax("Pendulum-v1"), "swing up and hold a pendulum, Box action (gymnax)", False
-    ),
+    "Pendulum-v1": _Entry(_gymnax("Pendulum-v1"), "swing up and hold a pendulum, Box action (gymnax)", False),
     "MountainCarContinuous-v0": _Entry(
         _gymnax("MountainCarContinuous-v0"), "mountain car with a Box action (gymnax)", False
     ),
-    "Asterix-MinAtar": _Entry(
-        _gymnax("Asterix-MinAtar"), "MinAtar Asterix, 10x10x4 grid, 5 actions", False
-    ),
+    "Asterix-MinAtar": _Entry(_gymnax("Asterix-MinAtar"), "MinAtar Asterix, 10x10x4 grid, 5 actions", False),
     "Breakout-MinAtar": _Entry(
         _gymnax("Breakout-MinAtar"), "MinAtar Breakout, 10x10x4 grid, 3 actions", False
     ),
-    "Freeway-MinAtar": _Entry(
-        _gymnax("Freeway-MinAtar"), "MinAtar Freeway, 10x10x7 grid, 3 actions", False
-    ),
+    "Freeway-MinAtar": _Entry(_gymnax("Freeway-MinAtar"), "MinAtar Freeway, 10x10x7 grid, 3 actions", False),
     "Seaquest-MinAtar": _Entry(
         _gymnax("Seaquest-MinAtar"), "MinAtar Seaquest, 10x10x10 grid, 6 actions", False
     ),
@@ -81,6 +82,11 @@ _ENVS: dict[str, _Entry] = {
     "Rooms-v0": _Entry(
         _rooms,
         "four rooms (13x13), reach the goal; switch moves the goal between rooms, one-hot cell obs",
+        False,
+    ),
+    "TextWorld-v0": _Entry(
+        _text_world,
+        "find the apple in 5 rooms; sentences in and out (one-hot over 15 sentences, 4 actions)",
         False,
     ),
 }
@@ -115,9 +121,7 @@ def make_env(
     if not isinstance(env_id, str):
         raise ConfigError(f"environment id must be a string, got {env_id!r}")
     if env_id.startswith("gym:"):
-        raise ConfigError(
-            f"'{env_id}' is a gymnasium environment: use oakrl.envs.make_gym, not make_env"
-        )
+        raise ConfigError(f"'{env_id}' is a gymnasium environment: use oakrl.envs.make_gym, not make_env")
     if env_id not in _ENVS:
         close = difflib.get_close_matches(env_id, _ENVS, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -133,9 +137,7 @@ def make_env(
     params: Any = raw_params
     description = entry.description
     if schedule is None:
-        return EnvHandle(
-            env_id, env, params, obs_spec, action_spec, entry.continuing, 1, description
-        )
+        return EnvHandle(env_id, env, params, obs_spec, action_spec, entry.continuing, 1, description)
 
     variants = _variants_for(env_id, raw_env)
     if schedule in ("switch", "drift") and variants is None:
@@ -146,6 +148,4 @@ def make_env(
     wrapper = Scheduled(env, schedule, every, tasks, order, variants)
     params = wrapper.make_params(raw_params, obs_spec.shape, seed)
     description += f"; {schedule} every {every} steps over {tasks} tasks ({order})"
-    return EnvHandle(
-        env_id, wrapper, params, obs_spec, action_spec, entry.continuing, tasks, description
-    )
+    return EnvHandle(env_id, wrapper, params, obs_spec, action_spec, entry.continuing, tasks, description)

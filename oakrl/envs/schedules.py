@@ -184,9 +184,7 @@ class Scheduled:
         if self.kind == "drift":
             following = self.task_at(segment + 1, params)
             weight = 0.5 * (1.0 - jnp.cos(jnp.pi * offset / self.every))
-            inner = blend(
-                Variants(params.table, self.derive), params.inner, task, following, weight
-            )
+            inner = blend(Variants(params.table, self.derive), params.inner, task, following, weight)
             return inner, jnp.where(weight < 0.5, task, following)
         return params.inner, task
 

@@ -121,6 +121,9 @@ class RunConfig:
     # Steps between checkpoints (taken at the first chunk boundary past each multiple);
     # None: after every chunk; 0: only at the end and on SIGINT/SIGTERM. Does not change results.
     checkpoint_every: int | None = None
+    # A commanded goal for goal-conditioned agents (planner), as written after --goal: "I=V,..."
+    # or one value per observation entry; checked against the observation in `build`.
+    goal: str | None = None
 
     def check(self) -> None:
         """Raises ConfigError (one line: what is wrong, what is valid) on bad values."""
@@ -159,6 +162,14 @@ class RunConfig:
             raise ConfigError(f"unknown prng {self.prng!r}; valid: {', '.join(PRNGS)}")
         if self.env.startswith("gym:") and self.schedule is not None:
             raise ConfigError("schedules need a JAX environment; gym: environments take none")
+        if self.goal is not None:
+            if not isinstance(self.goal, str):
+                raise ConfigError(f"goal must be a string like '40=1', got {self.goal!r}")
+            if "goal" not in AGENTS[self.agent].defaults:
+                takes = [n for n, a in AGENTS.items() if "goal" in a.defaults]
+                raise ConfigError(
+                    f"--goal needs a goal-conditioned agent ({', '.join(takes)}), not {self.agent}"
+                )
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -167,6 +178,8 @@ class RunConfig:
             if self.schedule is None
             else {"kind": self.schedule, "every": self.every, "tasks": self.tasks, "order": self.order}
         )
+        if self.goal is None:  # runs without a goal keep the config.json (and hash) they always had
+            del d["goal"]
         return d
 
 
@@ -192,6 +205,14 @@ def build(config: RunConfig):
     if config.agent == "stream-q" and "exploration_steps" not in options:
         # The paper's schedule: explore over the first 5% of the stream.
         options["exploration_steps"] = max(1, int(0.05 * config.steps))
+    if config.goal is not None:
+        from oakrl.plan.goal import parse_goal
+
+        options["goal"] = parse_goal(config.goal, math.prod(handle.obs_spec.shape))
+    elif "goal" in options:  # a goal table given as an agent option: its indices must fit too
+        from oakrl.plan.goal import check_goal_table
+
+        options["goal"] = check_goal_table(options["goal"], math.prod(handle.obs_spec.shape))
     agent = make_agent(config.agent, handle.action_spec, **options)
     return handle, agent
 
@@ -214,6 +235,25 @@ class Recorder:
         self.last_info: dict[str, np.ndarray] = {}
         self.reward_sum = np.zeros(seeds, np.float64)
         self.steps_done = 0
+        self.records: list[dict[str, np.ndarray]] = []  # per chunk: the agent's own records
+
+    def add_records(self, step: int, columns: dict[str, np.ndarray]) -> None:
+        """An agent's per-chunk records {column: [S, K]} as long rows: seed, step, slot, ..."""
+        first = np.asarray(next(iter(columns.values())))
+        seeds, k = first.shape[0], int(np.prod(first.shape[1:]))
+        rows = {
+            "seed": np.repeat(np.arange(seeds, dtype=np.int32), k),
+            "step": np.full(seeds * k, step, np.int64),
+            "slot": np.tile(np.arange(k, dtype=np.int32), seeds),
+        }
+        rows.update({c: np.asarray(v).reshape(seeds * k) for c, v in columns.items()})
+        self.records.append(rows)
+
+    def records_table(self) -> dict[str, np.ndarray]:
+        rows = self._cat(self.records, {})
+        if len(self.records) > 1:
+            self.records = [rows]
+        return rows
 
     def __call__(self, record: ChunkRecord) -> None:
         self.episodes.append(
@@ -262,6 +302,7 @@ class Recorder:
         out = {f"ep/{k}": v for k, v in self.columns().items()}
         out.update({f"diag/{k}": v for k, v in self.diagnostics().items()})
         out.update({f"info/{k}": v for k, v in self.last_info.items()})
+        out.update({f"rec/{k}": v for k, v in self.records_table().items()})
         out["reward_sum"] = self.reward_sum
         out["steps_done"] = np.asarray(self.steps_done, np.int64)
         return out
@@ -273,6 +314,7 @@ class Recorder:
         self.episodes = [part("ep/")]
         self.diag = [part("diag/")]
         self.last_info = part("info/")
+        self.records = [part("rec/")] if part("rec/") else []
         self.reward_sum = np.asarray(arrays["reward_sum"], np.float64)
         self.steps_done = int(arrays["steps_done"])
 
@@ -423,7 +465,7 @@ def clean_temporaries(path: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-RESULT_STEMS = ("config", "summary", "episodes", "diagnostics", "curve", "checkpoint")
+RESULT_STEMS = ("config", "summary", "episodes", "diagnostics", "curve", "checkpoint", "records")
 
 
 class _Signals:
@@ -529,6 +571,8 @@ def run(
         # boundary earlier, and resuming rewrites them identically).
         write_episodes(path / "episodes.parquet", rec.columns())
         write_table(path / "diagnostics.parquet", rec.diagnostics())
+        if rec.records:
+            write_table(path / "records.parquet", rec.records_table())
         save_checkpoint(path, done, carry, rec.state(), cfg_hash)
         last_saved[0] = done
 
@@ -546,11 +590,14 @@ def run(
     # gymnasium environments cannot be checkpointed (their state is not ours): no handlers, so
     # SIGINT/SIGTERM stop such a run at once, as before.
     with _Signals(enabled=not gym) as signals:
+        records = AGENTS[config.agent].records
 
         def on_boundary(done: int, carry) -> None:
             bad = _nonfinite(carry, config.seeds)
             if bad is not None:
                 raise _diverged(bad[0], done, bad[1], path)
+            if records is not None:
+                rec.add_records(done, records(carry.agent))
             every = config.checkpoint_every
             due = every is None or (every > 0 and done - last_saved[0] >= every)
             if done < config.steps and (due or signals.received is not None):

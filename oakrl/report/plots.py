@@ -34,16 +34,21 @@ def _as_run(run: RunLike) -> RunData:
     if isinstance(run, Mapping):
         episodes = {k: np.asarray(v) for k, v in run["episodes"].items()}
         episodes.setdefault("task", np.zeros_like(episodes["seed"]))
-        return RunData(config=dict(run["config"]), episodes=episodes,
-                       summary=dict(run.get("summary") or {}), path=run.get("path"))
+        return RunData(
+            config=dict(run["config"]),
+            episodes=episodes,
+            summary=dict(run.get("summary") or {}),
+            path=run.get("path"),
+        )
     return load_run(run)
 
 
 def _curve(run: RunData, bins: int = 100) -> tuple[np.ndarray, ...]:
     e, c = run.episodes, run.config
     steps = int(c["steps"])
-    return metrics.binned_curve(e["seed"], e["step"], e["return"], int(c["seeds"]), steps,
-                                bins=max(1, min(bins, steps)))
+    return metrics.binned_curve(
+        e["seed"], e["step"], e["return"], int(c["seeds"]), steps, bins=max(1, min(bins, steps))
+    )
 
 
 def _spread_name(seeds: int) -> str:
@@ -84,8 +89,16 @@ def _draw_schedule(ax: Any, run: RunData) -> None:
     trans = ax.get_xaxis_transform()
     for i, task in enumerate(_segment_labels(run)):
         mid = (i * every + min((i + 1) * every, steps)) / 2
-        ax.text(mid, 0.98, "?" if task is None else f"task {task}", transform=trans,
-                ha="center", va="top", fontsize=7, color="0.35")
+        ax.text(
+            mid,
+            0.98,
+            "?" if task is None else f"task {task}",
+            transform=trans,
+            ha="center",
+            va="top",
+            fontsize=7,
+            color="0.35",
+        )
 
 
 def _title(run: RunData) -> str:
@@ -94,8 +107,10 @@ def _title(run: RunData) -> str:
     title = f"{c['env']} · {c['agent']} · {seeds} seed{'s' if seeds != 1 else ''}"
     schedule = c.get("schedule")
     if schedule:
-        title += (f" · {schedule['tasks']} tasks, switch every {int(schedule['every']):,} steps"
-                  f" ({schedule.get('order', 'cyclic')})")
+        title += (
+            f" · {schedule['tasks']} tasks, switch every {int(schedule['every']):,} steps"
+            f" ({schedule.get('order', 'cyclic')})"
+        )
     return title
 
 
@@ -115,9 +130,7 @@ def _new_axes() -> tuple[Figure, Any]:
     return fig, ax
 
 
-def _plot_curve(
-    ax: Any, run: RunData, color: str, label: str, band_label: str | None = None
-) -> None:
+def _plot_curve(ax: Any, run: RunData, color: str, label: str, band_label: str | None = None) -> None:
     x, mean, lo, hi = _curve(run)
     ax.plot(x, mean, color=color, lw=1.6, label=label)
     if int(run.config["seeds"]) > 1:
@@ -136,12 +149,20 @@ def plot_run(run: RunLike, path: str | os.PathLike) -> str:
     run = _as_run(run)
     fig, ax = _new_axes()
     seeds = int(run.config["seeds"])
-    _plot_curve(ax, run, "C0", f"mean over {seeds} seed{'s' if seeds != 1 else ''}",
-                band_label=_spread_name(seeds))
+    _plot_curve(
+        ax, run, "C0", f"mean over {seeds} seed{'s' if seeds != 1 else ''}", band_label=_spread_name(seeds)
+    )
     _draw_schedule(ax, run)
     if run.episodes["seed"].size == 0:
-        ax.text(0.5, 0.5, "no episode has finished yet", transform=ax.transAxes,
-                ha="center", va="center", color="0.4")
+        ax.text(
+            0.5,
+            0.5,
+            "no episode has finished yet",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="0.4",
+        )
     ax.set_xlim(0, int(run.config["steps"]))
     ax.set_ylabel(_ylabel([run]))
     ax.set_title(_title(run), fontsize=10)
@@ -163,8 +184,7 @@ def short_labels(runs: Sequence[RunData]) -> list[str]:
         labels = [f"{a}/{e}" for a, e in zip(agents, envs, strict=True)]
     dirs = [Path(r.path).name if r.path else "" for r in runs]
     labels = [
-        f"{lab} ({d})" if labels.count(lab) > 1 and d else lab
-        for lab, d in zip(labels, dirs, strict=True)
+        f"{lab} ({d})" if labels.count(lab) > 1 and d else lab for lab, d in zip(labels, dirs, strict=True)
     ]
     return [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
 
@@ -211,3 +231,61 @@ def _save(fig: Figure, path: str | os.PathLike) -> str:
             os.unlink(tmp)
         raise
     return str(path)
+
+
+def draw_options_over_time(ax: Any, records: Mapping[str, np.ndarray], seed: int = 0) -> None:
+    """One row per option slot of an agent's per-chunk records (oak): its utility over time as
+    colour, and the feature behind it written where it changes (a replacement)."""
+    m = np.asarray(records["seed"]) == seed
+    step, slot = np.asarray(records["step"])[m], np.asarray(records["slot"])[m]
+    steps = np.unique(step)
+    slots = int(slot.max()) + 1
+    util = np.full((slots, steps.size), np.nan)
+    feat = np.zeros((slots, steps.size), int)
+    col = np.searchsorted(steps, step)
+    util[slot, col] = np.asarray(records["utility"])[m]
+    feat[slot, col] = np.asarray(records["feature"])[m]
+    im = ax.imshow(
+        util, aspect="auto", cmap="viridis", interpolation="nearest", extent=(0, steps[-1], slots - 0.5, -0.5)
+    )
+    width = steps[-1] / steps.size
+    for k in range(slots):
+        for i in range(steps.size):
+            if i == 0 or feat[k, i] != feat[k, i - 1]:
+                ax.text((i + 0.1) * width, k, str(feat[k, i]), fontsize=6, color="w", va="center")
+    ax.set_xlabel("step")
+    ax.set_ylabel("option slot")
+    ax.set_title(
+        f"seed {seed}: feature (obs index) behind each option, written at each replacement; colour: utility",
+        fontsize=8,
+    )
+    ax.figure.colorbar(im, ax=ax, fraction=0.04)
+
+
+def plot_options(records: Mapping[str, np.ndarray], path: str | os.PathLike, title: str = "") -> str:
+    """options.png of a run whose agent records an option pool (records.parquet of oak):
+    left, the options of seed 0 over the lifetime; right, usage, mean duration and model error
+    of the pool over time (mean over slots and seeds)."""
+    fig = Figure(figsize=(13, 4.2), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    ax1 = fig.add_subplot(1, 2, 1)
+    draw_options_over_time(ax1, records, seed=0)
+    ax2 = fig.add_subplot(1, 2, 2)
+    step = np.asarray(records["step"])
+    steps = np.unique(step)
+    idx = np.searchsorted(steps, step)
+    for name in ("usage", "utility", "duration", "model_error"):
+        if name not in records:
+            continue
+        v = np.asarray(records[name], np.float64)
+        mean = np.bincount(idx, weights=v, minlength=steps.size) / np.bincount(idx, minlength=steps.size)
+        scale = np.nanmax(np.abs(mean)) or 1.0
+        ax2.plot(steps, mean / scale, label=f"{name} (/ {scale:.3g})", lw=1.2)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("mean over options and seeds, scaled")
+    ax2.legend(fontsize=8)
+    ax2.xaxis.set_major_formatter(EngFormatter(sep=""))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

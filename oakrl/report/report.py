@@ -51,15 +51,11 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
     try:
         seeds, steps = int(config["seeds"]), int(config["steps"])
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"run dir {run_dir}: config.json seeds and steps must be integers"
-        ) from None
+        raise ConfigError(f"run dir {run_dir}: config.json seeds and steps must be integers") from None
     if seeds < 1 or steps < 1:
         raise ConfigError(f"run dir {run_dir}: config.json seeds and steps must be >= 1")
     schedule = config.get("schedule")
-    if schedule is not None and not (
-        isinstance(schedule, dict) and {"every", "tasks"} <= schedule.keys()
-    ):
+    if schedule is not None and not (isinstance(schedule, dict) and {"every", "tasks"} <= schedule.keys()):
         raise ConfigError(f"run dir {run_dir}: config.json schedule lacks every/tasks")
     summary = _read_json(d, "summary.json", required=False)
     episodes = _read_episodes(d)
@@ -119,8 +115,7 @@ def _final_return(run: RunData) -> float | None:
     v = _summary_mean(run.summary, "final_return")
     if v is None:  # no summary yet (unfinished run): compute it from the episodes
         e, c = run.episodes, run.config
-        v = metrics.final_return(e["seed"], e["step"], e["return"], int(c["seeds"]),
-                                 int(c["steps"]))["mean"]
+        v = metrics.final_return(e["seed"], e["step"], e["return"], int(c["seeds"]), int(c["steps"]))["mean"]
     return v
 
 
@@ -145,8 +140,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     numeric = [all(not isinstance(row[i], str) for row in rows) for i in range(len(header))]
 
     def line(r: list[str]) -> str:
-        parts = [c.rjust(w) if num else c.ljust(w)
-                 for c, w, num in zip(r, widths, numeric, strict=True)]
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
     out = [line(cells[0]), "  ".join("-" * w for w in widths)]
@@ -184,15 +178,75 @@ def tasks_table(run: RunData) -> str | None:
         return None
     e, c = run.episodes, run.config
     per_task = metrics.task_metrics(
-        e["seed"], e["step"], e["return"], e["task"], int(c["seeds"]), int(c["steps"]),
-        int(schedule["every"]), int(schedule["tasks"]),
+        e["seed"],
+        e["step"],
+        e["return"],
+        e["task"],
+        int(c["seeds"]),
+        int(c["steps"]),
+        int(schedule["every"]),
+        int(schedule["tasks"]),
     )
     header = ["task", "visits", "final_return", "forgetting", "plasticity"]
     rows = [
-        [t["task"], t["visits"], t["final_return"]["mean"], t["forgetting"]["mean"],
-         t["plasticity"]["mean"]]
+        [t["task"], t["visits"], t["final_return"]["mean"], t["forgetting"]["mean"], t["plasticity"]["mean"]]
         for t in per_task
     ]
+    return _table(header, rows)
+
+
+def read_records(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The agent's own per-chunk records (records.parquet, e.g. oak's options), {} if none."""
+    p = Path(run_dir) / "records.parquet"
+    if not p.is_file():
+        return {}
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(p)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise ConfigError(f"run dir {run_dir}: records.parquet is unreadable ({e})") from None
+    return {c: table.column(c).to_numpy() for c in table.column_names}
+
+
+def options_table(records: dict[str, np.ndarray]) -> str | None:
+    """The options alive at the end of an oak run, per seed and slot, with how many features
+    each slot has held over the lifetime as the per-chunk snapshots saw them (a lower bound
+    when options are replaced more often than chunks end). None for runs without them."""
+    if not records or "feature" not in records or not len(records["step"]):
+        return None
+    seed, slot, step = records["seed"], records["slot"], records["step"]
+    last = step == step.max()
+    header = [
+        "seed",
+        "slot",
+        "feature",
+        "age",
+        "usage",
+        "utility",
+        "duration",
+        "model_error",
+        "calls",
+        "features_held",
+    ]
+    rows = []
+    for i in np.flatnonzero(last):
+        mine = (seed == seed[i]) & (slot == slot[i])
+        held = len(np.unique(records["feature"][mine]))
+        rows.append(
+            [
+                int(seed[i]),
+                int(slot[i]),
+                int(records["feature"][i]),
+                int(records["age"][i]),
+                float(records["usage"][i]),
+                float(records["utility"][i]),
+                float(records["duration"][i]),
+                float(records["model_error"][i]),
+                int(records["calls"][i]),
+                held,
+            ]
+        )
     return _table(header, rows)
 
 
@@ -223,6 +277,15 @@ def report(dirs: list[str], out: str | None = None) -> str:
         tasks = tasks_table(runs[0])
         if tasks is not None:
             text += "\n\n" + tasks
+        records = read_records(dirs[0])
+        options = options_table(records)
+        if options is not None:
+            fig = plots.plot_options(
+                records,
+                Path(path).with_name("options.png"),
+                f"{runs[0].config['agent']} on {runs[0].config['env']}: options",
+            )
+            text += f"\n\noptions alive at step {int(records['step'].max()):,}:\n{options}\n\noptions: {fig}"
         return f"{text}\n\ncurve: {path}"
     path = out or "compare.png"
     plots.plot_compare(runs, path)

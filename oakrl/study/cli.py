@@ -145,9 +145,12 @@ def plasticity_supervised(
 @study.command("plasticity-rl")
 @click.option("--out", required=True, help="results directory (must not hold a study)")
 @click.option("--env", default="CartPole-v1", show_default=True)
-@click.option("--agent", default="stream-ac", show_default=True, help="stream-ac | stream-q")
-@click.option("--changes", default=50, show_default=True, help="dynamics changes over the lifetime")
-@click.option("--every", default=2000, show_default=True, help="steps between changes")
+@click.option("--agent", default="stream-q", show_default=True, help="stream-q | stream-ac")
+@click.option(
+    "--schedule", default="switch", show_default=True, help="switch | permute | drift (what changes)"
+)
+@click.option("--changes", default=200, show_default=True, help="dynamics changes over the lifetime")
+@click.option("--every", default=1000, show_default=True, help="steps between changes")
 @click.option("--tasks", default=4, show_default=True, help="distinct dynamics, visited cyclically")
 @click.option("--seeds", default=5, show_default=True)
 @click.option("--seed", default=0, show_default=True)
@@ -161,16 +164,17 @@ def plasticity_supervised(
     "--methods", default=None, help="comma-separated subset of backprop,cbp,redo,shrink-perturb,l2-init"
 )
 def plasticity_rl(
-    out, env, agent, changes, every, tasks, seeds, seed, hidden, methods, remedy_options
+    out, env, agent, schedule, changes, every, tasks, seeds, seed, hidden, methods, remedy_options
 ) -> None:
     """Streaming RL whose dynamics change every K steps: per-change return per remedy."""
-    from oakrl.study.rl import RLConfig, config_json, fill_nan, run_rl
+    from oakrl.study.rl import RLConfig, config_json, fill_nan, run_rl, verdict
 
     if agent not in ("stream-ac", "stream-q"):
         raise ConfigError(f"--agent must be stream-ac or stream-q, got {agent!r}")
     cfg = RLConfig(
         env=env,
         agent=agent,
+        schedule=schedule,
         changes=changes,
         every=every,
         tasks=tasks,
@@ -220,6 +224,7 @@ def plasticity_rl(
         "cycle_matched": retention_summary(
             perf, cfg.methods, window=cfg.tasks * math.ceil(0.1 * cfg.changes / cfg.tasks)
         ),
+        "verdict": verdict(perf, cfg.methods),
         "learning_speed": {
             m: {
                 "mean_return_first_fifth_of_change": float(np.nanmean(metrics["early_return"][i])),
@@ -238,16 +243,182 @@ def plasticity_rl(
         {
             "return": perf,
             "return, first fifth of change": fill_nan(metrics["early_return"]),
-            "value_dormant": fill_nan(metrics["value_dormant"]),
+            "dormant units": fill_nan(metrics.get("value_dormant", metrics.get("dormant"))),
         },
         cfg.methods,
-        f"{cfg.env} {cfg.agent}, dynamics switch every {cfg.every} steps, "
+        f"{cfg.env} {cfg.agent}, {cfg.schedule} every {cfg.every} steps, "
         f"{cfg.changes} changes, {cfg.seeds} seeds",
         cmd,
         smooth=max(1, cfg.changes // 25),
     )
     _echo_methods(summary)
+    for name, v in summary["verdict"]["remedies"].items():
+        click.echo(
+            f"{name:>15}  late - backprop {v['margin']:+.1f} vs seed spread {v['spread']:.1f}: "
+            f"{'beats' if v['beats_backprop'] else 'does not beat'} backprop"
+        )
     click.echo(f"wrote {path}/summary.json, metrics.parquet, figure.png")
+
+
+@study.command("oak")
+@click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option("--every", default=5000, show_default=True, help="steps between reward relocations")
+@click.option("--relocations", default=7, show_default=True)
+@click.option("--seeds", default=5, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="base seed")
+@click.option("--stream", default="stream-q", show_default=True, help="the model-free stream learner")
+@click.option("--window", default=1000, show_default=True, help="steps of the recovery measure's window")
+@click.option("--threshold", default=0.5, show_default=True, help="recovered: rate >= this x optimal rate")
+@click.option("--ablation/--no-ablation", default=True, show_default=True, help="also OaK, options unused")
+@click.option("--second-world", default="Foraging-v0", show_default=True, help="'' for none")
+@click.option("--second-steps", default=10000, show_default=True)
+def oak_study(
+    out, every, relocations, seeds, seed, stream, window, threshold, ablation, second_world, second_steps
+) -> None:  # fmt: skip
+    """OaK vs Dyna vs a stream learner on Rooms-v0: recovery after the goal moves, options found."""
+    from oakrl.study.oak import OakStudyConfig, study_oak
+
+    cfg = OakStudyConfig(
+        every=every, relocations=relocations, seeds=seeds, seed=seed, stream=stream, window=window,
+        threshold=threshold, ablation=ablation, second_world=second_world or None, second_steps=second_steps,
+    )  # fmt: skip
+    study_oak(cfg, out, echo=lambda line: click.echo(line, err=True))
+
+
+@study.command("prior-vs-scratch")
+@click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option("--env", default="CartPole-v1", show_default=True, help="CartPole-v1 or TextWorld-v0")
+@click.option("--steps", default=100_000, show_default=True, help="agent steps per seed and condition")
+@click.option("--seeds", default=5, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="base seed")
+@click.option("--conditions", default="scratch,expert,mediocre,wrong", show_default=True)
+@click.option("--threshold", default=None, type=float, help="return to reach [400 CartPole, 0.9 text]")
+@click.option("--window", default=10, show_default=True, help="episodes averaged for steps to threshold")
+@click.option("--demo-steps", default=20_000, show_default=True, help="transitions per recorded dataset")
+@click.option("--noise", default=0.5, show_default=True, help="mediocre: probability of a random action")
+@click.option("--demos-dir", default=None, help="use DIR/{expert,mediocre,wrong}.npz from `oakrl record`")
+@click.option("--hidden", default="128,128", show_default=True)
+@click.option("--bc-steps", default=2000, show_default=True, help="behaviour-cloning Adam steps")
+@click.option("--bc-value/--no-bc-value", default=False, show_default=True, help="also fit the critic")
+@click.option("--kl", default=0.0, show_default=True, help="initial pull towards the prior")
+@click.option("--kl-half-life", default=0, show_default=True, help="steps for --kl to halve (0: constant)")
+@click.option("--kl-adapt", default=0.0, show_default=True, help="rate at which reward's verdict scales --kl")
+def prior_vs_scratch(
+    out, env, steps, seeds, seed, conditions, threshold, window, demo_steps, noise, demos_dir, hidden,
+    bc_steps, bc_value, kl, kl_half_life, kl_adapt,
+) -> None:  # fmt: skip
+    """Start from nothing or from expert / mediocre / wrong demonstrations; let reward correct."""
+    from oakrl.study.prior import PriorConfig, config_json, curve_table, plot, run_prior, verdict
+
+    cfg = PriorConfig(
+        env=env, steps=steps, seeds=seeds, seed=seed,
+        conditions=tuple(s.strip() for s in conditions.split(",") if s.strip()), threshold=threshold,
+        window=window, demo_steps=demo_steps, noise=noise, demos_dir=demos_dir, hidden=_widths(hidden),
+        bc_steps=bc_steps, bc_value=bc_value, kl=kl, kl_half_life=kl_half_life, kl_adapt=kl_adapt,
+    )  # fmt: skip
+    cfg.check()
+    path = prepare_out(out)
+    cmd = command_line()
+    write_json(path / "config.json", {**config_json(cfg), "command": cmd})
+    t0 = time.perf_counter()
+    result = run_prior(cfg, path, log=lambda line: click.echo(line, err=True))
+    summary = {
+        "study": "prior-vs-scratch",
+        "command": cmd,
+        "env": cfg.env,
+        "agent": "prior-ac",
+        "threshold": cfg.thresh,
+        "conditions": result["conditions"],
+        "verdict": verdict(cfg, result["conditions"]),
+        "demos": result["demos"],
+        "timing": result["timing"],
+        "wall_seconds": time.perf_counter() - t0,
+        "machine": machine(),
+    }
+    write_table(path / "metrics.parquet", curve_table(result["curves"], cfg.steps))
+    write_json(path / "summary.json", summary)
+    plot(path / "figure.png", cfg, result, cmd)
+    for name, c in result["conditions"].items():
+        st = c["steps_to_threshold"]
+        click.echo(
+            f"{name:>9}  steps to {cfg.thresh:g}: {st['mean']:,.0f} ({st['reached']}/{cfg.seeds} reached)  "
+            f"final return {c['final_return']['mean']:.1f}  average reward {c['average_reward']['mean']:.4f}"
+        )
+    click.echo(f"verdict: {json.dumps(summary['verdict'])}")
+    click.echo(f"wrote {path}/summary.json, metrics.parquet, figure.png")
+
+
+@study.command("model-based")
+@click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option("--every", default=10_000, show_default=True, help="steps between goal relocations (K)")
+@click.option("--changes", default=4, show_default=True, help="relocations measured (after a first segment)")
+@click.option("--seeds", default=5, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="base seed")
+@click.option("--agents", "agents_", default="stream-q,dyna,planner", show_default=True)
+@click.option("--planning-steps", default=5, show_default=True, help="dyna, planner: updates per step")
+@click.option("--simulations", default=16, show_default=True, help="planner: search simulations per step")
+@click.option("--hidden", default="64,64", show_default=True)
+@click.option("--gamma", default=0.95, show_default=True)
+@click.option("--epsilon", default=0.1, show_default=True, help="stream-q/dyna exploration after K/2 steps")
+@click.option("--window", default=1000, show_default=True, help="steps of the reward-rate window")
+@click.option("--threshold", default=0.3, show_default=True, help="recovered: rate >= this x optimal rate")
+def model_based(
+    out, every, changes, seeds, seed, agents_, planning_steps, simulations, hidden, gamma, epsilon, window,
+    threshold,
+) -> None:  # fmt: skip
+    """Rewards move, dynamics stay (Rooms-v0): recovery of stream-q vs dyna vs planner, model error."""
+    from oakrl.study.model_based import ModelBasedConfig, config_json, plot, run_study, summarize
+
+    cfg = ModelBasedConfig(
+        every=every, changes=changes, seeds=seeds, seed=seed,
+        agents=tuple(s.strip() for s in agents_.split(",") if s.strip()), planning_steps=planning_steps,
+        simulations=simulations, hidden=_widths(hidden), gamma=gamma, epsilon=epsilon, window=window,
+        threshold=threshold,
+    )  # fmt: skip
+    cfg.check()
+    path = prepare_out(out)
+    cmd = command_line()
+    write_json(path / "config.json", {**config_json(cfg), "command": cmd})
+    t0 = time.perf_counter()
+    last = {}
+
+    def progress(name, step):
+        if last.get(name, -1) // cfg.every != step // cfg.every or step == cfg.steps:
+            click.echo(f"{name:>9}  step {step}/{cfg.steps}", err=True)
+        last[name] = step
+
+    results = run_study(cfg, progress)
+    body, table = summarize(cfg, results)
+    summary = {
+        "study": "model-based",
+        "command": cmd,
+        "env": "Rooms-v0",
+        "recovery_definition": (
+            f"steps after a goal relocation until the goal reaches within the last {cfg.window} steps "
+            f"since the change number at least {cfg.threshold} x {cfg.window} x the optimal rate (1 / mean "
+            f"shortest-path length from the uniform start cells to the new goal); {cfg.every} (censored) "
+            "if never"
+        ),
+        **body,
+        "timing": {n: r["timing"] for n, r in results.items()},
+        "wall_seconds": time.perf_counter() - t0,
+        "machine": machine(),
+    }
+    write_table(path / "metrics.parquet", {k: np.asarray(v) for k, v in table.items()})
+    write_json(path / "summary.json", summary)
+    plot(path / "figure.png", cfg, results, summary, cmd)
+    for name, a in summary["agents"].items():
+        rec = a["recovery_steps"]
+        me = a.get("model_error")
+        err = ""
+        if me is not None:
+            err = f"  model error {me['one_step_per_segment'][0]:.4f} -> {me['one_step_per_segment'][-1]:.4f}"
+        click.echo(
+            f"{name:>9}  recovery {rec['mean']:,.0f} steps ({rec['censored']} censored)  "
+            f"final return {a['final_return']['mean']:.3f}{err}"
+        )
+    click.echo(f"verdict: {json.dumps(summary['verdict'])}")
+    click.echo(f"wrote {path}/summary.json, metrics.parquet, figure.png ({summary['wall_seconds']:.0f} s)")
 
 
 def _echo_methods(summary) -> None:
