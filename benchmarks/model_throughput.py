@@ -17,26 +17,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 
-from oakrl.lab.run import RunConfig, build, seed_keys
-from oakrl.lab.stream import run_jax
+from timing import timed_jax
+
+from oakrl.lab.run import RunConfig
 
 CASES = [
     ("stream-q", {}),
     ("dyna", {"planning_steps": 5}),
     ("planner", {"num_simulations": 16}),
 ]
-
-
-def timed(config: RunConfig, repeats: int) -> tuple[float, float]:
-    handle, agent = build(config)
-    keys = seed_keys(config)
-    rates, compile_s = [], 0.0
-    for _ in range(repeats):
-        _, compile_s, stream_s = run_jax(agent, handle, config.steps, keys, config.chunk, config.window)
-        rates.append(config.steps * config.seeds / stream_s)
-    return statistics.median(rates), compile_s
 
 
 def main() -> None:
@@ -54,7 +44,7 @@ def main() -> None:
             config = RunConfig(
                 env="Rooms-v0", agent=name, steps=steps, seeds=seeds, chunk=steps, agent_options=options
             )
-            rate, compile_s = timed(config, repeats)
+            rate, compile_s, _ = timed_jax(config, repeats)
             opts = ",".join(f"{k}={v}" for k, v in options.items()) or "-"
             print(f"{name:<10} {opts:<24} {seeds:>5} {rate:>14,.0f} {compile_s:>10.1f}", flush=True)
 

@@ -19,31 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 
 import jax
+from timing import bytes_per_agent_step, timed_jax
 
-from oakrl.lab.run import RunConfig, build, seed_keys
-from oakrl.lab.stream import init_carry, make_chunk, run_jax
-
-
-def timed(config: RunConfig, repeats: int) -> tuple[float, float]:
-    handle, agent = build(config)
-    keys = seed_keys(config)
-    rates, compile_s = [], 0.0
-    for _ in range(repeats):
-        _, compile_s, stream_s = run_jax(agent, handle, config.steps, keys, config.chunk, config.window)
-        rates.append(config.steps * config.seeds / stream_s)
-    return statistics.median(rates), compile_s
-
-
-def bytes_per_step(config: RunConfig) -> float:
-    handle, agent = build(config)
-    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(config))
-    one = jax.jit(jax.vmap(make_chunk(agent, handle, 1, config.window))).lower(carry).compile()
-    cost = one.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost["bytes accessed"]) / config.seeds
+from oakrl.lab.run import RunConfig
 
 
 def main() -> None:
@@ -72,9 +52,11 @@ def main() -> None:
         f"machine: {platform.machine()} {os.cpu_count()} CPUs, jax {jax.__version__} {jax.default_backend()}"
     )
     print(f"steps per run {steps}, median of {repeats}")
-    print(f"oak bytes touched per agent-step (XLA cost model): {bytes_per_step(cases[1][1]) / 1e6:.2f} MB")
+    print(
+        f"oak bytes touched per agent-step (XLA cost model): {bytes_per_agent_step(cases[1][1]) / 1e6:.2f} MB"
+    )
     for name, cfg in cases:
-        rate, compile_s = timed(cfg, repeats)
+        rate, compile_s, _ = timed_jax(cfg, repeats)
         print(f"{name:<45} {rate:>10,.0f} agent-steps/s   (compile {compile_s:.1f} s)", flush=True)
 
 
