@@ -135,3 +135,18 @@ def actor_critic_update(value_opt, policy_opt, state: Any, g_v: Any, g_p: Any, d
     v_upd, v_opt = value_opt.update(g_v, state.value_opt, delta=delta, reset=done)
     p_upd, p_opt = policy_opt.update(g_p, state.policy_opt, delta=delta, reset=done)
     return optax.apply_updates(state.value, v_upd), optax.apply_updates(state.policy, p_upd), v_opt, p_opt
+
+
+def q_lambda_update(opt, q_fn, state: Any, bootstrap, reward, learn, reset):
+    """One Watkins Q(lambda) step with a traced optimiser (ObGD...), shared by stream-q and dyna.
+
+    q_fn: params -> (q(s, a) of the last transition, aux); bootstrap: gamma (1 - done) max_a' q(s', a');
+    `state` has fields q and opt; `learn` (0 or 1) masks the very first step; `reset` clears the trace
+    after the update (an episode end, or an exploratory action).
+    Returns (q params, optimiser state, q(s, a), delta, aux).
+    """
+    (q_sa, aux), g = jax.value_and_grad(q_fn, has_aux=True)(state.q)
+    delta = (reward + bootstrap - q_sa) * learn
+    g = jax.tree.map(lambda x: x * learn, g)
+    updates, opt_state = opt.update(g, state.opt, delta=delta, reset=reset)
+    return optax.apply_updates(state.q, updates), opt_state, q_sa, delta, aux

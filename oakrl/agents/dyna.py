@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from oakrl.agents.common import (
     STREAM_DEFAULTS,
@@ -32,6 +31,7 @@ from oakrl.agents.common import (
     make_optimizer,
     net,
     normalizers_init,
+    q_lambda_update,
 )
 from oakrl.agents.common import preprocess as _preprocess
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
@@ -168,13 +168,12 @@ def make_learner(cfg: dict, name: str) -> Learner:
         norm, obs, reward = _preprocess(state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
         done = ts.done
         learn_mask = state.has_prev.astype(jnp.float32)
-        q_sa, g = jax.value_and_grad(lambda p: qn.apply(p, state.prev_obs)[state.prev_action])(state.q)
-        q_next = jnp.max(qn.apply(state.q, obs))
-        delta = (reward + gamma * (1.0 - done) * q_next - q_sa) * learn_mask
-        g = jax.tree.map(lambda x: x * learn_mask, g)
+        bootstrap = gamma * (1.0 - done) * jnp.max(qn.apply(state.q, obs))
         reset = jnp.logical_or(done, state.prev_explored)
-        updates, opt_state = opt.update(g, state.opt, delta=delta, reset=reset)
-        q = optax.apply_updates(state.q, updates)
+        q, opt_state, q_sa, delta, _ = q_lambda_update(
+            opt, lambda p: (qn.apply(p, state.prev_obs)[state.prev_action], ()), state, bootstrap, reward,
+            learn_mask, reset,
+        )  # fmt: skip
 
         # 3. The model learns from the same transition (raw observation and reward).
         model_state, model_info = model.update(

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from oakrl.agents.common import (
     PLASTICITY_DEFAULTS,
@@ -27,6 +26,7 @@ from oakrl.agents.common import (
     net,
     normalizers_init,
     preprocess,
+    q_lambda_update,
 )
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
@@ -97,13 +97,9 @@ def stream_q(**overrides) -> Agent:
                 return out[state.prev_action], feats
             return qn.apply(p, state.prev_obs)[state.prev_action], {}
 
-        (q_sa, feats), g = jax.value_and_grad(q_fn, has_aux=True)(state.q)
-        q_next = jnp.max(qn.apply(state.q, obs))
-        delta = (reward + gamma * (1.0 - done) * q_next - q_sa) * learn
-        g = jax.tree.map(lambda x: x * learn, g)
+        bootstrap = gamma * (1.0 - done) * jnp.max(qn.apply(state.q, obs))
         reset = jnp.logical_or(done, state.prev_explored)
-        updates, opt_state = opt.update(g, state.opt, delta=delta, reset=reset)
-        q = optax.apply_updates(state.q, updates)
+        q, opt_state, q_sa, delta, feats = q_lambda_update(opt, q_fn, state, bootstrap, reward, learn, reset)
         plasticity, pl_info = state.plasticity, {}
         if remedy.active:
             key, k_pl = jax.random.split(key)
