@@ -43,6 +43,8 @@ def _parse_value(text: str, default):
     if isinstance(default, float):
         return float(text)
     if isinstance(default, tuple):
+        if text.lower() == "linear":  # hidden=linear: no hidden layer
+            return ()
         items = [s for s in text.replace(" ", "").split(",") if s]
         return tuple(int(s) for s in items)
     if isinstance(default, str):

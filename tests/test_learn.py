@@ -312,6 +312,17 @@ def test_mlp_shapes_head_and_init():
     assert out.shape == (3,)
 
 
+def test_mlp_without_hidden_layers_is_linear_without_bias():
+    # hidden=() is a linear function of the observation: on one-hot inputs, a table. A bias
+    # would be shared by every state, so it has none.
+    net = MLP(hidden=(), out=2, sparsity=0.0)
+    params = net.init(jax.random.key(0), jnp.zeros(3))["params"]
+    assert set(params) == {"head"} and set(params["head"]) == {"kernel"}
+    w = np.asarray(params["head"]["kernel"])
+    x = jnp.array([0.0, 1.0, 0.0])
+    close(net.apply({"params": params}, x), w[1])
+
+
 def test_minatar_cnn_shapes_and_make_network():
     net = make_network((10, 10, 4), out=5, hidden=(32, 16), sparsity=0.9)
     assert isinstance(net, MinAtarCNN)

@@ -255,3 +255,51 @@ def test_study_recovery_steps_hand_computed():
     # Optimal rate: 1 / mean shortest path from the free cells (other than the goal) to the goal.
     rates = optimal_rates(ModelBasedConfig(changes=4))
     assert rates.shape == (5,) and rates[0] == rates[4] and 1 / 11 < rates[0] < 1 / 10
+
+
+def test_study_model_based_end_to_end(tmp_path):
+    out = tmp_path / "mb"
+    code = main(["study", "model-based", "--out", str(out), "--every", "1000", "--changes", "1",
+                 "--seeds", "2", "--window", "200", "--agents", "stream-q,dyna",
+                 "--planning-steps", "2"])  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("stream-q", "dyna"):
+        a = summary["agents"][name]
+        assert len(a["recovery_steps"]["per_seed"]) == 2
+        assert 0 < a["recovery_steps"]["mean"] <= 1000 and np.isfinite(a["final_return"]["mean"])
+        # The default value learner is linear in the one-hot cell, for every agent alike.
+        assert a["options"]["hidden"] == [] and a["options"]["normalize_obs"] is False
+    assert len(summary["agents"]["dyna"]["model_error"]["one_step_per_segment"]) == 2
+    assert (out / "figure.png").exists() and (out / "metrics.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--hidden", "0"], "--hidden"),
+        (["--model-hidden", "linear"], "--hidden"),
+        (["--agents", "dyna"], "stream-q"),
+    ],
+)
+def test_study_model_based_bad_input(tmp_path, capsys, argv, words):
+    code = main(["study", "model-based", "--out", str(tmp_path / "x"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and words in err and "\n" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_linear_value_learner_on_the_command_line(tmp_path, capsys):
+    out = tmp_path / "lin"
+    code = main(["run", "--env", "Rooms-v0", "--agent", "dyna", "--steps", "200", "--opt", "hidden=linear",
+                 "--opt", "normalize_obs=false", "--opt", "model_hidden=8", "--out", str(out),
+                 "--no-plot"])  # fmt: skip
+    assert code == 0
+    assert json.loads((out / "config.json").read_text())["agent_config"]["hidden"] == []
+    capsys.readouterr()
+    # An agent that cannot be linear says so before anything is written.
+    code = main(["run", "--env", "CartPole-v1", "--agent", "sft-tool", "--steps", "10",
+                 "--opt", "hidden=linear", "--out", str(tmp_path / "sft")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "hidden layers" in err and "\n" not in err
+    assert not (tmp_path / "sft").exists()

@@ -115,6 +115,8 @@ def make_remedy(cfg: dict) -> Remedy:
     """The plasticity remedy of an agent config (raises ConfigError on bad values)."""
     from oakrl.errors import ConfigError
 
+    if cfg.get("plasticity", "none") != "none" and not cfg.get("hidden", (1,)):
+        raise ConfigError("a plasticity remedy needs hidden layers; hidden=linear has no units to treat")
     options = dict(cfg.get("plasticity_options") or {})
     options.setdefault("sparsity", cfg.get("sparsity", 0.9))
     try:

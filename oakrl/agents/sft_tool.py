@@ -161,6 +161,10 @@ def sft_tool(**overrides) -> Agent:
     def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> SFTToolState:
         if not isinstance(action_spec, DiscreteSpec):
             raise ConfigError("sft-tool needs discrete actions")
+        if not cfg["hidden"]:
+            raise ConfigError(
+                "sft-tool needs hidden layers (the tool's prior is its head bias); hidden=linear has none"
+            )
         n = action_spec.num_values
         k_v, k_p = jax.random.split(key)
         v_net, p_net = nets(obs_spec.shape, n + 1)

@@ -53,8 +53,8 @@ def check_option(key: str, value: Any, where: str = "agent option") -> None:
         raise bad("a positive integer")
     if key == "sparsity" and not 0 <= value < 1:
         raise bad("in [0, 1)")
-    if key == "hidden" and (not value or any(h <= 0 for h in value)):
-        raise ConfigError(f"{where} hidden takes positive widths like 128,128, got {value!r}")
+    if key == "hidden" and any(h <= 0 for h in value):
+        raise ConfigError(f"{where} hidden takes positive widths like 128,128 (or linear), got {value!r}")
     if key == "optimizer":
         from oakrl.agents.common import OPTIMIZERS
 
@@ -214,6 +214,9 @@ def build(config: RunConfig):
 
         options["goal"] = check_goal_table(options["goal"], math.prod(handle.obs_spec.shape))
     agent = make_agent(config.agent, handle.action_spec, **options)
+    # Agents check some options against the environment in `init` (e.g. continuous actions,
+    # sizes): trace it abstractly now, so such an error comes before anything is written.
+    jax.eval_shape(lambda k: agent.init(k, handle.obs_spec, handle.action_spec), jax.random.key(0))
     return handle, agent
 
 

@@ -46,7 +46,11 @@ class MLP(nn.Module):
         for width in self.hidden:
             x = nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x)
             x = leaky_relu(layer_norm(x))
-        return nn.Dense(self.out, kernel_init=sparse_init(self.sparsity), name="head")(x)
+        # No hidden layer: a linear function of the observation, without a bias (one-hot inputs
+        # stay tabular; a shared bias would move every state's value at once).
+        return nn.Dense(
+            self.out, kernel_init=sparse_init(self.sparsity), name="head", use_bias=bool(self.hidden)
+        )(x)
 
 
 class MinAtarCNN(nn.Module):

@@ -29,7 +29,9 @@ from oakrl.study.common import (
 )
 
 
-def _widths(text: str) -> tuple[int, ...]:
+def _widths(text: str, allow_linear: bool = False) -> tuple[int, ...]:
+    if allow_linear and text.strip().lower() == "linear":
+        return ()
     try:
         widths = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
     except ValueError:
@@ -357,14 +359,22 @@ def prior_vs_scratch(
 @click.option("--agents", "agents_", default="stream-q,dyna,planner", show_default=True)
 @click.option("--planning-steps", default=5, show_default=True, help="dyna, planner: updates per step")
 @click.option("--simulations", default=16, show_default=True, help="planner: search simulations per step")
-@click.option("--hidden", default="64,64", show_default=True)
+@click.option(
+    "--hidden",
+    default="linear",
+    show_default=True,
+    help="value learner: widths like 64,64, or linear (tabular)",
+)
+@click.option(
+    "--model-hidden", default="64", show_default=True, help="dyna, planner: transition model widths"
+)
 @click.option("--gamma", default=0.95, show_default=True)
 @click.option("--epsilon", default=0.1, show_default=True, help="stream-q/dyna exploration after K/2 steps")
 @click.option("--window", default=1000, show_default=True, help="steps of the reward-rate window")
 @click.option("--threshold", default=0.3, show_default=True, help="recovered: rate >= this x optimal rate")
 def model_based(
-    out, every, changes, seeds, seed, agents_, planning_steps, simulations, hidden, gamma, epsilon, window,
-    threshold,
+    out, every, changes, seeds, seed, agents_, planning_steps, simulations, hidden, model_hidden, gamma,
+    epsilon, window, threshold,
 ) -> None:  # fmt: skip
     """Rewards move, dynamics stay (Rooms-v0): recovery of stream-q vs dyna vs planner, model error."""
     from oakrl.study.model_based import ModelBasedConfig, config_json, plot, run_study, summarize
@@ -372,8 +382,8 @@ def model_based(
     cfg = ModelBasedConfig(
         every=every, changes=changes, seeds=seeds, seed=seed,
         agents=tuple(s.strip() for s in agents_.split(",") if s.strip()), planning_steps=planning_steps,
-        simulations=simulations, hidden=_widths(hidden), gamma=gamma, epsilon=epsilon, window=window,
-        threshold=threshold,
+        simulations=simulations, hidden=_widths(hidden, allow_linear=True),
+        model_hidden=_widths(model_hidden), gamma=gamma, epsilon=epsilon, window=window, threshold=threshold,
     )  # fmt: skip
     cfg.check()
     path = prepare_out(out)
