@@ -154,6 +154,18 @@ def test_obgd_update_moves_prediction_towards_target_without_overshoot():
     assert 0.0 < v_new < target
 
 
+def test_obgd_without_trace_is_one_step_and_keeps_no_trace():
+    # gamma * lambda = 0: each update uses only its own gradient (no memory of the last one).
+    opt = obgd(learning_rate=0.1, gamma=0.9, lamda=0.0, kappa=2.0)
+    state = opt.init(PARAMS)
+    _, state = opt.update(GA1, state, delta=jnp.float32(1.0))
+    upd, state = opt.update(GA2, state, delta=jnp.float32(2.0))
+    # ||GA2||_1 = 2.5, M = 0.1 * 2 * 2 * 2.5 = 1 -> not > 1: step = 0.1; update = 0.2 * GA2
+    tree_close(upd, {"a": [0.3, 0.0], "b": [[0.2]]})
+    close(state.step_size, 0.1)
+    tree_close(state.trace, {"a": [0.0, 0.0], "b": [[0.0]]})
+
+
 # --------------------------------------------------------------------------- AdaptiveObGD
 
 GA1 = {"a": jnp.array([1.0, -2.0]), "b": jnp.array([[4.0]])}

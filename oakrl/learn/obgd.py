@@ -55,6 +55,11 @@ def obgd(
 
     def update_fn(grads, state, params=None, *, delta, reset=False, **_):
         del params
+        if gamma * lamda == 0:
+            # No trace to carry (one-step updates, e.g. Dyna's simulated ones): z is the
+            # gradient, and the state's trace stays at zeros, so neither is read nor written.
+            step = _bounded_step(delta, _l1(grads), learning_rate, kappa)
+            return jax.tree.map(lambda g: (step * delta) * g, grads), ObGDState(state.trace, step)
         z = trace_update(TraceState(state.trace), grads, gamma * lamda).trace
         step = _bounded_step(delta, _l1(z), learning_rate, kappa)
         updates = jax.tree.map(lambda e: (step * delta) * e, z)
