@@ -78,10 +78,9 @@ def plot_options(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    return str(path)
+    from oakrl.report.plots import save_figure
+
+    return save_figure(fig, path, dpi=110)
 
 
 def _square(col: int, row: int):

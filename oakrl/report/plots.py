@@ -168,7 +168,7 @@ def plot_run(run: RunLike, path: str | os.PathLike) -> str:
     ax.set_title(_title(run), fontsize=10)
     if seeds > 1:
         ax.legend(loc="lower right", fontsize=8, framealpha=0.8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def short_labels(runs: Sequence[RunData]) -> list[str]:
@@ -215,16 +215,16 @@ def plot_compare(runs: Sequence[RunLike], path: str | os.PathLike) -> str:
         title += ": mean over seeds, band = " + " / ".join(sorted(spread))
     ax.set_title(title, fontsize=10)
     ax.legend(loc="best", fontsize=8, framealpha=0.8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> str:
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: float | None = None) -> str:
     """Save under a temporary name with the same extension (it selects the format), then
     rename over ``path``: a reader never sees a half-written figure."""
     path = Path(path)
     tmp = metrics.tmp_path(path)
     try:
-        fig.savefig(tmp)
+        fig.savefig(tmp, dpi=dpi)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -288,4 +288,4 @@ def plot_options(records: Mapping[str, np.ndarray], path: str | os.PathLike, tit
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

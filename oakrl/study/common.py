@@ -15,6 +15,15 @@ from oakrl.errors import ConfigError
 METHODS = ("backprop", "cbp", "redo", "shrink-perturb", "l2-init")
 
 
+def save_study_figure(fig, path: Path, command: str) -> None:
+    """The command that made it along the bottom, then an atomic save (no half-written file)."""
+    from oakrl.report.plots import save_figure
+
+    fig.text(0.01, 0.005, command, fontsize=6, family="monospace")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    save_figure(fig, path, dpi=110)
+
+
 def parse_methods(text: str | None) -> tuple[str, ...]:
     if not text:
         return METHODS
@@ -118,9 +127,5 @@ def plot_per_task(
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.text(0.01, 0.005, command, fontsize=6, family="monospace")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save_study_figure(fig, path, command)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from oakrl.errors import ConfigError
+from oakrl.study.common import save_study_figure
 
 AGENT_NAMES = ("stream-q", "dyna", "planner")
 
@@ -275,8 +276,6 @@ def config_json(cfg: ModelBasedConfig) -> dict:
 
 def plot(path, cfg: ModelBasedConfig, results: dict[str, Any], summary: dict[str, Any], command: str) -> None:
     """Three panels: goal reaches over the lifetime, recovery per change, model error."""
-    import os
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -340,9 +339,5 @@ def plot(path, cfg: ModelBasedConfig, results: dict[str, Any], summary: dict[str
     fig.suptitle(
         f"Rooms-v0, goal moves every {cfg.every} steps, {cfg.changes} changes, {cfg.seeds} seeds", fontsize=10
     )
-    fig.text(0.01, 0.005, command, fontsize=6, family="monospace")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save_study_figure(fig, path, command)
     plt.close(fig)
-    os.replace(tmp, path)

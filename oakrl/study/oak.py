@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from oakrl.errors import ConfigError
+from oakrl.study.common import save_study_figure
 
 STUDY_AGENTS = ("oak", "dyna", "stream-q")
 ABLATION = "oak-primitive"
@@ -339,11 +340,7 @@ def plot_study(path: Path, cfg: OakStudyConfig, result: dict[str, Any], command:
     records = result["records"].get("oak") or {}
     if records:
         draw_options_over_time(ax3, records, seed=0, env=cfg.env)
-    fig.text(0.005, 0.005, command, fontsize=6, family="monospace")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    save_study_figure(fig, path, command)
 
 
 def draw_options_over_time(ax, records: dict[str, np.ndarray], seed: int, env: str) -> None:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from oakrl.errors import ConfigError
+from oakrl.study.common import save_study_figure
 
 CONDITIONS = ("scratch", "expert", "mediocre", "wrong")
 THRESHOLDS = {"CartPole-v1": 400.0, "TextWorld-v0": 0.9}
@@ -314,7 +315,6 @@ def curve_table(curves: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarr
 def plot(path: Path, cfg: PriorConfig, result: dict[str, Any], command: str) -> None:
     """Left: the learning curves (mean over seeds, shaded +- one standard error), the threshold and
     each condition's mean steps to it; right: final return per condition with every seed."""
-    import os
 
     import matplotlib
 
@@ -349,9 +349,5 @@ def plot(path: Path, cfg: PriorConfig, result: dict[str, Any], command: str) -> 
         f"{cfg.env}, prior-ac (stream AC) from scratch or cloned demonstrations, {cfg.seeds} seeds",
         fontsize=10,
     )
-    fig.text(0.01, 0.005, command, fontsize=6, family="monospace")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save_study_figure(fig, path, command)
     plt.close(fig)
-    os.replace(tmp, path)
