@@ -20,12 +20,12 @@ import numpy as np
 from oakrl.errors import ConfigError
 from oakrl.lab.files import machine, write_json, write_table
 from oakrl.study.common import (
-    command_line,
     parse_methods,
     per_task_table,
     plot_per_task,
-    prepare_out,
     retention_summary,
+    start_study,
+    step_progress,
 )
 
 
@@ -104,9 +104,7 @@ def plasticity_supervised(
         l2=l2,
     )
     cfg.check()
-    path = prepare_out(out)
-    cmd = command_line()
-    write_json(path / "config.json", {**config_json(cfg), "command": cmd})
+    path, cmd = start_study(out, config_json(cfg))
     t0 = time.perf_counter()
 
     def progress(method, done, metrics):
@@ -203,16 +201,9 @@ def plasticity_rl(
     for m in cfg.methods:  # bad option names or values fail here, before anything runs
         if m != "backprop":
             make_remedy({"plasticity": m, "plasticity_options": cfg.options.get(m, {})})
-    path = prepare_out(out)
-    cmd = command_line()
-    write_json(path / "config.json", {**config_json(cfg), "command": cmd})
+    path, cmd = start_study(out, config_json(cfg))
     t0 = time.perf_counter()
-    last = {}
-
-    def progress(method, step):
-        if last.get(method, -1) // 50_000 != step // 50_000 or step == cfg.steps:
-            click.echo(f"{method:>15}  step {step}/{cfg.steps}", err=True)
-        last[method] = step
+    progress = step_progress(cfg.steps, 50_000, 15, lambda line: click.echo(line, err=True))
 
     result = run_rl(cfg, progress)
     metrics = result["metrics"]
@@ -319,9 +310,7 @@ def prior_vs_scratch(
         bc_steps=bc_steps, bc_value=bc_value, kl=kl, kl_half_life=kl_half_life, kl_adapt=kl_adapt,
     )  # fmt: skip
     cfg.check()
-    path = prepare_out(out)
-    cmd = command_line()
-    write_json(path / "config.json", {**config_json(cfg), "command": cmd})
+    path, cmd = start_study(out, config_json(cfg))
     t0 = time.perf_counter()
     result = run_prior(cfg, path, log=lambda line: click.echo(line, err=True))
     summary = {
@@ -386,16 +375,9 @@ def model_based(
         model_hidden=_widths(model_hidden), gamma=gamma, epsilon=epsilon, window=window, threshold=threshold,
     )  # fmt: skip
     cfg.check()
-    path = prepare_out(out)
-    cmd = command_line()
-    write_json(path / "config.json", {**config_json(cfg), "command": cmd})
+    path, cmd = start_study(out, config_json(cfg))
     t0 = time.perf_counter()
-    last = {}
-
-    def progress(name, step):
-        if last.get(name, -1) // cfg.every != step // cfg.every or step == cfg.steps:
-            click.echo(f"{name:>9}  step {step}/{cfg.steps}", err=True)
-        last[name] = step
+    progress = step_progress(cfg.steps, cfg.every, 9, lambda line: click.echo(line, err=True))
 
     results = run_study(cfg, progress)
     body, table = summarize(cfg, results)

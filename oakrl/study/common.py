@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,30 @@ def retention_summary(
 
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["oakrl", *sys.argv[1:]]) if sys.argv else ""
+
+
+def start_study(out: str | os.PathLike, config: dict[str, Any]) -> tuple[Path, str]:
+    """(results directory, command line): the directory made ready and its config.json written."""
+    from oakrl.lab.files import write_json
+
+    path = prepare_out(out)
+    cmd = command_line()
+    write_json(path / "config.json", {**config, "command": cmd})
+    return path, cmd
+
+
+def step_progress(
+    total: int, every: int, width: int, echo: Callable[[str], None]
+) -> Callable[[str, int], None]:
+    """A progress callback (name, steps done) that echoes once per `every` steps and at the end."""
+    last: dict[str, int] = {}
+
+    def progress(name: str, step: int) -> None:
+        if last.get(name, -1) // every != step // every or step == total:
+            echo(f"{name:>{width}}  step {step}/{total}")
+        last[name] = step
+
+    return progress
 
 
 def prepare_out(out: str | os.PathLike) -> Path:

@@ -375,19 +375,12 @@ def study_oak(cfg: OakStudyConfig, out: str, echo: Callable[[str], None] = print
     import time
 
     from oakrl.lab.files import machine, write_json
-    from oakrl.study.common import command_line, prepare_out
+    from oakrl.study.common import start_study, step_progress
 
     cfg.check()
-    path = prepare_out(out)
-    cmd = command_line()
-    write_json(path / "config.json", {**config_json(cfg), "command": cmd})
+    path, cmd = start_study(out, config_json(cfg))
     t0 = time.perf_counter()
-    last: dict[str, int] = {}
-
-    def progress(name: str, done: int) -> None:
-        if done - last.get(name, -cfg.steps) >= cfg.steps // 4 or done == cfg.steps:
-            echo(f"{name:>14}  step {done}/{cfg.steps}")
-            last[name] = done
+    progress = step_progress(cfg.steps, max(1, cfg.steps // 4), 14, echo)
 
     result = run_study(cfg, path, progress)
     agents = result["agents"]
