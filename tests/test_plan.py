@@ -277,8 +277,8 @@ def test_study_model_based_end_to_end(tmp_path):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["--hidden", "0"], "--hidden"),
-        (["--model-hidden", "linear"], "--hidden"),
+        (["--hidden", "0"], "--hidden takes positive"),
+        (["--model-hidden", "linear"], "--model-hidden takes"),
         (["--agents", "dyna"], "stream-q"),
     ],
 )

@@ -29,15 +29,16 @@ from oakrl.study.common import (
 )
 
 
-def _widths(text: str, allow_linear: bool = False) -> tuple[int, ...]:
+def _widths(text: str, allow_linear: bool = False, flag: str = "--hidden") -> tuple[int, ...]:
     if allow_linear and text.strip().lower() == "linear":
         return ()
+    valid = "comma-separated widths like 64,64" + (" or linear" if allow_linear else "")
     try:
         widths = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
     except ValueError:
-        raise ConfigError(f"--hidden takes comma-separated widths like 64,64, got {text!r}") from None
+        raise ConfigError(f"{flag} takes {valid}, got {text!r}") from None
     if not widths or any(w <= 0 for w in widths):
-        raise ConfigError(f"--hidden takes positive widths, got {text!r}")
+        raise ConfigError(f"{flag} takes positive {valid}, got {text!r}")
     return widths
 
 
@@ -372,7 +373,8 @@ def model_based(
         every=every, changes=changes, seeds=seeds, seed=seed,
         agents=tuple(s.strip() for s in agents_.split(",") if s.strip()), planning_steps=planning_steps,
         simulations=simulations, hidden=_widths(hidden, allow_linear=True),
-        model_hidden=_widths(model_hidden), gamma=gamma, epsilon=epsilon, window=window, threshold=threshold,
+        model_hidden=_widths(model_hidden, flag="--model-hidden"), gamma=gamma, epsilon=epsilon,
+        window=window, threshold=threshold,
     )  # fmt: skip
     cfg.check()
     path, cmd = start_study(out, config_json(cfg))
