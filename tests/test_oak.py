@@ -109,6 +109,8 @@ def test_recovery_uses_issue4_measure_by_hand():
     rec = recovery(cols, cfg)
     np.testing.assert_allclose(rec["steps"], [[10 * need[0], 1000], [1000, 1000]])
     np.testing.assert_array_equal(rec["recovered"], [[True, False], [False, False]])
+    # First reach: seed 0 at step 1010 after relocation 1; censored otherwise.
+    np.testing.assert_allclose(rec["first_reach"], [[10, 1000], [1000, 1000]])
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,10 @@ the last `window` steps since the relocation number at least `threshold` x windo
 optimal rate (goal reaches per step of the best policy for the new goal: 1 / the mean
 shortest-path length over start cells). Never within the segment: `every` steps (censored,
 counted). A seed's value is the mean over relocations; the study's the mean over seeds, with
-the standard deviation over seeds as the spread. `dyna` and the stream learner get the
-options issue 4's study gives them (oakrl.study.model_based.agent_options).
+the standard deviation over seeds as the spread. `first_reach_steps` is the part of it spent
+finding the new goal: steps until its first reach (censored at `every` likewise). `dyna` and
+the stream learner get the options issue 4's study gives them
+(oakrl.study.model_based.agent_options).
 
 The same OaK config also runs a short stretch of a second world (`--second-world`,
 Foraging-v0 by default), to show that nothing in it is specific to Rooms.
@@ -136,7 +138,10 @@ def model_based_config(cfg: OakStudyConfig):
 def recovery(columns: dict[str, np.ndarray], cfg: OakStudyConfig) -> dict[str, np.ndarray]:
     """Recovery after each relocation with issue 4's measure (see module docstring).
 
-    Returns {"steps": [S, R] steps to recover (censored at `every`), "recovered": [S, R] bool}.
+    Returns {"steps": [S, R] steps to recover (censored at `every`), "recovered": [S, R] bool,
+    "first_reach": [S, R] steps until the new goal is first reached (censored at `every`)}.
+    Recovery is at least the first reach plus about half the window, so the two split recovery
+    into finding the new goal and exploiting it.
     """
     from oakrl.study.model_based import optimal_rates, recovery_steps
 
@@ -144,14 +149,19 @@ def recovery(columns: dict[str, np.ndarray], cfg: OakStudyConfig) -> dict[str, n
     seed, step, ret = (np.asarray(columns[k]) for k in ("seed", "step", "return"))
     steps = np.full((cfg.seeds, cfg.relocations), float(cfg.every))
     recovered = np.zeros((cfg.seeds, cfg.relocations), bool)
+    first = np.full((cfg.seeds, cfg.relocations), float(cfg.every))
     for i in range(cfg.seeds):
         reaches = step[(seed == i) & (ret > 0)]
         for c in range(1, cfg.relocations + 1):
+            start = c * cfg.every
+            after = reaches[(reaches > start) & (reaches <= start + cfg.every)]
+            if after.size:
+                first[i, c - 1] = after.min() - start
             need = cfg.threshold * cfg.window * rates[c]
             r = recovery_steps(reaches, c * cfg.every, cfg.every, cfg.window, need)
             if r is not None:
                 steps[i, c - 1], recovered[i, c - 1] = r, True
-    return {"steps": steps, "recovered": recovered}
+    return {"steps": steps, "recovered": recovered, "first_reach": first}
 
 
 def _over_seeds(x: np.ndarray) -> dict[str, Any]:
@@ -251,6 +261,7 @@ def run_study(
                 "per_relocation": [float(v) for v in rec["steps"].mean(axis=0)],
                 "recovered_fraction": float(rec["recovered"].mean()),
             },
+            "first_reach_steps": _over_seeds(rec["first_reach"].mean(axis=1)),
             "final_return": summary["final_return"],
             "average_reward": summary["average_reward"],
             "steps_per_second": summary["steps_per_second"],
@@ -418,7 +429,8 @@ def study_oak(cfg: OakStudyConfig, out: str, echo: Callable[[str], None] = print
         r = a["recovery_steps"]
         echo(
             f"{name:>14}  recovery {r['mean']:7.0f} steps (sd {r['sd']:.0f}, recovered "
-            f"{r['recovered_fraction']:.0%})  average reward {a['average_reward']['mean']:.4f}"
+            f"{r['recovered_fraction']:.0%}; first reach {a['first_reach_steps']['mean']:.0f})  "
+            f"average reward {a['average_reward']['mean']:.4f}"
         )
     c = summary["comparison"]["oak_vs_dyna"]
     echo(
