@@ -7,7 +7,7 @@ import statistics
 import jax
 
 from oakrl.lab.run import RunConfig, build, seed_keys
-from oakrl.lab.stream import init_carry, make_chunk, run_jax
+from oakrl.lab.stream import compiler_options, init_carry, make_chunk, run_jax
 
 
 def timed_jax(config: RunConfig, repeats: int) -> tuple[float, float, list[float]]:
@@ -26,7 +26,8 @@ def bytes_per_agent_step(config: RunConfig) -> float:
     """XLA's own count of bytes accessed by one step of the vmapped stream, per seed."""
     handle, agent = build(config)
     carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(config))
-    one = jax.jit(jax.vmap(make_chunk(agent, handle, 1, config.window))).lower(carry).compile()
+    one = jax.jit(jax.vmap(make_chunk(agent, handle, 1, config.window)))
+    one = one.lower(carry).compile(compiler_options())
     cost = one.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost["bytes accessed"]) / config.seeds

@@ -170,6 +170,27 @@ def record_chunk(out: ChunkOut, carry: Carry, start_step: int, length: int, keys
     )
 
 
+# XLA:CPU options for the compiled stream (measured in benchmarks/RESULTS.md, "Throughput").
+# A single agent's step is bound by the number of kernels XLA launches, not by arithmetic:
+#  - the tree-reduction rewriter splits every reduction (ObGD's L1 norms, LayerNorm statistics)
+#    into a reduce-window + reduce pair, which also stops producers fusing into them;
+#  - with that pass off, XLA hands the large reductions to YNNPACK, whose calls cost more than
+#    the kernels saved, so YNN fusion is off too;
+#  - region analysis in copy insertion drops the copies of carry entries in the scan body.
+# Together: 254 -> 158 kernels per stream AC step on CartPole. Same maths; float rounding
+# differs from XLA's defaults in the last bits.
+CPU_COMPILER_OPTIONS: dict[str, str | bool] = {
+    "xla_disable_hlo_passes": "tree_reduction_rewriter",
+    "xla_cpu_experimental_ynn_fusion_type": "",
+    "xla_cpu_copy_insertion_use_region_analysis": True,
+}
+
+
+def compiler_options() -> dict[str, str | bool]:
+    """The compile options of the stream for the current backend ({} off the CPU)."""
+    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else {}
+
+
 def run_jax(
     agent: Agent,
     handle,
@@ -205,7 +226,7 @@ def run_jax(
     compiled = {}
     for length in sorted(set(lengths)):
         fn = jax.jit(jax.vmap(make_chunk(agent, handle, length, window)), donate_argnums=0)
-        compiled[length] = fn.lower(carry).compile()
+        compiled[length] = fn.lower(carry).compile(compiler_options())
     compile_s = time.perf_counter() - t0
 
     if on_chunk is not None:
