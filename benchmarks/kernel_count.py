@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/kernel_count.py
 
-One stream AC step on CartPole costs about 0.2 µs per kernel launch, and ~250 launches make
-up most of its ~50 µs (see RESULTS.md, "Why one agent stays below 30,000 steps/s"). Timings
-on a shared 2-core machine swing by ±15% or more; the number of kernels in the compiled scan
-body does not, so it is how layout ideas are compared here before anyone times them.
+One stream AC step on CartPole costs about 0.2 µs per kernel launch: 254 launches with XLA's
+defaults, 158 with the lab's compile options (oakrl/lab/stream.py, CPU_COMPILER_OPTIONS; see
+RESULTS.md, "Throughput"). Timings on a shared 2-core machine swing by ±15% or more; the
+number of kernels in the compiled scan body does not, so it is how layout ideas are compared
+here before anyone times them.
 
 Prints the kernel count of (a) the real lab step (stream AC + CartPole + bookkeeping), and
 (b) a stand-alone AC core written four ways: Flax-like separate biases (`base`), biases
@@ -21,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from oakrl.lab.run import RunConfig, build, seed_keys
-from oakrl.lab.stream import init_carry, make_chunk
+from oakrl.lab.stream import compiler_options, init_carry, make_chunk
 
 KERNELS = ("fusion", "dot", "copy", "custom-call", "concatenate", "dynamic-update-slice", "reduce")
 
@@ -48,7 +49,7 @@ def lab_step() -> tuple[int, dict[str, int]]:
     handle, agent = build(cfg)
     carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(cfg))
     chunk = jax.jit(jax.vmap(make_chunk(agent, handle, 2000, 1000)))
-    return scan_body_kernels(chunk.lower(carry).compile().as_text())
+    return scan_body_kernels(chunk.lower(carry).compile(compiler_options()).as_text())
 
 
 def ac_core(fold: bool, ln_dot: bool, hidden: int = 128, obs: int = 4, actions: int = 2):

@@ -267,3 +267,22 @@ def test_prepare_out_creates_and_accepts_empty(tmp_path):
     with pytest.raises(ConfigError):
         prepare_out(f)
     assert f.read_text() == "x"
+
+
+def test_cpu_compile_options_are_accepted_and_keep_the_maths():
+    """The lab's XLA:CPU options compile, and a reduction-heavy function gives the same result."""
+    import jax
+    import jax.numpy as jnp
+
+    from oakrl.lab.stream import CPU_COMPILER_OPTIONS, compiler_options
+
+    if jax.default_backend() == "cpu":
+        assert compiler_options() == CPU_COMPILER_OPTIONS
+    x = jnp.linspace(-1.0, 1.0, 128 * 128).reshape(128, 128)
+
+    def f(x):
+        return jnp.abs(x).sum() + jnp.mean(x, axis=1) @ x
+
+    plain = jax.jit(f).lower(x).compile()(x)
+    tuned = jax.jit(f).lower(x).compile(compiler_options())(x)
+    np.testing.assert_allclose(tuned, plain, rtol=1e-5)
