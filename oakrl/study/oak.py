@@ -158,7 +158,7 @@ def recovery(columns: dict[str, np.ndarray], cfg: OakStudyConfig) -> dict[str, n
             if after.size:
                 first[i, c - 1] = after.min() - start
             need = cfg.threshold * cfg.window * rates[c]
-            r = recovery_steps(reaches, c * cfg.every, cfg.every, cfg.window, need)
+            r = recovery_steps(reaches, start, cfg.every, cfg.window, need)
             if r is not None:
                 steps[i, c - 1], recovered[i, c - 1] = r, True
     return {"steps": steps, "recovered": recovered, "first_reach": first}
