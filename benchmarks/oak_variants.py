@@ -1,0 +1,55 @@
+"""Recovery of OaK variants on the `oakrl study oak` schedule (a screening tool, not the study).
+
+Each variant is the study's `oak` run config with agent options merged in; recovery and first
+reach are read with the study's own `recovery`. Prints one line per variant.
+
+  .venv/bin/python benchmarks/oak_variants.py \
+      '{"oak": {}, "oak-primitive": {"use_options": false}}' --seeds 3 --relocations 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from oakrl.lab.metrics import read_episodes
+from oakrl.lab.run import run
+from oakrl.study.oak import OakStudyConfig, agent_run_config, recovery
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("variants", help="JSON {name: agent options}, e.g. '{\"oak\": {}}'")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--relocations", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    variants = json.loads(args.variants)
+    cfg = OakStudyConfig(seeds=args.seeds, relocations=args.relocations, seed=args.seed, second_world=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, opts in variants.items():
+            rc = agent_run_config(cfg, "oak")
+            rc = dataclasses.replace(rc, agent_options={**rc.agent_options, **opts})
+            t = time.perf_counter()
+            summary = run(rc, Path(tmp) / name)
+            rec = recovery(read_episodes(Path(tmp) / name / "episodes.parquet"), cfg)
+            steps, first = rec["steps"].mean(axis=1), rec["first_reach"].mean(axis=1)
+            ar = summary["average_reward"]
+            ar = ar["mean"] if isinstance(ar, dict) else ar
+            print(
+                f"{name:24s} recovery {steps.mean():6.0f} ({steps.std(ddof=1):4.0f}) "
+                f"first reach {first.mean():5.0f} ({first.std(ddof=1):4.0f}) "
+                f"recovered {rec['recovered'].mean():.2f} average reward {ar:.4f} "
+                f"{time.perf_counter() - t:.0f} s  per seed {np.round(steps).astype(int).tolist()}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
