@@ -115,7 +115,12 @@ def test_recovery_uses_issue4_measure_by_hand():
 
 @pytest.mark.parametrize(
     "args",
-    [["oak", "--every", "500"], ["oak", "--seeds", "0"], ["oak", "--stream", "dyna"]],
+    [
+        ["oak", "--every", "500"],
+        ["oak", "--seeds", "0"],
+        ["oak", "--stream", "dyna"],
+        ["oak", "--second-world", "Nope-v0"],  # refused before the main study runs
+    ],
 )
 def test_study_oak_bad_input(tmp_path, args):
     r = CliRunner().invoke(study, [*args, "--out", str(tmp_path / "x")])

@@ -60,6 +60,18 @@ def test_sweep_bad_spec_refused_before_running(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_sweep_refuses_a_directory_that_holds_a_run(tmp_path, capsys):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(SPEC)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    assert main(["sweep", str(spec), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not a sweep" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+
+
 RAY_SPEC = """
 [base]
 steps = 300

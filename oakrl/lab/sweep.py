@@ -111,6 +111,8 @@ def run_sweep(
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory; choose another path")
+    if any((root / name).exists() for name in ("config.json", "summary.json")):
+        raise ConfigError(f"--out {out} holds a run or a study, not a sweep; choose another directory")
     results: dict[str, dict[str, Any]] = {}
     pending = []
     for name, _point, kwargs in todo:

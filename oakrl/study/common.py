@@ -98,7 +98,7 @@ def prepare_out(out: str | os.PathLike) -> Path:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory; choose another path")
     if (path / "summary.json").exists():
-        raise ConfigError(f"--out {out} already holds a study; choose another directory")
+        raise ConfigError(f"--out {out} already holds results (summary.json); choose another directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -78,6 +78,10 @@ class OakStudyConfig:
             )
         if self.window > self.every:
             raise ConfigError(f"window ({self.window}) must be <= every ({self.every})")
+        if self.second_world:  # checked now, not after the main study has run
+            from oakrl.envs import make_env
+
+            make_env(self.second_world)
 
     tasks = 4  # the switch schedule cycles the goal through the four rooms' corners
 
