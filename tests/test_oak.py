@@ -120,6 +120,7 @@ def test_recovery_uses_issue4_measure_by_hand():
         ["oak", "--seeds", "0"],
         ["oak", "--stream", "dyna"],
         ["oak", "--second-world", "Nope-v0"],  # refused before the main study runs
+        ["oak", "--second-world", "Pendulum-v1"],  # continuous actions: oak cannot run there
     ],
 )
 def test_study_oak_bad_input(tmp_path, args):

@@ -78,10 +78,11 @@ class OakStudyConfig:
             )
         if self.window > self.every:
             raise ConfigError(f"window ({self.window}) must be <= every ({self.every})")
-        if self.second_world:  # checked now, not after the main study has run
-            from oakrl.envs import make_env
+        if self.second_world:  # checked now, as the lab will build it, not after the main study
+            from oakrl.lab.run import build
 
-            make_env(self.second_world)
+            for name in ("oak", self.stream):
+                build(second_world_config(self, name))
 
     tasks = 4  # the switch schedule cycles the goal through the four rooms' corners
 
@@ -291,24 +292,30 @@ def compare(agents: dict[str, Any], a: str = "oak", b: str = "dyna") -> dict[str
     }
 
 
+def second_world_config(cfg: OakStudyConfig, name: str):
+    """The lab RunConfig of agent `name` on the second world (the same OaK config, defaults)."""
+    from oakrl.lab.run import RunConfig
+
+    return RunConfig(
+        env=cfg.second_world,
+        agent=name,
+        steps=cfg.second_steps,
+        seeds=cfg.seeds,
+        seed=cfg.seed,
+        chunk=min(cfg.chunk, cfg.second_steps),
+        checkpoint_every=0,
+    )
+
+
 def second_world(cfg: OakStudyConfig, path: Path) -> dict[str, Any] | None:
     """The same OaK config (and the stream learner) for a while on another world."""
     if not cfg.second_world:
         return None
-    from oakrl.lab.run import RunConfig, run
+    from oakrl.lab.run import run
 
     out = {"env": cfg.second_world, "steps": cfg.second_steps, "agents": {}}
     for name in ("oak", cfg.stream):
-        rc = RunConfig(
-            env=cfg.second_world,
-            agent=name,
-            steps=cfg.second_steps,
-            seeds=cfg.seeds,
-            seed=cfg.seed,
-            chunk=min(cfg.chunk, cfg.second_steps),
-            checkpoint_every=0,
-        )
-        summary = run(rc, path / f"{cfg.second_world}_{name}")
+        summary = run(second_world_config(cfg, name), path / f"{cfg.second_world}_{name}")
         out["agents"][name] = {
             "average_reward": summary["average_reward"],
             "steps_per_second": summary["steps_per_second"],
