@@ -113,7 +113,8 @@ def config_of_run(directory: str | Path) -> RunConfig:
     """The RunConfig a results directory was made with (its config.json)."""
     path = Path(directory) / "config.json"
     if not Path(directory).is_dir():
-        raise ConfigError(f"{directory} is not a results directory (no such directory)")
+        what = "a file" if Path(directory).exists() else "no such directory"
+        raise ConfigError(f"{directory} is not a results directory ({what})")
     if not path.is_file():
         raise ConfigError(f"{directory} holds no run (no config.json)")
     data = read_file(path)

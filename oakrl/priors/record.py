@@ -70,6 +70,9 @@ def record(
         raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
     if agent is not None and from_run is not None:
         raise ConfigError("give either --agent (train one here) or --from-run DIR, not both")
+    if Path(out).suffix not in ("", ".npz"):
+        # Appending .npz to "summary.json" would drop a dataset into a results directory.
+        raise ConfigError(f"--out {out}: a dataset is a .npz file; give a name like demos/expert.npz")
     path = Path(out if str(out).endswith(".npz") else f"{out}.npz")
     if path.exists() and not force:
         raise ConfigError(f"--out {path} already exists; choose another path or pass --force")

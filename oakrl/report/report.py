@@ -43,7 +43,8 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
     """Load and check a run directory; a :class:`ConfigError` names the dir and what is wrong."""
     d = Path(run_dir)
     if not d.is_dir():
-        raise ConfigError(f"run dir {run_dir}: no such directory")
+        what = "a file, not a directory" if d.exists() else "no such directory"
+        raise ConfigError(f"run dir {run_dir}: {what}")
     config = _read_json(d, "config.json", required=True)
     missing = [k for k in _REQUIRED_CONFIG if k not in config]
     if missing:
