@@ -153,3 +153,44 @@ def test_run_refuses_existing_run_dir(tmp_path, capsys):
     assert "already holds a run" in line
     assert [p.name for p in out.iterdir()] == ["config.json"]
     assert (out / "config.json").read_text() == '{"env": "CartPole-v1"}\n'
+
+
+def test_resume_or_report_a_file_says_it_is_a_file(tmp_path, capsys):
+    f = tmp_path / "summary.json"
+    f.write_text("{}")
+    for cmd in ("resume", "report"):
+        line = one_line_error(capsys, main([cmd, str(f)]))
+        assert "a file" in line and "no such directory" not in line
+    assert f.read_text() == "{}"
+
+
+def test_record_refuses_a_non_dataset_name(tmp_path, capsys):
+    """`--out DIR/summary.json` would have written summary.json.npz into a results directory."""
+    line = one_line_error(capsys, main(["record", "--out", str(tmp_path / "summary.json"), "--steps", "10"]))
+    assert ".npz" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_swallowed_ctrl_c_stops_the_run_at_its_first_chunk(tmp_path, capsys):
+    """A Ctrl-C that Python swallowed before the run began (raised inside jax's gc callback while
+    jax imported) is remembered by the entry point's handler; the run honours it at its first
+    chunk boundary: checkpoint, one line, exit 130, resumable."""
+    import signal
+
+    from oakrl.__main__ import SigInt
+
+    handler = SigInt()
+    handler.received = signal.SIGINT
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        code = main(["run", "--steps", "400", "--chunk", "100", "--out", str(tmp_path / "r")])
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert code == 130
+    assert "interrupted at step 100" in capsys.readouterr().err
+    assert main(["resume", str(tmp_path / "r"), "--no-plot"]) == 0
+
+
+def test_python_dash_m_oakrl():
+    out = subprocess.run([sys.executable, "-m", "oakrl", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "continually" in out.stdout

@@ -486,6 +486,9 @@ class _Signals:
         if self.enabled and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.old[sig] = signal.signal(sig, self._handle)
+            # A Ctrl-C that came before (while jax imported) and that Python swallowed: honour it.
+            if getattr(self.old[signal.SIGINT], "received", None) is not None:
+                self.received = signal.SIGINT
         return self
 
     def _handle(self, signum, frame) -> None:
