@@ -127,3 +127,36 @@ def test_study_oak_bad_input(tmp_path, args):
     r = CliRunner().invoke(study, [*args, "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 or isinstance(r.exception, ConfigError), r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_options_planned_but_not_executed():
+    """execute_options=false: the agent never runs an option, yet its options and their models
+    learn and planning still credits them (the ablation of execution alone)."""
+    env = make_env("Rooms-v0")
+    agent = make_agent("oak", env.action_spec, execute_options=False, option_warmup=50)
+    state, traj, info = _stream(agent, env, 600, jax.random.key(2))
+    assert float(info["in_option"].max()) == 0.0
+    assert float(np.abs(np.asarray(state.opt.outcome)).sum()) > 0
+    assert float(np.asarray(state.stats.utility).max()) > 0
+    assert int(np.asarray(state.stats.calls).sum()) == 0
+
+
+@pytest.mark.parametrize("stop_value, independent", [(0.0, True), (1.0, False)])
+def test_stop_value_zero_makes_options_independent_of_v(stop_value, independent):
+    """With stop_value=0 the options' learning on a transition ignores the main value: the same
+    step from states that differ only in theta leaves the same option weights; with 1 it does not."""
+    env = make_env("Rooms-v0")
+    agent = make_agent("oak", env.action_spec, stop_value=stop_value)
+    state, _, _ = _stream(agent, env, 300, jax.random.key(3))
+    obs, _ = env.env.reset(jax.random.key(4), env.params)
+    ts = first_timestep(obs.astype(jnp.float32))._replace(reward=jnp.ones((), jnp.float32))
+    other = state._replace(theta=state.theta + jax.random.normal(jax.random.key(5), state.theta.shape))
+    step = jax.jit(agent.step)
+    q_a = step(state, ts, jax.random.key(6))[0].pool.q
+    q_b = step(other, ts, jax.random.key(6))[0].pool.q
+    assert bool(jnp.allclose(q_a, q_b)) == independent
+
+
+def test_stop_value_checked():
+    with pytest.raises(ConfigError, match="stop_value must be in"):
+        make_agent("oak", stop_value=1.5)

@@ -5,7 +5,8 @@ just happened (x: the flattened observation, D components; A primitive actions; 
 
   F  features      each observation component's running activity is updated;
   S  subtasks      slot k's subtask is "collect reward, and be paid v(s) + bonus * x_{f_k}(s)
-                   for stopping in s" (reward-respecting, oakrl/options/option.py);
+                   for stopping in s" (reward-respecting, oakrl/options/option.py; `stop_value`
+                   weights the v(s) term, 0 making the options independent of v);
   O  options       all N options learn off-policy by Q(lambda) with a stopping choice;
   M  models        the taken action's model (one step) and all N option models (reward until
                    stopping, discount, features at stopping; off-policy TD(lambda));
@@ -90,6 +91,7 @@ class OakState(NamedTuple):
 DEFAULTS = dict(
     options=8,  # option slots N (one subtask and one option each)
     bonus=1.0,  # subtask bonus for stopping where the option's feature is on
+    stop_value=1.0,  # weight of v(s) in the stopping value: 1 reward-respecting, 0 v-free (see option.py)
     gamma=0.95,
     lamda=0.8,
     lr_value=1.0,  # planning backups of the main value
@@ -105,6 +107,7 @@ DEFAULTS = dict(
     utility_rate=0.001,  # step size of the running utility
     stat_rate=0.001,  # step size of the running usage, model error and activity
     use_options=True,  # False: options still learn but are never planned with or executed (ablation)
+    execute_options=True,  # False: options are planned with but never executed (ablation)
     explore_options=False,  # epsilon also draws options (temporally extended exploration), else only actions
 )
 
@@ -122,7 +125,7 @@ def check_config(cfg: dict) -> None:
         need(isinstance(cfg[key], int) and cfg[key] >= 0, key, "a non-negative integer")
     for key in ("lr_value", "lr_model", "lr_option", "utility_rate", "stat_rate"):
         need(isinstance(cfg[key], int | float) and 0 < cfg[key] <= 1, key, "in (0, 1]")
-    for key in ("gamma", "lamda", "epsilon"):
+    for key in ("gamma", "lamda", "epsilon", "stop_value"):
         need(isinstance(cfg[key], int | float) and 0 <= cfg[key] <= 1, key, "in [0, 1]")
     need(isinstance(cfg["bonus"], int | float) and math.isfinite(cfg["bonus"]), "bonus", "a finite number")
 
@@ -132,6 +135,7 @@ def oak(**overrides) -> Agent:
     cfg = {**DEFAULTS, **overrides}
     check_config(cfg)
     n_opt, bonus, gamma, lamda = cfg["options"], float(cfg["bonus"]), cfg["gamma"], cfg["lamda"]
+    kappa = float(cfg["stop_value"])
     n_plan = cfg["planning_states"]
 
     def init(key: Array, obs_spec: ArraySpec, action_spec: Spec) -> OakState:
@@ -174,14 +178,14 @@ def oak(**overrides) -> Agent:
         feats = features_update(state.feats, x_next, cfg["stat_rate"])
 
         # O and M: options, their models and the action models learn from the transition.
-        pi_x, beta_x, _ = policy_and_stopping(pool, x, v, bonus)
-        _, beta_next, _ = policy_and_stopping(pool, x_next, v_next, bonus)
+        pi_x, beta_x, _ = policy_and_stopping(pool, x, kappa * v, bonus)
+        _, beta_next, _ = policy_and_stopping(pool, x_next, kappa * v_next, bonus)
         opt, opt_error = option_models_update(
             state.opt, x, a, reward, x_next, pi_x, beta_x, beta_next, cont, learn,
             gamma=gamma, lamda=lamda, lr=cfg["lr_model"],
         )  # fmt: skip
         pool, option_delta = pool_update(
-            pool, x, a, reward, x_next, v, v_next, cont, learn,
+            pool, x, a, reward, x_next, kappa * v, kappa * v_next, cont, learn,
             bonus=bonus, gamma=gamma, lamda=lamda, lr=cfg["lr_option"],
         )  # fmt: skip
         act, act_error = action_models_update(
@@ -196,7 +200,7 @@ def oak(**overrides) -> Agent:
         mature = (pool.age >= cfg["option_warmup"]) & bool(cfg["use_options"])
 
         def available(y: Array) -> Array:  # [N]: would not stop at once, and old enough
-            _, beta_y, _ = policy_and_stopping(pool, y, theta @ y, bonus)
+            _, beta_y, _ = policy_and_stopping(pool, y, kappa * (theta @ y), bonus)
             return ~beta_y & mature
 
         avail = jax.vmap(available)(states)  # [P, N]
@@ -226,10 +230,10 @@ def oak(**overrides) -> Agent:
         opt = option_models_reset(opt, slot, do)
         fresh = (jnp.arange(n_opt) == slot) & do
         stats = OptionStats(*(jnp.where(fresh, jnp.zeros_like(s), s) for s in stats))
-        avail_now = avail[0] & ~fresh
+        avail_now = avail[0] & ~fresh & bool(cfg["execute_options"])
 
         # Act: go on with the option being executed, or choose among actions and options.
-        pi_next, beta_now, _ = policy_and_stopping(pool, x_next, theta @ x_next, bonus)
+        pi_next, beta_now, _ = policy_and_stopping(pool, x_next, kappa * (theta @ x_next), bonus)
         o = state.executing
         running = o >= 0
         o_safe = jnp.maximum(o, 0)

@@ -8,7 +8,10 @@ value
 
 where v is the agent's main value function and x_{f_k}(s) the option's feature. The option
 therefore respects reward (it may not wreck the main task on its way) and is paid for ending
-where its feature is on.
+where its feature is on. The agent may weight v (its `stop_value` option, kappa): kappa = 0
+gives a feature-attainment subtask that still collects reward on the way but whose policy,
+stopping and model do not depend on v, so they do not go stale when v changes (the functions
+here take kappa * v as v). Measured worse on Rooms-v0 (benchmarks/RESULTS.md).
 
 Each option is a linear action-value function q_k(s, a) = Q[k, a] . x(s) learned by Q(lambda)
 with the stopping choice in the max:
