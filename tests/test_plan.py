@@ -197,6 +197,7 @@ def test_run_goal_flag_end_to_end(tmp_path, capsys):
     assert cfg["goal"] == "18=1" and cfg["agent_config"]["goal"] == {"18": 1.0}
     summary = json.loads((out / "summary.json").read_text())
     assert np.isfinite(summary["diagnostics"]["search_value"])
+    assert 0.0 <= summary["diagnostics"]["goal_score"] <= 1.0  # the share of steps spent at the goal
     # Runs without a goal keep their config.json exactly as before (no goal field).
     code = main(["run", "--env", "Rooms-v0", "--agent", "stream-q", "--steps", "100", "--opt", "hidden=8",
                  "--out", str(tmp_path / "plain"), "--no-plot"])  # fmt: skip

@@ -89,6 +89,8 @@ def planner(**overrides) -> Agent:
         )
         greedy = jnp.argmax(learner.q_values(state, raw)).astype(jnp.int32)
         info = {**info, "search_value": result.value}
+        if goal:  # how near the commanded goal the agent is now (1: on it); the run's mean is its time there
+            info["goal_score"] = goal_reward(raw, values, mask, cfg["goal_tolerance"])
         return finish(state, obs, raw, result.action, greedy), result.action, info
 
     def init(key: jax.Array, obs_spec, action_spec) -> DynaState:
