@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -194,3 +195,27 @@ def test_a_swallowed_ctrl_c_stops_the_run_at_its_first_chunk(tmp_path, capsys):
 def test_python_dash_m_oakrl():
     out = subprocess.run([sys.executable, "-m", "oakrl", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "continually" in out.stdout
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                    reason="needs Linux and 2 CPUs")  # fmt: skip
+def test_cpu_threads_sizes_xla_pool_and_leaves_results_alone(tmp_path):
+    """--cpu-threads 1: XLA:CPU computes with one pool thread, the process keeps all its CPUs,
+    and the run's checkpoint is bit-identical to the default's."""
+    probe = (
+        "import os; from oakrl.lab.cpu import limit_cpu_threads; limit_cpu_threads(1); "
+        "import jax.numpy as jnp; (jnp.ones((256, 256)) @ jnp.ones((256, 256))).block_until_ready(); "
+        "names = [open(f'/proc/self/task/{t}/comm').read() for t in os.listdir('/proc/self/task')]; "
+        "print(sum(n.startswith('tf_XLAEigen') for n in names), len(os.sched_getaffinity(0)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    pool, cpus = map(int, out.stdout.split())
+    assert pool == 1 and cpus == len(os.sched_getaffinity(0))
+    sums = []
+    for threads in ([], ["--cpu-threads", "1"]):
+        d = tmp_path / f"run{len(threads)}"
+        argv = ["run", "--steps", "300", "--chunk", "150", "--opt", "hidden=8,8", "--no-plot"]
+        argv += ["--out", str(d)]
+        subprocess.run([sys.executable, "-m", "oakrl", *argv, *threads], check=True, capture_output=True)
+        sums.append(hashlib.sha256((d / "checkpoint-000000000300.npz").read_bytes()).hexdigest())
+    assert sums[0] == sums[1]

@@ -1,0 +1,40 @@
+"""How many threads XLA:CPU computes with (`oakrl run --cpu-threads N`).
+
+XLA's CPU client sizes its thread pool once, when JAX first computes, from the CPUs the
+process may run on. A small step (one or a few seeds of a 128-unit network, a MinAtar conv
+net) is split across that pool kernel by kernel and pays for the hand-offs; a wide one (many
+seeds, OaK's large models) gains from it. Measured on the 2 vCPU machine
+(benchmarks/RESULTS.md, "Threads"): one thread runs stream AC on CartPole 1.3-1.7x faster
+for 1-16 seeds and MinAtar Breakout 1.7x faster for one seed, but 256 seeds 1.8x slower and
+OaK with 5 seeds 1.4x slower. Results are the same either way.
+"""
+
+from __future__ import annotations
+
+import os
+
+from oakrl.errors import ConfigError
+
+
+def limit_cpu_threads(threads: int | None) -> None:
+    """Size XLA:CPU's pool to `threads` (None: all usable CPUs, XLA's default).
+
+    Takes effect only if JAX has not computed yet in this process: it narrows the process's
+    CPU affinity while JAX's CPU client starts, then restores it.
+    """
+    if threads is None:
+        return
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"--cpu-threads must be a positive integer, got {threads!r}")
+    if not hasattr(os, "sched_setaffinity"):
+        raise ConfigError("--cpu-threads needs Linux (CPU affinity); leave it out here")
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads >= len(cpus):
+        return
+    os.sched_setaffinity(0, set(cpus[:threads]))
+    try:
+        import jax
+
+        jax.devices("cpu")  # starts the CPU client, which sizes its pool now
+    finally:
+        os.sched_setaffinity(0, set(cpus))
