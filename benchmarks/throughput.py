@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/throughput.py            # full (about 3 minutes on 2 cores)
     .venv/bin/python benchmarks/throughput.py --quick    # a smoke run
+    .venv/bin/python benchmarks/throughput.py --cpu-threads 1   # XLA:CPU on one thread
 
 (i)   one stream AC agent on CartPole-v1 (gymnax), whole stream in lax.scan;
 (ii)  256 seeds of it in one vmap, with the memory roofline: the bytes XLA's cost model says
@@ -24,6 +25,7 @@ import jax
 import numpy as np
 from timing import bytes_per_agent_step, timed_jax
 
+from oakrl.lab.cpu import limit_cpu_threads
 from oakrl.lab.run import RunConfig, build, seed_keys
 from oakrl.lab.stream import run_gym
 
@@ -44,13 +46,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short streams, one repeat")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cpu-threads", type=int, default=None, help="XLA:CPU threads (oakrl/lab/cpu.py)")
     args = p.parse_args()
+    limit_cpu_threads(args.cpu_threads)  # before JAX computes anything
     r = 1 if args.quick else args.repeats
     scale = 10 if args.quick else 1
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-        f"jax {jax.__version__} on {jax.default_backend()}"
+        f"jax {jax.__version__} on {jax.default_backend()}, XLA:CPU threads {args.cpu_threads or 'all'}"
     )
     rows = []
 
