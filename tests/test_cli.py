@@ -219,3 +219,11 @@ def test_cpu_threads_sizes_xla_pool_and_leaves_results_alone(tmp_path):
         subprocess.run([sys.executable, "-m", "oakrl", *argv, *threads], check=True, capture_output=True)
         sums.append(hashlib.sha256((d / "checkpoint-000000000300.npz").read_bytes()).hexdigest())
     assert sums[0] == sums[1]
+
+
+@pytest.mark.parametrize("cmd", [["run"], ["study", "--cpu-threads", "0", "oak"]])
+def test_cpu_threads_must_be_positive(cmd, tmp_path, capsys):
+    argv = [*cmd, "--out", str(tmp_path / "x")] + (["--cpu-threads", "0"] if cmd == ["run"] else [])
+    line = one_line_error(capsys, main(argv))
+    assert "--cpu-threads" in line and "x>=1" in line
+    assert list(tmp_path.iterdir()) == []

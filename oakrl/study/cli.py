@@ -43,8 +43,17 @@ def _widths(text: str, allow_linear: bool = False, flag: str = "--hidden") -> tu
 
 
 @click.group("study")
-def study() -> None:
+@click.option(
+    "--cpu-threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="XLA:CPU threads for the study [default: all CPUs]; as for `oakrl run`.",
+)
+def study(cpu_threads: int | None) -> None:
     """Studies: one command each, a results directory with summary.json, a table and a figure."""
+    from oakrl.lab.cpu import limit_cpu_threads
+
+    limit_cpu_threads(cpu_threads)  # before the study computes anything
 
 
 @study.command("plasticity-supervised")
