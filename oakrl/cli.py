@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from oakrl.errors import ConfigError, Diverged, Interrupted
+from oakrl.lab.cpu import cpu_threads_option
 
 EXIT_DIVERGED = 3  # a run's agent state or metrics turned non-finite; its last checkpoint is kept
 
@@ -133,15 +134,12 @@ def _default_out(env: str, agent: str) -> str:
     "e.g. 40=1: Rooms-v0 cell 40) or one value per observation entry ('*': any).",
 )
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
-@click.option(
-    "--cpu-threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="XLA:CPU threads [default: all CPUs]. 1 is faster for a few seeds of a small network, "
-    "slower for many seeds (oakrl/lab/cpu.py). Results are the same.",
+@cpu_threads_option(
+    "XLA:CPU threads [default: all CPUs]. 1 is faster for a few seeds of a small network, "
+    "slower for many seeds (oakrl/lab/cpu.py). Results are the same."
 )
 @click.pass_context
-def run(ctx, config_file, out, opt, plot, cpu_threads, **flags) -> None:
+def run(ctx, config_file, out, opt, plot, **flags) -> None:
     """Run an agent on a stream of experience and write a results directory.
 
     \b
@@ -150,9 +148,6 @@ def run(ctx, config_file, out, opt, plot, cpu_threads, **flags) -> None:
     """
     from click.core import ParameterSource
 
-    from oakrl.lab.cpu import limit_cpu_threads
-
-    limit_cpu_threads(cpu_threads)  # before anything computes with JAX
     from oakrl.lab.config import checked, fields_from_dict, read_file
 
     kwargs: dict = {}
@@ -247,13 +242,10 @@ def _run_with_progress(config, out: str, plot: bool) -> None:
 @app.command()
 @click.argument("directory")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
-@click.option("--cpu-threads", type=click.IntRange(min=1), default=None, help="As for `oakrl run`.")
-def resume(directory, plot, cpu_threads) -> None:
+@cpu_threads_option("As for `oakrl run`.")
+def resume(directory, plot) -> None:
     """Continue the run in DIRECTORY from its last checkpoint (same config, bit-identical)."""
     from oakrl.lab.config import config_of_run
-    from oakrl.lab.cpu import limit_cpu_threads
-
-    limit_cpu_threads(cpu_threads)
 
     _run_with_progress(config_of_run(directory), directory, plot)
 

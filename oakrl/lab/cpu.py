@@ -12,6 +12,7 @@ OaK with 5 seeds 1.4x slower. Results are the same either way.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from oakrl.errors import ConfigError
 
@@ -38,3 +39,19 @@ def limit_cpu_threads(threads: int | None) -> None:
         jax.devices("cpu")  # starts the CPU client, which sizes its pool now
     finally:
         os.sched_setaffinity(0, set(cpus))
+
+
+def cpu_threads_option(help: str) -> Any:
+    """The `--cpu-threads N` click option: applied while the command line is parsed (eagerly),
+    so before the command computes anything; the command itself never sees it."""
+    import click
+
+    return click.option(
+        "--cpu-threads",
+        type=click.IntRange(min=1),
+        default=None,
+        is_eager=True,
+        expose_value=False,
+        callback=lambda _ctx, _param, value: limit_cpu_threads(value),
+        help=help,
+    )

@@ -18,6 +18,7 @@ import click
 import numpy as np
 
 from oakrl.errors import ConfigError
+from oakrl.lab.cpu import cpu_threads_option
 from oakrl.lab.files import machine, write_json, write_table
 from oakrl.study.common import (
     parse_methods,
@@ -43,17 +44,9 @@ def _widths(text: str, allow_linear: bool = False, flag: str = "--hidden") -> tu
 
 
 @click.group("study")
-@click.option(
-    "--cpu-threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="XLA:CPU threads for the study [default: all CPUs]; as for `oakrl run`.",
-)
-def study(cpu_threads: int | None) -> None:
+@cpu_threads_option("XLA:CPU threads for the study [default: all CPUs]; as for `oakrl run`.")
+def study() -> None:
     """Studies: one command each, a results directory with summary.json, a table and a figure."""
-    from oakrl.lab.cpu import limit_cpu_threads
-
-    limit_cpu_threads(cpu_threads)  # before the study computes anything
 
 
 @study.command("plasticity-supervised")
