@@ -17,7 +17,7 @@ from oakrl.errors import ConfigError
 from oakrl.lab.run import RunConfig, run
 from oakrl.report.report import report
 from oakrl.study.cli import study
-from oakrl.study.oak import OakStudyConfig, model_based_config, recovery
+from oakrl.study.oak import OakStudyConfig, compare, model_based_config, recovery
 
 
 def _stream(agent, env, steps, key):
@@ -160,3 +160,17 @@ def test_stop_value_zero_makes_options_independent_of_v(stop_value, independent)
 def test_stop_value_checked():
     with pytest.raises(ConfigError, match="stop_value must be in"):
         make_agent("oak", stop_value=1.5)
+
+
+def test_compare_names_the_faster_agent_and_signs_the_margin():
+    agents = {
+        "oak": {"recovery_steps": {"mean": 1500.0, "sd": 200.0}},
+        "dyna": {"recovery_steps": {"mean": 4400.0, "sd": 500.0}},
+        "oak-primitive": {"recovery_steps": {"mean": 1300.0, "sd": 220.0}},
+    }
+    win = compare(agents, "oak", "dyna")
+    assert (win["faster"], win["than"], win["margin_steps"]) == ("oak", "dyna", 2900.0)
+    assert win["spread_steps"] == 500.0 and win["margin_exceeds_spread"]
+    lose = compare(agents, "oak", "oak-primitive")
+    assert (lose["faster"], lose["than"], lose["margin_steps"]) == ("oak-primitive", "oak", -200.0)
+    assert not lose["margin_exceeds_spread"]

@@ -279,13 +279,18 @@ def run_study(
 
 
 def compare(agents: dict[str, Any], a: str = "oak", b: str = "dyna") -> dict[str, Any]:
-    """Is `a` faster to recover than `b` by more than the seed spread? (means, sds over seeds)"""
+    """Is `a` faster to recover than `b` by more than the seed spread? (means, sds over seeds)
+
+    margin_steps is signed: how many steps sooner `a` recovers (negative: `a` is slower);
+    `faster` names whichever recovers sooner; margin_exceeds_spread is true only when `a` does,
+    by more than the larger sd.
+    """
     ra, rb = agents[a]["recovery_steps"], agents[b]["recovery_steps"]
     margin = rb["mean"] - ra["mean"]
     spread = max(ra["sd"], rb["sd"])
     return {
-        "faster": a,
-        "than": b,
+        "faster": a if margin >= 0 else b,
+        "than": b if margin >= 0 else a,
         "margin_steps": margin,
         "spread_steps": spread,
         "margin_exceeds_spread": bool(margin > spread),
@@ -443,11 +448,13 @@ def study_oak(cfg: OakStudyConfig, out: str, echo: Callable[[str], None] = print
             f"{r['recovered_fraction']:.0%}; first reach {a['first_reach_steps']['mean']:.0f})  "
             f"average reward {a['average_reward']['mean']:.4f}"
         )
-    c = summary["comparison"]["oak_vs_dyna"]
-    echo(
-        f"oak vs dyna: {c['margin_steps']:.0f} steps faster, seed spread {c['spread_steps']:.0f}: "
-        f"{'margin exceeds spread' if c['margin_exceeds_spread'] else 'NOT beyond the spread'}"
-    )
+    for key, c in summary["comparison"].items():
+        echo(
+            f"{key.replace('_vs_', ' vs ').replace('_', '-')}: {c['faster']} recovers "
+            f"{abs(c['margin_steps']):.0f} steps sooner than {c['than']}, seed spread "
+            f"{c['spread_steps']:.0f}: "
+            + ("margin exceeds spread" if c["margin_exceeds_spread"] else "NOT beyond the spread")
+        )
     echo(
         f"wrote {path}/summary.json, figure.png"
         + (", options.png, options.txt" if cfg.env == "Rooms-v0" else "")
