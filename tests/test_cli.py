@@ -200,13 +200,15 @@ def test_python_dash_m_oakrl():
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
                     reason="needs Linux and 2 CPUs")  # fmt: skip
 def test_cpu_threads_sizes_xla_pool_and_leaves_results_alone(tmp_path):
-    """--cpu-threads 1: XLA:CPU computes with one pool thread, the process keeps all its CPUs,
-    and the run's checkpoint is bit-identical to the default's."""
+    """--cpu-threads 1: XLA:CPU computes with one pool thread, every thread of the process keeps
+    all its CPUs (else two such runs would share one CPU), and the run's checkpoint is
+    bit-identical to the default's."""
     probe = (
         "import os; from oakrl.lab.cpu import limit_cpu_threads; limit_cpu_threads(1); "
         "import jax.numpy as jnp; (jnp.ones((256, 256)) @ jnp.ones((256, 256))).block_until_ready(); "
         "names = [open(f'/proc/self/task/{t}/comm').read() for t in os.listdir('/proc/self/task')]; "
-        "print(sum(n.startswith('tf_XLAEigen') for n in names), len(os.sched_getaffinity(0)))"
+        "cpus = min(len(os.sched_getaffinity(int(t))) for t in os.listdir('/proc/self/task')); "
+        "print(sum(n.startswith('tf_XLAEigen') for n in names), cpus)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     pool, cpus = map(int, out.stdout.split())

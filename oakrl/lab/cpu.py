@@ -38,7 +38,22 @@ def limit_cpu_threads(threads: int | None) -> None:
 
         jax.devices("cpu")  # starts the CPU client, which sizes its pool now
     finally:
-        os.sched_setaffinity(0, set(cpus))
+        # Every thread started inside the window (XLA's pool among them) inherited the narrowed
+        # set; give them all back the full one, or two `--cpu-threads 1` processes would share
+        # the first CPU and leave the others idle.
+        _restore_affinity(set(cpus))
+
+
+def _restore_affinity(cpus: set[int]) -> None:
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: at least the calling thread
+        tids = [0]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:  # the thread has exited meanwhile
+            pass
 
 
 def cpu_threads_option(help: str) -> Any:
