@@ -262,7 +262,10 @@ def resume(directory, plot) -> None:
 )
 @click.option("--workers", default=1, show_default=True, help="Trials at once (local backend).")
 @click.option("--plot/--no-plot", default=False, show_default=True, help="Write each trial's curve.png.")
-def sweep(spec, out, backend, workers, plot) -> None:
+@cpu_threads_option(
+    "XLA:CPU threads per trial [default: all CPUs]; --workers 2 --cpu-threads 1 suits 2 cores.", expose=True
+)
+def sweep(spec, out, backend, workers, plot, cpu_threads) -> None:
     """Run a grid of trials (configs x seeds x environments) from the TOML file SPEC.
 
     \b
@@ -275,7 +278,9 @@ def sweep(spec, out, backend, workers, plot) -> None:
 
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
-    results = run_sweep(spec, out, backend=backend, workers=workers, plot=plot, log=print)
+    results = run_sweep(
+        spec, out, backend=backend, workers=workers, plot=plot, log=print, cpu_threads=cpu_threads
+    )
     statuses = [r["status"] for r in results]
     print(
         f"sweep: {len(results)} trials, {statuses.count('complete') + statuses.count('skipped')} complete "

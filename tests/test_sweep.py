@@ -33,7 +33,8 @@ def test_sweep_local_runs_then_skips(tmp_path, capsys):
     first.write_text(SPEC.replace('"Acrobot-v1"', ""))
     assert main(["sweep", str(first), "--out", str(out)]) == 0, capsys.readouterr().err
     capsys.readouterr()
-    assert main(["sweep", str(spec), "--out", str(out), "--workers", "2"]) == 0, capsys.readouterr().err
+    argv = ["sweep", str(spec), "--out", str(out), "--workers", "2", "--cpu-threads", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
     assert "2 trials, 2 complete (1 skipped" in capsys.readouterr().out
     index = json.loads((out / "sweep.json").read_text())
     assert [t["status"] for t in index["trials"]] == ["skipped", "complete"]

@@ -41,32 +41,39 @@ def limit_cpu_threads(threads: int | None) -> None:
         # Every thread started inside the window (XLA's pool among them) inherited the narrowed
         # set; give them all back the full one, or two `--cpu-threads 1` processes would share
         # the first CPU and leave the others idle.
-        _restore_affinity(set(cpus))
+        _restore_affinity(set(cpus[:threads]), set(cpus))
 
 
-def _restore_affinity(cpus: set[int]) -> None:
+def _restore_affinity(narrowed: set[int], cpus: set[int]) -> None:
+    """Every thread of this process whose CPU set is `narrowed` gets `cpus`."""
     try:
         tids = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:  # no /proc: at least the calling thread
         tids = [0]
     for tid in tids:
         try:
-            os.sched_setaffinity(tid, cpus)
+            if os.sched_getaffinity(tid) == narrowed:
+                os.sched_setaffinity(tid, cpus)
         except OSError:  # the thread has exited meanwhile
             pass
 
 
-def cpu_threads_option(help: str) -> Any:
+def cpu_threads_option(help: str, expose: bool = False) -> Any:
     """The `--cpu-threads N` click option: applied while the command line is parsed (eagerly),
-    so before the command computes anything; the command itself never sees it."""
+    so before the command computes anything. `expose`: the command also gets `cpu_threads`
+    (to pass on to the worker processes it starts)."""
     import click
+
+    def apply(_ctx: Any, _param: Any, value: int | None) -> int | None:
+        limit_cpu_threads(value)
+        return value
 
     return click.option(
         "--cpu-threads",
         type=click.IntRange(min=1),
         default=None,
         is_eager=True,
-        expose_value=False,
-        callback=lambda _ctx, _param, value: limit_cpu_threads(value),
+        expose_value=expose,
+        callback=apply,
         help=help,
     )

@@ -32,6 +32,7 @@ from typing import Any
 
 from oakrl.errors import ConfigError, Diverged
 from oakrl.lab.config import checked, fields_from_dict, read_file
+from oakrl.lab.cpu import limit_cpu_threads
 from oakrl.lab.run import build, identity, prepare_out, write_json
 
 
@@ -75,11 +76,15 @@ def trials(path: str | Path) -> list[tuple[str, dict[str, Any], dict[str, Any]]]
     return out
 
 
-def run_trial(kwargs: dict[str, Any], out: str, plot: bool) -> dict[str, Any]:
-    """One trial in this process: {status, message, headline numbers}. Never raises."""
+def run_trial(kwargs: dict[str, Any], out: str, plot: bool, cpu_threads: int | None = None) -> dict[str, Any]:
+    """One trial in this process: {status, message, headline numbers}. Never raises.
+
+    cpu_threads sizes XLA:CPU's pool (oakrl.lab.cpu) if JAX has not computed in this process yet.
+    """
     from oakrl.lab.run import run
 
     try:
+        limit_cpu_threads(cpu_threads)
         config = checked(kwargs)
         summary = run(config, out, plot=plot)
     except Diverged as e:
@@ -103,10 +108,17 @@ def run_sweep(
     workers: int = 1,
     plot: bool = False,
     log: Callable[[str], None] | None = None,
+    cpu_threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs (or completes) every trial of `spec` under `out`; returns one entry per trial."""
+    """Runs (or completes) every trial of `spec` under `out`; returns one entry per trial.
+
+    cpu_threads: XLA:CPU threads per trial (all usable CPUs when None). With the local backend
+    each worker process applies it as it starts; `--workers 2 --cpu-threads 1` suits a 2-core
+    machine. With ray it is also each task's CPU request.
+    """
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r}; valid: local, ray")
+    limit_cpu_threads(cpu_threads)  # this process: before `build` below first computes
     todo = trials(spec)
     root = Path(out)
     if root.exists() and not root.is_dir():
@@ -138,10 +150,10 @@ def run_sweep(
 
     _write_index(root, spec, todo, results)
     if backend == "ray":
-        _run_ray(pending, root, plot, record)
+        _run_ray(pending, root, plot, record, cpu_threads)
     elif workers == 1 or not pending:
         for name, kwargs in pending:
-            record(name, run_trial(kwargs, str(root / name), plot))
+            record(name, run_trial(kwargs, str(root / name), plot, cpu_threads))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -149,7 +161,8 @@ def run_sweep(
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
             futures = {
-                pool.submit(run_trial, kwargs, str(root / name), plot): name for name, kwargs in pending
+                pool.submit(run_trial, kwargs, str(root / name), plot, cpu_threads): name
+                for name, kwargs in pending
             }
             for future in as_completed(futures):
                 try:
@@ -167,7 +180,7 @@ def _write_index(root: Path, spec, todo, results) -> None:
     write_json(root / "sweep.json", {"spec": str(spec), "trials": rows})
 
 
-def _run_ray(pending, root: Path, plot: bool, record) -> None:
+def _run_ray(pending, root: Path, plot: bool, record, cpu_threads: int | None = None) -> None:
     try:
         import ray
     except ImportError:
@@ -180,8 +193,11 @@ def _run_ray(pending, root: Path, plot: bool, record) -> None:
         with warnings.catch_warnings():  # ray starts its processes by fork+exec: safe with JAX
             warnings.filterwarnings("ignore", message=".*os.fork", category=RuntimeWarning)
             ray.init(ignore_reinit_error=True, log_to_driver=False)
-    remote = ray.remote(run_trial)
-    refs = {remote.remote(kwargs, str((root / name).resolve()), plot): name for name, kwargs in pending}
+    remote = ray.remote(num_cpus=cpu_threads or 1)(run_trial)
+    refs = {
+        remote.remote(kwargs, str((root / name).resolve()), plot, cpu_threads): name
+        for name, kwargs in pending
+    }
     left = list(refs)
     while left:
         ready, left = ray.wait(left, num_returns=1)
