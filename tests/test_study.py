@@ -39,6 +39,9 @@ def test_rl_verdict_by_hand():
     assert cbp["margin"] == pytest.approx(90) and cbp["spread"] == pytest.approx(10)
     assert cbp["beats_backprop"] is True
     assert cbp["paired_difference"]["per_seed"] == pytest.approx([100, 80, 90])
+    assert cbp["paired_difference"]["standard_error"] == pytest.approx(10 / np.sqrt(3))
+    assert cbp["paired_difference"]["seeds_ahead"] == 1.0
+    assert redo["paired_difference"]["seeds_ahead"] == pytest.approx(2 / 3)  # 0, +40, +50
     assert redo["margin"] == pytest.approx(30) and redo["spread"] == pytest.approx(np.sqrt(1300))
     assert redo["beats_backprop"] is False
     assert verdict(per[1:], ("cbp", "redo")) == {"remedies": {}}

@@ -249,9 +249,12 @@ def plasticity_rl(
     )
     _echo_methods(summary)
     for name, v in summary["verdict"]["remedies"].items():
+        pd = v["paired_difference"]
         click.echo(
             f"{name:>15}  late - backprop {v['margin']:+.1f} vs seed spread {v['spread']:.1f}: "
-            f"{'beats' if v['beats_backprop'] else 'does not beat'} backprop"
+            f"{'beats' if v['beats_backprop'] else 'does not beat'} backprop "
+            f"(paired {pd['mean']:+.1f} +- {pd['standard_error']:.1f} se, "
+            f"ahead on {pd['seeds_ahead']:.0%} of seeds)"
         )
     click.echo(f"wrote {path}/summary.json, metrics.parquet, figure.png")
 

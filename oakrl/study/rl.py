@@ -184,7 +184,8 @@ def verdict(per_change: np.ndarray, methods: tuple[str, ...], frac: float = 0.1)
     per_change [M, S, C]. late = per seed, the mean over the last `frac` of the changes. A remedy
     beats backprop when its mean late exceeds backprop's by more than the seed spread, taken as
     the larger of the two methods' standard deviations over seeds (ddof=1). The paired view
-    (same seed keys for every method) is reported too: mean and std of per-seed differences.
+    (same seed keys for every method) is reported too: mean, std and standard error of the
+    per-seed differences, and the share of seeds where the remedy is ahead.
     """
     if "backprop" not in methods:
         return {"remedies": {}}
@@ -204,6 +205,10 @@ def verdict(per_change: np.ndarray, methods: tuple[str, ...], frac: float = 0.1)
             "paired_difference": {
                 "mean": float(diff.mean()),
                 "std": float(diff.std(ddof=1)) if diff.size > 1 else 0.0,
+                # Whether the remedy helps on average, which the spread rule does not ask:
+                # the standard error of the mean difference and the share of seeds it wins.
+                "standard_error": float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0,
+                "seeds_ahead": float(np.mean(diff > 0)),
                 "per_seed": [float(x) for x in diff],
             },
         }
