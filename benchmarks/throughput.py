@@ -1,6 +1,6 @@
 """Agent-steps per second, compile excluded, for the configurations oakrl promises.
 
-    .venv/bin/python benchmarks/throughput.py            # full (about 3 minutes on 2 cores)
+    .venv/bin/python benchmarks/throughput.py            # full (5-6 minutes on 2 cores)
     .venv/bin/python benchmarks/throughput.py --quick    # a smoke run
     .venv/bin/python benchmarks/throughput.py --cpu-threads 1   # XLA:CPU on one thread
 
