@@ -130,7 +130,10 @@ def measure(fig: Figure, root: Path) -> tuple[float | None, float, str]:
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         return None, wall, lines[-1] if lines else f"exit {proc.returncode}"
-    return lookup(json.loads((out / "summary.json").read_text()), fig.key), wall, ""
+    try:
+        return lookup(json.loads((out / "summary.json").read_text()), fig.key), wall, ""
+    except (OSError, ValueError, KeyError, TypeError) as e:  # the summary moved on: say which key
+        return None, wall, f"summary.json has no {'.'.join(fig.key)} ({type(e).__name__}: {e})"
 
 
 def main(argv: list[str] | None = None) -> int:
