@@ -30,6 +30,7 @@ ALL_IDS = [
     "SpaceInvaders-MinAtar",
     "Foraging-v0",
     "Rooms-v0",
+    "CodedGrid-v0",
     "TextWorld-v0",
 ]
 
@@ -329,6 +330,58 @@ def test_rooms_walls_goal_and_relocation():
     task = np.asarray(outs["info"]["task"])
     assert reward.sum() >= 3 and set(task) == {0, 1, 2, 3}
     np.testing.assert_array_equal(reached[reward > 0], GOALS[task[reward > 0]])
+
+
+# ---------------------------------------------------------------- CodedGrid
+
+
+def test_coded_grid_codes_moves_goal_and_permute():
+    from oakrl.envs.coded_grid import CodedGrid, CodedGridState, cell_codes, next_cells
+
+    env = CodedGrid()
+    params = env.default_params
+    assert env.goal == 24 and params.max_steps_in_episode == 18  # the centre; 3 x distance 6
+    code = cell_codes(7, 64, 0)
+    assert code.shape == (49, 64) and set(np.unique(code)) == {0.0, 1.0}
+    assert len(np.unique(code, axis=0)) == 49  # every cell distinguishable
+    np.testing.assert_array_equal(code, env.code)  # fixed by code_seed, not by the run's key
+    assert not np.array_equal(code, cell_codes(7, 64, 1))
+    assert 0.4 < code.mean() < 0.6  # dense: half the bits on
+    nxt = next_cells(7)
+    assert nxt[0, 0] == 0 and nxt[0, 3] == 0 and nxt[0, 1] == 1 and nxt[0, 2] == 7  # corner
+    # From the cell left of the centre, "right" reaches the goal: reward 1, terminated.
+    state = CodedGridState(cell=jnp.int32(23), time=jnp.int32(0))
+    obs, _, reward, term, trunc, _ = env.step(jax.random.key(0), state, 1, params)
+    assert float(reward) == 1.0 and bool(term) and not bool(trunc)
+    # Any other move earns nothing; the observation is the new cell's code.
+    obs, state2, reward, term, _, _ = env.step(jax.random.key(0), state, 0, params)
+    assert float(reward) == 0.0 and not bool(term) and int(state2.cell) == 16
+    np.testing.assert_array_equal(np.asarray(obs), code[16])
+    # The time limit truncates, it does not terminate.
+    last = CodedGridState(cell=jnp.int32(0), time=jnp.int32(17))
+    _, _, reward, term, trunc, _ = env.step(jax.random.key(0), last, 0, params)
+    assert float(reward) == 0.0 and not bool(term) and bool(trunc)
+    # Resets never start on the goal and cover the other 48 cells.
+    starts = jax.vmap(lambda k: env.reset(k, params)[1].cell)(jax.random.split(jax.random.key(1), 2000))
+    assert 24 not in set(np.asarray(starts).tolist()) and len(set(np.asarray(starts).tolist())) == 48
+    with pytest.raises(ValueError, match="distinct codes"):
+        CodedGrid(size=7, bits=5)
+
+    # Under `permute`, task k shows every cell's code through permutation k: the same bits,
+    # reordered, and the reward is still earned only at the goal.
+    handle = make_env("CodedGrid-v0", schedule="permute", every=50, tasks=3)
+    run = jax.jit(_rollout(handle, 600))
+    _, outs = run(jax.random.key(2))
+    obs = np.asarray(outs["obs"])
+    task = np.asarray(outs["info"]["task"])
+    assert set(task) == {0, 1, 2}
+    perms = np.asarray(handle.params.perms)
+    # obs[t] is encoded with the task of step t + 1, for the cell after step t.
+    nxt_cell = np.asarray(outs["state"].inner.cell)[1:]
+    for t in range(len(nxt_cell)):
+        if not bool(outs["term"][t]) and not bool(outs["trunc"][t]):
+            np.testing.assert_array_equal(obs[t], code[nxt_cell[t]][perms[task[t + 1]]])
+    assert np.asarray(outs["reward"]).sum() >= 1
 
 
 # ---------------------------------------------------------------- gymnasium bridge

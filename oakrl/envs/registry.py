@@ -19,6 +19,7 @@ import gymnax
 
 from oakrl.envs.adapter import GymnaxAdapter, specs_of
 from oakrl.envs.base import EnvHandle
+from oakrl.envs.coded_grid import CodedGrid
 from oakrl.envs.foraging import Foraging
 from oakrl.envs.rooms import Rooms
 from oakrl.envs.schedules import Scheduled, as_int, check_schedule
@@ -43,6 +44,11 @@ def _foraging() -> tuple[Any, Any]:
 
 def _rooms() -> tuple[Any, Any]:
     env = Rooms()
+    return env, env.default_params
+
+
+def _coded_grid() -> tuple[Any, Any]:
+    env = CodedGrid()
     return env, env.default_params
 
 
@@ -82,6 +88,12 @@ _ENVS: dict[str, _Entry] = {
     "Rooms-v0": _Entry(
         _rooms,
         "four rooms (13x13), reach the goal; switch moves the goal between rooms, one-hot cell obs",
+        False,
+    ),
+    "CodedGrid-v0": _Entry(
+        _coded_grid,
+        "7x7 grid, reach the centre; the cell is seen through a fixed dense 64-bit random code "
+        "(permute re-codes it)",
         False,
     ),
     "TextWorld-v0": _Entry(
