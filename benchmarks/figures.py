@@ -1,6 +1,6 @@
 """Do the learning figures quoted in the README and RESULTS still reproduce? Re-runs each, compares.
 
-    .venv/bin/python benchmarks/figures.py                 # all (about 20 minutes on 2 cores)
+    .venv/bin/python benchmarks/figures.py                 # all (about 22 minutes on 2 cores)
     .venv/bin/python benchmarks/figures.py main-job oak    # some, by name
     .venv/bin/python benchmarks/figures.py --list
 
@@ -92,7 +92,15 @@ FIGURES = (
     ),
     Figure(
         "plasticity-rl",
-        ("study", "plasticity-rl", "--methods", "backprop,cbp"),
+        ("study", "plasticity-rl", "--methods", "backprop,l2-init"),
+        ("verdict", "remedies", "l2-init", "margin"),
+        {"AMD EPYC": 0.239},
+        decimals=3,
+    ),
+    Figure(
+        "plasticity-rl-cartpole",
+        ("study", "plasticity-rl", "--env", "CartPole-v1", "--schedule", "switch", "--every", "1000")
+        + ("--tasks", "4", "--gamma", "0.99", "--epsilon-end", "0.01", "--methods", "backprop,cbp"),
         ("verdict", "remedies", "cbp", "margin"),
         {"AMD EPYC": 19.8, "Intel Xeon": 4.0},
         decimals=1,

@@ -90,8 +90,11 @@ def test_plasticity_supervised_tiny(tmp_path):
     assert "retention" in r.output
 
 
-@pytest.mark.parametrize(("agent", "schedule"), [("stream-q", "switch"), ("stream-ac", "permute")])
-def test_plasticity_rl_tiny(tmp_path, agent, schedule):
+@pytest.mark.parametrize(
+    ("agent", "schedule", "env"),
+    [("stream-q", "switch", "CartPole-v1"), ("stream-q", "permute", None), ("stream-ac", "permute", None)],
+)
+def test_plasticity_rl_tiny(tmp_path, agent, schedule, env):
     out = tmp_path / "rl"
     r = CliRunner().invoke(
         study,
@@ -99,6 +102,7 @@ def test_plasticity_rl_tiny(tmp_path, agent, schedule):
             "plasticity-rl",
             "--out",
             str(out),
+            *(["--env", env] if env else []),  # the default is CodedGrid-v0
             "--agent",
             agent,
             "--schedule",
@@ -123,7 +127,10 @@ def test_plasticity_rl_tiny(tmp_path, agent, schedule):
     dormant = table["dormant" if agent == "stream-q" else "value_dormant"]
     assert all(0 <= d <= 1 for d in dormant)
     assert summary["verdict"] == {"remedies": {}}  # no backprop to compare against
-    assert json.loads((out / "config.json").read_text())["schedule"] == schedule
+    config = json.loads((out / "config.json").read_text())
+    assert config["schedule"] == schedule and config["env"] == (env or "CodedGrid-v0")
+    assert config["gamma"] == 0.9 and config["epsilon_end"] == 0.1
+    assert summary["cycle_matched"] is None  # 200 tasks: every change is a new world
 
 
 @pytest.mark.parametrize(
@@ -133,6 +140,10 @@ def test_plasticity_rl_tiny(tmp_path, agent, schedule):
         ["plasticity-supervised", "--tasks", "5"],
         ["plasticity-rl", "--agent", "stream-td"],
         ["plasticity-rl", "--schedule", "reward"],
+        ["plasticity-rl", "--schedule", "switch"],  # CodedGrid-v0 has no dynamics variants
+        ["plasticity-rl", "--env", "CartPol-v1"],
+        ["plasticity-rl", "--gamma", "1.5"],
+        ["plasticity-rl", "--epsilon-end", "-0.1"],
         ["plasticity-supervised", "--hidden", "a,b"],
         ["plasticity-rl", "--remedy-options", '{"cbp": {"nope": 1}}'],
         ["plasticity-rl", "--remedy-options", "[1]"],
@@ -141,4 +152,4 @@ def test_plasticity_rl_tiny(tmp_path, agent, schedule):
 def test_study_bad_input_is_a_config_error(tmp_path, args):
     r = CliRunner().invoke(study, [*args, "--out", str(tmp_path / "x")])
     assert isinstance(r.exception, ConfigError), r.output
-    assert not (tmp_path / "x" / "summary.json").exists()
+    assert not (tmp_path / "x").exists()  # nothing is written before the input is checked

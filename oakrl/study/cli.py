@@ -147,14 +147,16 @@ def plasticity_supervised(
 
 @study.command("plasticity-rl")
 @click.option("--out", required=True, help="results directory (must not hold a study)")
-@click.option("--env", default="CartPole-v1", show_default=True)
+@click.option("--env", default="CodedGrid-v0", show_default=True)
 @click.option("--agent", default="stream-q", show_default=True, help="stream-q | stream-ac")
 @click.option(
-    "--schedule", default="switch", show_default=True, help="switch | permute | drift (what changes)"
+    "--schedule", default="permute", show_default=True, help="switch | permute | drift (what changes)"
 )
-@click.option("--changes", default=200, show_default=True, help="dynamics changes over the lifetime")
-@click.option("--every", default=1000, show_default=True, help="steps between changes")
-@click.option("--tasks", default=4, show_default=True, help="distinct dynamics, visited cyclically")
+@click.option("--changes", default=200, show_default=True, help="changes of the world over the lifetime")
+@click.option("--every", default=2500, show_default=True, help="steps between changes")
+@click.option("--tasks", default=200, show_default=True, help="distinct worlds, visited cyclically")
+@click.option("--gamma", default=0.9, show_default=True, help="the agent's discount")
+@click.option("--epsilon-end", default=0.1, show_default=True, help="stream-q's exploration after its decay")
 @click.option("--seeds", default=5, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--hidden", default="32,32", show_default=True)
@@ -167,7 +169,20 @@ def plasticity_supervised(
     "--methods", default=None, help="comma-separated subset of backprop,cbp,redo,shrink-perturb,l2-init"
 )
 def plasticity_rl(
-    out, env, agent, schedule, changes, every, tasks, seeds, seed, hidden, methods, remedy_options
+    out,
+    env,
+    agent,
+    schedule,
+    changes,
+    every,
+    tasks,
+    gamma,
+    epsilon_end,
+    seeds,
+    seed,
+    hidden,
+    methods,
+    remedy_options,
 ) -> None:
     """Streaming RL whose dynamics change every K steps: per-change return per remedy."""
     from oakrl.study.rl import RLConfig, config_json, fill_nan, run_rl, verdict
@@ -181,6 +196,8 @@ def plasticity_rl(
         changes=changes,
         every=every,
         tasks=tasks,
+        gamma=gamma,
+        epsilon_end=epsilon_end,
         seeds=seeds,
         seed=seed,
         hidden=_widths(hidden),
@@ -204,6 +221,10 @@ def plasticity_rl(
     for m in cfg.methods:  # bad option names or values fail here, before anything runs
         if m != "backprop":
             make_remedy({"plasticity": m, "plasticity_options": cfg.options.get(m, {})})
+    from oakrl.envs import make_env
+
+    # An unknown environment, or a schedule it has no variants for, fails before --out is made.
+    make_env(cfg.env, schedule=cfg.schedule, every=cfg.every, tasks=cfg.tasks, seed=cfg.seed)
     path, cmd = start_study(out, config_json(cfg))
     t0 = time.perf_counter()
     progress = step_progress(cfg.steps, 50_000, 15, lambda line: click.echo(line, err=True))
@@ -217,9 +238,10 @@ def plasticity_rl(
         "performance": "mean return of the episodes that ended within each change (segment of --every steps)",
         **retention_summary(perf, cfg.methods),
         # Tasks cycle: windows of whole cycles (>= 10% of the changes) compare like with like.
-        "cycle_matched": retention_summary(
-            perf, cfg.methods, window=cfg.tasks * math.ceil(0.1 * cfg.changes / cfg.tasks)
-        ),
+        # None when a cycle is longer than half the lifetime (every change a new world).
+        "cycle_matched": retention_summary(perf, cfg.methods, window=cycle)
+        if (cycle := cfg.tasks * math.ceil(0.1 * cfg.changes / cfg.tasks)) <= cfg.changes // 2
+        else None,
         "verdict": verdict(perf, cfg.methods),
         "learning_speed": {
             m: {
@@ -240,6 +262,8 @@ def plasticity_rl(
             "return": perf,
             "return, first fifth of change": fill_nan(metrics["early_return"]),
             "dormant units": fill_nan(metrics.get("value_dormant", metrics.get("dormant"))),
+            # Weight growth is what goes with lost plasticity here (RESULTS, "Plasticity").
+            "mean |weight|": fill_nan(metrics.get("value_weight_mag", metrics.get("weight_mag"))),
         },
         cfg.methods,
         f"{cfg.env} {cfg.agent}, {cfg.schedule} every {cfg.every} steps, "
@@ -251,9 +275,10 @@ def plasticity_rl(
     for name, v in summary["verdict"]["remedies"].items():
         pd = v["paired_difference"]
         click.echo(
-            f"{name:>15}  late - backprop {v['margin']:+.1f} vs seed spread {v['spread']:.1f}: "
+            # 3 significant digits: returns run from 0-1 (success rates) to hundreds (CartPole).
+            f"{name:>15}  late - backprop {v['margin']:+.3g} vs seed spread {v['spread']:.3g}: "
             f"{'beats' if v['beats_backprop'] else 'does not beat'} backprop "
-            f"(paired {pd['mean']:+.1f} +- {pd['standard_error']:.1f} se, "
+            f"(paired {pd['mean']:+.3g} +- {pd['standard_error']:.3g} se, "
             f"ahead on {pd['seeds_ahead']:.0%} of seeds)"
         )
     click.echo(f"wrote {path}/summary.json, metrics.parquet, figure.png")

@@ -1,20 +1,26 @@
-"""Streaming RL under dynamics that change every K steps, per plasticity remedy.
+"""Streaming RL under a world that changes every K steps, per plasticity remedy.
 
 Each method is the same agent with its `plasticity` option set, run in the compiled, vmapped
-lab (oakrl.lab.stream.run_jax) on an environment under a continual schedule. The default is
-stream Q(lambda) (LayerNorm, leaky ReLU, ObGD, as Elsayed et al. 2024) on CartPole-v1 under
-`switch`, cycling every 1,000 steps through default, long & heavy, short & fast and reversed
-actuator, for 200 changes. Here plain stream Q plateaus, with some seeds stuck low, and
-continual backprop gets more seeds unstuck: about +30 to +50 in late return over 25 seeds,
-less than the seed spread (about 60), so whether 5 seeds clear the bar depends on the seed
-draw and on the processor's float rounding (benchmarks/RESULTS.md, "Plasticity (issue 3)",
-which also lists the settings where no remedy helped). `permute` (a fixed observation
-permutation per task) and `drift` are options. A "change" is one segment of K steps between
-switches. Per change it records the mean return of the episodes that ended in it
-(performance), the mean return over the first fifth of it (learning speed: how soon after a
-change the agent does well again), and the mean of the agent's plasticity diagnostics. Every
-method of a seed uses the same seed keys. `verdict` states whether a remedy beats plain
-stream learning on late-task performance by more than the seed spread.
+lab (oakrl.lab.stream.run_jax) on an environment under a continual schedule. A "change" is
+one segment of K steps between switches. Per change it records the mean return of the
+episodes that ended in it (performance), the mean return over the first fifth of it
+(learning speed: how soon after a change the agent does well again), and the mean of the
+agent's plasticity diagnostics. Every method of a seed uses the same seed keys. `verdict`
+states whether a remedy beats plain stream learning on late-task performance by more than
+the seed spread.
+
+The default world is CodedGrid-v0 under `permute`: a 7x7 grid whose cells the agent sees
+through a dense 64-bit random code, re-coded (the bits permuted) every 2,500 steps, 200
+times. It is the RL counterpart of Dohare et al.'s permuted inputs. Plain stream Q(lambda)
+(LayerNorm, leaky ReLU, ObGD, as Elsayed et al. 2024), with gamma 0.9 for the grid's paths of
+at most 6 steps and epsilon 0.1 so that it keeps exploring after every re-coding, loses
+plasticity there: its per-change success rate peaks and then falls over the lifetime while
+its weights grow and its dormant fraction rises, and L2-towards-init keeps it learning
+(benchmarks/RESULTS.md, "Plasticity (issue 3)"). The earlier default, stream Q on CartPole-v1
+whose dynamics cycle every 1,000 steps (`--env CartPole-v1 --schedule switch --every 1000
+--tasks 4 --gamma 0.99 --epsilon-end 0.01`), does not lose plasticity: there continual
+backprop only gets more of the seeds that plain stream Q leaves stuck unstuck, an effect
+smaller than the seed spread.
 """
 
 from __future__ import annotations
@@ -44,12 +50,14 @@ DIAGNOSTICS = (
 
 @dataclass
 class RLConfig:
-    env: str = "CartPole-v1"
+    env: str = "CodedGrid-v0"
     agent: str = "stream-q"
-    schedule: str = "switch"  # switch | permute | drift (reward would change the return's scale)
+    schedule: str = "permute"  # switch | permute | drift (reward would change the return's scale)
     changes: int = 200
-    every: int = 1_000  # steps between changes
-    tasks: int = 4  # distinct dynamics, visited cyclically
+    every: int = 2_500  # steps between changes
+    tasks: int = 200  # distinct worlds, visited cyclically (here: a new code every change)
+    gamma: float = 0.9  # the agent's discount: paths in the 7x7 grid are at most 6 steps
+    epsilon_end: float = 0.1  # stream-q's lasting exploration: it must find the goal after a change
     seeds: int = 5
     seed: int = 0
     hidden: tuple[int, ...] = (32, 32)
@@ -71,6 +79,10 @@ class RLConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("gamma", "epsilon_end"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{name} must be a number in [0, 1], got {v!r}")
         if self.changes < 10:
             raise ConfigError(f"changes must be >= 10 (early and late are 10% each), got {self.changes}")
         if not self.methods or any(m not in METHODS for m in self.methods):
@@ -82,7 +94,9 @@ class RLConfig:
 
 
 def agent_options(cfg: RLConfig, method: str) -> dict[str, Any]:
-    opts: dict[str, Any] = {"hidden": tuple(cfg.hidden), "plasticity_diagnostics": True}
+    opts: dict[str, Any] = {"hidden": tuple(cfg.hidden), "plasticity_diagnostics": True, "gamma": cfg.gamma}
+    if cfg.agent == "stream-q":
+        opts["epsilon_end"] = cfg.epsilon_end
     if method != "backprop":
         opts["plasticity"] = method
     pl = dict(cfg.options.get(method, {}))
