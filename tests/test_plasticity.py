@@ -16,7 +16,7 @@ import pytest
 
 from oakrl.errors import ConfigError
 from oakrl.learn.obgd import ObGDState, obgd
-from oakrl.learn.plasticity import effective_rank, fresh_columns, lowest, remedy
+from oakrl.learn.plasticity import effective_rank, fresh_columns, lowest, ranks, remedy
 from oakrl.learn.stepsize import autostep, idbd, tidbd_obgd
 
 
@@ -263,6 +263,15 @@ def test_lowest_and_fresh_columns():
     assert not bool(lowest(jnp.full(3, jnp.inf), jnp.asarray(3.0), 3).any())
     w = fresh_columns(jax.random.key(0), 100, 50, 0.9)
     assert 0.85 < float(jnp.mean(w == 0)) < 0.95 and float(jnp.max(jnp.abs(w))) <= 0.1
+
+
+def test_ranks_by_counting_match_ranks_by_sort():
+    # Ties (lowest index first) and inf included; 513 entries take the sort path.
+    score = jnp.round(jax.random.uniform(jax.random.key(5), (600,)) * 50).at[7].set(jnp.inf)
+    by_sort = np.asarray(jnp.argsort(jnp.argsort(score, stable=True), stable=True))
+    np.testing.assert_array_equal(ranks(score[:512]), np.argsort(np.argsort(score[:512], kind="stable")))
+    np.testing.assert_array_equal(ranks(score), by_sort)
+    np.testing.assert_array_equal(ranks(jnp.array([2.0, 1.0, 2.0, 0.0])), [2, 1, 3, 0])
 
 
 def test_lowest_by_sort_matches_by_argmin():

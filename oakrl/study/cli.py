@@ -270,6 +270,7 @@ def plasticity_rl(
         f"{cfg.changes} changes, {cfg.seeds} seeds",
         cmd,
         smooth=max(1, cfg.changes // 25),
+        log_y=("mean |weight|",),  # shrink & perturb's noise sits an order of magnitude above
     )
     _echo_methods(summary)
     for name, v in summary["verdict"]["remedies"].items():

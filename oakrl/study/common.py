@@ -128,8 +128,11 @@ def plot_per_task(
     title: str,
     command: str,
     smooth: int = 1,
+    log_y: tuple[str, ...] = (),
 ) -> None:
-    """One panel per metric: per-task mean over seeds (shaded: +- one standard error)."""
+    """One panel per metric: per-task mean over seeds (shaded: +- one standard error).
+
+    Panels named in `log_y` get a log y axis (values spanning an order of magnitude)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,6 +152,8 @@ def plot_per_task(
             ax.fill_between(t, mean - se, mean + se, alpha=0.2)
         ax.set_xlabel("task")
         ax.set_ylabel(name)
+        if name in log_y:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
