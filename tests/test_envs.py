@@ -364,6 +364,8 @@ def test_coded_grid_codes_moves_goal_and_permute():
     # Resets never start on the goal and cover the other 48 cells.
     starts = jax.vmap(lambda k: env.reset(k, params)[1].cell)(jax.random.split(jax.random.key(1), 2000))
     assert 24 not in set(np.asarray(starts).tolist()) and len(set(np.asarray(starts).tolist())) == 48
+    six = CodedGrid(size=6)  # goal (3, 3); the farthest cell, (0, 0), is 6 steps away
+    assert six.goal == 21 and six.default_params.max_steps_in_episode == 18
     with pytest.raises(ValueError, match="distinct codes"):
         CodedGrid(size=7, bits=5)
 

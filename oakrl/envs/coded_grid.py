@@ -77,13 +77,15 @@ class CodedGrid(environment.Environment[CodedGridState, CodedGridParams]):
         if 2**bits < size * size:
             raise ValueError(f"{bits} bits cannot give {size * size} cells distinct codes")
         self.size, self.bits = size, bits
-        self.goal = (size * size) // 2
+        self.goal = (size // 2) * size + size // 2  # the centre (even sizes: below right of it)
         self.next = next_cells(size)
         self.code = cell_codes(size, bits, code_seed)
 
     @property
     def default_params(self) -> CodedGridParams:
-        return CodedGridParams(max_steps_in_episode=3 * 2 * (self.size // 2))
+        row, col = divmod(self.goal, self.size)
+        farthest = max(row, self.size - 1 - row) + max(col, self.size - 1 - col)
+        return CodedGridParams(max_steps_in_episode=3 * farthest)
 
     def reset_env(self, key: Array, params: CodedGridParams) -> tuple[Array, CodedGridState]:
         i = jax.random.randint(key, (), 0, self.size * self.size - 1)
