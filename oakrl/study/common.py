@@ -152,7 +152,7 @@ def plot_per_task(
             ax.fill_between(t, mean - se, mean + se, alpha=0.2)
         ax.set_xlabel("task")
         ax.set_ylabel(name)
-        if name in log_y:
+        if name in log_y and np.any(np.asarray(v, np.float64) > 0):  # log of nothing positive warns
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
