@@ -266,7 +266,7 @@ def test_lowest_and_fresh_columns():
 
 
 def test_ranks_by_counting_match_ranks_by_sort():
-    # Ties (lowest index first) and inf included; 513 entries take the sort path.
+    # Ties (lowest index first) and inf included; up to 512 entries are counted, 600 sorted.
     score = jnp.round(jax.random.uniform(jax.random.key(5), (600,)) * 50).at[7].set(jnp.inf)
     by_sort = np.asarray(jnp.argsort(jnp.argsort(score, stable=True), stable=True))
     np.testing.assert_array_equal(ranks(score[:512]), np.argsort(np.argsort(score[:512], kind="stable")))
