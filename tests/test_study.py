@@ -153,3 +153,73 @@ def test_study_bad_input_is_a_config_error(tmp_path, args):
     r = CliRunner().invoke(study, [*args, "--out", str(tmp_path / "x")])
     assert isinstance(r.exception, ConfigError), r.output
     assert not (tmp_path / "x").exists()  # nothing is written before the input is checked
+
+
+def test_rl_per_change_by_hand():
+    """A run's episodes and chunk diagnostics -> per-change values. Catches an episode that ends
+    on a change's last step counted in the next change, and a chunk mean spread over the wrong
+    changes."""
+    from oakrl.lab.run import RunResult
+    from oakrl.study.rl import RLConfig, per_change
+
+    cfg = RLConfig(changes=10, every=100, seeds=2)  # the first fifth of a change: steps 1-20
+    episodes = {
+        "seed": np.array([0, 0, 0, 1], np.int32),
+        "step": np.array([10, 100, 101, 150], np.int64),  # 100: change 0's last step
+        "return": np.array([1.0, 3.0, 5.0, 7.0], np.float32),
+        "task": np.zeros(4, np.int32),
+    }
+    diagnostics = {  # chunks ending at steps 250 and 1000
+        "seed": np.array([0, 1, 0, 1], np.int32),
+        "step": np.array([250, 250, 1000, 1000], np.int64),
+        "dormant": np.array([0.1, 0.2, 0.3, 0.4], np.float32),
+    }
+    out = per_change(cfg, RunResult({}, episodes, diagnostics, {}, None, None))
+    nan = np.nan
+    np.testing.assert_array_equal(out["return"][:, :2], [[2.0, 5.0], [nan, 7.0]])
+    np.testing.assert_array_equal(out["early_return"][:, :2], [[1.0, 5.0], [nan, nan]])
+    assert np.isnan(out["return"][:, 2:]).all()
+    # The first chunk (steps 1-250) covers changes 0 and 1; the second the rest.
+    np.testing.assert_allclose(out["dormant"][0], [0.1] * 2 + [0.3] * 8, rtol=1e-6)
+    np.testing.assert_allclose(out["dormant"][1], [0.2] * 2 + [0.4] * 8, rtol=1e-6)
+    assert set(out) == {"return", "early_return", "dormant"}
+
+
+def test_rl_runs_are_lab_runs_with_the_study_options():
+    """Each method is a RunSpec of the study's world and schedule with unsafe_rbg keys of the
+    base seed and window 1000 (what the study always used), and stream-q explores over the
+    first 5% of the run, so the study's numbers stay those measured before the lab ran it."""
+    from oakrl.study.rl import RLConfig, run_spec
+
+    cfg = RLConfig(changes=10, every=500, seeds=2, seed=3, hidden=(8,))
+    spec = run_spec(cfg, "cbp")
+    world = (spec.env, spec.schedule, spec.every, spec.tasks, spec.order)
+    assert world == ("CodedGrid-v0", "permute", 500, 200, "cyclic")
+    assert (spec.steps, spec.seeds, spec.seed, spec.prng, spec.window) == (5000, 2, 3, "unsafe_rbg", 1000)
+    c = spec.agent_config
+    assert (c.plasticity, c.hidden, c.gamma, c.epsilon_end) == ("cbp", (8,), 0.9, 0.1)
+    assert c.plasticity_options == {"rate": 1e-4, "maturity": 100, "rank_every": 0}
+    from oakrl.lab.run import prepare
+
+    assert prepare(spec).agent.config.exploration_steps == 250
+
+
+def test_prior_group_streams_start_from_their_own_clones(tmp_path):
+    """The prior conditions run as one stream over conditions x seeds: condition j's seeds are
+    streams j * seeds + i, started from that condition's clones. The first condition's streams
+    are then exactly those it runs alone (a group that put another condition's clones, or other
+    keys, in its place would differ). Later conditions cannot be checked this way: under
+    unsafe_rbg a stream's draws depend on its place in the vmapped batch."""
+    from oakrl.study.prior import PriorConfig, run_prior
+
+    def run(conditions, out):
+        cfg = PriorConfig(env="TextWorld-v0", steps=600, seeds=2, conditions=conditions, demo_steps=200,
+                          bc_steps=20, hidden=(8,), chunk=300)  # fmt: skip
+        return run_prior(cfg, out, log=lambda line: None)
+
+    both = run(("expert", "wrong"), tmp_path / "both")
+    alone = run(("expert",), tmp_path / "alone")
+    np.testing.assert_array_equal(both["curves"]["expert"], alone["curves"]["expert"])
+    assert both["conditions"]["expert"] == alone["conditions"]["expert"]
+    assert both["conditions"]["wrong"]["final_return"] != both["conditions"]["expert"]["final_return"]
+    assert both["timing"]["expert"]["run_together_with"] == ["expert", "wrong"]

@@ -1,4 +1,10 @@
-"""What the studies share: the methods compared, retention summaries, results files."""
+"""What the studies share: running their RunSpecs, the methods compared, retention summaries,
+results files.
+
+A study is run specs plus an analysis: it builds `RunSpec`s, runs them with `run_plan` (the
+lab's `execute`: vmapped seeds, the seeds' keys from `oakrl.lab.run.seed_keys`, progress), and
+analyses the `RunResult`s in its own module.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,75 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from oakrl.errors import ConfigError
 
+if TYPE_CHECKING:
+    from oakrl.lab.run import RunPlan, RunResult
+
 METHODS = ("backprop", "cbp", "redo", "shrink-perturb", "l2-init")
+
+
+def run_plan(name: str, plan: RunPlan, progress: Callable[[str, int], None] | None = None) -> RunResult:
+    """Executes one run of a study; progress(name, steps done per seed) once compiled and per chunk."""
+    from oakrl.lab.run import ChunkDone, Started, execute
+
+    def on_event(event) -> None:
+        if progress is not None and isinstance(event, Started | ChunkDone):
+            progress(name, event.step)
+
+    return execute(plan, on_event)
+
+
+def timing(result: RunResult) -> dict[str, float]:
+    """A run's timing as the studies' summary.json records it (from the lab's summary)."""
+    s = result.summary
+    return {
+        "compile_seconds": s["compile_seconds"],
+        "stream_seconds": s["stream_seconds"],
+        "agent_steps_per_second": s["steps_per_second"],
+    }
+
+
+def per_chunk(diagnostics: dict[str, np.ndarray], seeds: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A run's diagnostics table -> (chunk end steps [C], {diagnostic: [S, C] chunk means})."""
+    step, seed = np.asarray(diagnostics["step"]), np.asarray(diagnostics["seed"])
+    ends = np.unique(step)
+    out = {}
+    for name, v in diagnostics.items():
+        if name in ("seed", "step"):
+            continue
+        grid = np.full((seeds, ends.size), np.nan, np.asarray(v).dtype)
+        grid[seed, np.searchsorted(ends, step)] = v
+        out[name] = grid
+    return ends, out
+
+
+def parse_widths(text: str, allow_linear: bool = False, flag: str = "--hidden") -> tuple[int, ...]:
+    """Hidden widths from the command line ("64,64"; "linear": none, where allowed)."""
+    if allow_linear and text.strip().lower() == "linear":
+        return ()
+    valid = "comma-separated widths like 64,64" + (" or linear" if allow_linear else "")
+    try:
+        widths = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
+    except ValueError:
+        raise ConfigError(f"{flag} takes {valid}, got {text!r}") from None
+    if not widths or any(w <= 0 for w in widths):
+        raise ConfigError(f"{flag} takes positive {valid}, got {text!r}")
+    return widths
+
+
+def echo_methods(summary: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """One line per method of a plasticity study: early, late, retention."""
+    for name, m in summary["methods"].items():
+        ret = m["retention"]
+        echo(
+            f"{name:>15}  early {m['early']:.3f}  late {m['late']:.3f} (sd {m['late_spread']:.3f})  "
+            f"retention {ret if ret is None else round(ret, 3)}"
+        )
 
 
 def save_study_figure(fig, path: Path, command: str) -> None:

@@ -4,9 +4,9 @@ Rooms-v0 (four rooms, one-hot cell observation) with the `switch` schedule: the 
 another room's corner every K steps; walls and moves never change. The stream has
 `changes` + 1 segments of K steps: the first is learning from scratch, each later one starts
 with a relocated goal. Three agents with the same value learner (stream Q(lambda), the same
-network and step sizes), run in the compiled, vmapped lab, every seed with the same keys.
-By default that learner is linear in the one-hot cell (`hidden=()`: a table, as in Sutton &
-Barto's Dyna mazes); `--hidden 64,64` gives all three the same neural network instead
+network and step sizes), each a RunSpec run by the lab (compiled, vmapped over seeds), every
+seed with the same keys. By default that learner is linear in the one-hot cell (`hidden=()`: a
+table, as in Sutton & Barto's Dyna mazes); `--hidden 64,64` gives all three the same neural network instead
 (measured in benchmarks/RESULTS.md: with it the three recover alike, because unlearning the
 old goal flattens the values everywhere at once and leaves a blind search for the new one):
 
@@ -28,14 +28,20 @@ transition before learning from it) averaged per tenth of every segment and per 
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from oakrl.errors import ConfigError
-from oakrl.study.common import save_study_figure
+from oakrl.study.common import per_chunk, run_plan, save_study_figure, timing
+
+if TYPE_CHECKING:
+    from oakrl.lab.run import RunPlan
+    from oakrl.lab.spec import RunSpec
 
 AGENT_NAMES = ("stream-q", "dyna", "planner")
 
@@ -139,50 +145,45 @@ def recovery_steps(
     return int(ok[0] + 1) if ok.size else None
 
 
-def run_study(cfg: ModelBasedConfig, progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+def run_spec(cfg: ModelBasedConfig, name: str) -> RunSpec:
+    """The lab run of one agent: Rooms-v0 under `switch` (the goal cycles through the four
+    corners), ten chunks (diagnostics points) per segment, the unsafe_rbg keys of `cfg.seed`."""
+    from oakrl.lab.spec import RunSpec
+
+    return RunSpec(
+        env="Rooms-v0", agent=name, steps=cfg.steps, seeds=cfg.seeds, seed=cfg.seed, schedule="switch",
+        every=cfg.every, tasks=4, chunk=cfg.every // 10, agent_options=agent_options(cfg, name),
+    )  # fmt: skip
+
+
+def run_study(
+    cfg: ModelBasedConfig,
+    progress: Callable[[str, int], None] | None = None,
+    plans: dict[str, RunPlan] | None = None,
+) -> dict[str, Any]:
     """Runs every agent; returns per-agent episodes, diagnostics and timing (host arrays)."""
-    import jax
-
-    from oakrl.agents import make_agent
-    from oakrl.envs import make_env
-    from oakrl.lab.stream import run_jax
-
-    cfg.check()
-    handle = make_env("Rooms-v0", schedule="switch", every=cfg.every, tasks=4, seed=cfg.seed)
-    base = jax.random.key(cfg.seed, impl="unsafe_rbg")
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.seeds))
-    chunk = cfg.every // 10  # ten diagnostics points per segment
+    plans = plans if plans is not None else prepare_runs(cfg)
     results = {}
-    for name in cfg.agents:
-        agent = make_agent(name, handle.action_spec, **agent_options(cfg, name))
-        rows: list = []
-        diag: list = []
-
-        def on_chunk(record, rows=rows, diag=diag, name=name):
-            if record.end_step == 0:
-                return
-            rows.append((record.seed, record.step, record.ret))
-            diag.append(record.info)
-            if progress is not None:
-                progress(name, record.end_step)
-
-        _, compile_s, stream_s = run_jax(agent, handle, cfg.steps, keys, chunk, 1000, on_chunk)
-        info_keys = sorted(diag[0]) if diag else []
+    for name, plan in plans.items():
+        result = run_plan(name, plan, progress)
+        _, chunks = per_chunk(result.diagnostics, cfg.seeds)
+        ep = result.episodes
         results[name] = {
-            "seed": np.concatenate([r[0] for r in rows]),
-            "step": np.concatenate([r[1] for r in rows]),
-            "return": np.concatenate([r[2] for r in rows]),
-            # [S, chunks] per diagnostic
-            "diagnostics": {
-                k: np.stack([np.asarray(d[k], np.float64) for d in diag], axis=1) for k in info_keys
-            },
-            "timing": {
-                "compile_seconds": compile_s,
-                "stream_seconds": stream_s,
-                "agent_steps_per_second": cfg.steps * cfg.seeds / max(stream_s, 1e-9),
-            },
+            "seed": ep["seed"],
+            "step": ep["step"],
+            "return": ep["return"],
+            "diagnostics": {k: np.asarray(v, np.float64) for k, v in sorted(chunks.items())},  # [S, chunks]
+            "timing": timing(result),
         }
     return results
+
+
+def prepare_runs(cfg: ModelBasedConfig) -> dict[str, RunPlan]:
+    """Every agent's run, built and checked before any runs."""
+    from oakrl.lab.run import prepare
+
+    cfg.check()
+    return {name: prepare(run_spec(cfg, name)) for name in cfg.agents}
 
 
 def summarize(cfg: ModelBasedConfig, results: dict[str, Any]) -> dict[str, Any]:
@@ -341,3 +342,49 @@ def plot(path, cfg: ModelBasedConfig, results: dict[str, Any], summary: dict[str
     )
     save_study_figure(fig, path, command)
     plt.close(fig)
+
+
+def study_model_based(
+    cfg: ModelBasedConfig, out: str, echo: Callable[[str], None] = print, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """The whole study: runs, summary.json, metrics.parquet, figure.png; results to `echo`,
+    progress to `log`. Every input is checked (one-line ConfigError) before `out` is made."""
+    from oakrl.lab.files import machine, write_json, write_table
+    from oakrl.study.common import start_study, step_progress
+
+    plans = prepare_runs(cfg)
+    path, cmd = start_study(out, config_json(cfg))
+    t0 = time.perf_counter()
+    results = run_study(cfg, step_progress(cfg.steps, cfg.every, 9, log), plans)
+    body, table = summarize(cfg, results)
+    summary = {
+        "study": "model-based",
+        "command": cmd,
+        "env": "Rooms-v0",
+        "recovery_definition": (
+            f"steps after a goal relocation until the goal reaches within the last {cfg.window} steps "
+            f"since the change number at least {cfg.threshold} x {cfg.window} x the optimal rate (1 / mean "
+            f"shortest-path length from the uniform start cells to the new goal); {cfg.every} (censored) "
+            "if never"
+        ),
+        **body,
+        "timing": {n: r["timing"] for n, r in results.items()},
+        "wall_seconds": time.perf_counter() - t0,
+        "machine": machine(),
+    }
+    write_table(path / "metrics.parquet", {k: np.asarray(v) for k, v in table.items()})
+    write_json(path / "summary.json", summary)
+    plot(path / "figure.png", cfg, results, summary, cmd)
+    for name, a in summary["agents"].items():
+        rec = a["recovery_steps"]
+        me = a.get("model_error")
+        err = ""
+        if me is not None:
+            err = f"  model error {me['one_step_per_segment'][0]:.4f} -> {me['one_step_per_segment'][-1]:.4f}"
+        echo(
+            f"{name:>9}  recovery {rec['mean']:,.0f} steps ({rec['censored']} censored)  "
+            f"final return {a['final_return']['mean']:.3f}{err}"
+        )
+    echo(f"verdict: {json.dumps(summary['verdict'])}")
+    echo(f"wrote {path}/summary.json, metrics.parquet, figure.png ({summary['wall_seconds']:.0f} s)")
+    return summary

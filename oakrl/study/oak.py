@@ -32,12 +32,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from oakrl.errors import ConfigError
-from oakrl.study.common import save_study_figure
+from oakrl.study.common import run_plan, save_study_figure
+
+if TYPE_CHECKING:
+    from oakrl.lab.run import RunPlan
+    from oakrl.lab.spec import RunSpec
 
 STUDY_AGENTS = ("oak", "dyna", "stream-q")
 ABLATION = "oak-primitive"
@@ -82,7 +86,7 @@ class OakStudyConfig:
             from oakrl.lab.run import build
 
             for name in ("oak", self.stream):
-                build(second_world_config(self, name))
+                build(second_world_spec(self, name))
 
     tasks = 4  # the switch schedule cycles the goal through the four rooms' corners
 
@@ -96,9 +100,9 @@ class OakStudyConfig:
         return (*names, ABLATION) if self.ablation else names
 
 
-def agent_run_config(cfg: OakStudyConfig, name: str):
-    """The lab RunConfig of one agent of the study."""
-    from oakrl.lab.run import RunConfig
+def run_spec(cfg: OakStudyConfig, name: str, out: Path | None = None) -> RunSpec:
+    """The lab run of one agent of the study (into `out`, checkpointed at its end)."""
+    from oakrl.lab.spec import RunSpec
     from oakrl.study.model_based import agent_options
 
     agent, options = name, {}
@@ -106,7 +110,7 @@ def agent_run_config(cfg: OakStudyConfig, name: str):
         agent, options = "oak", {"use_options": False}
     if name in ("dyna", "stream-q"):  # exactly as issue 4's study runs them
         options = agent_options(model_based_config(cfg), name)
-    return RunConfig(
+    return RunSpec(
         env=cfg.env,
         agent=agent,
         steps=cfg.steps,
@@ -118,7 +122,11 @@ def agent_run_config(cfg: OakStudyConfig, name: str):
         chunk=cfg.chunk,
         agent_options=options,
         checkpoint_every=0,
+        out=None if out is None else str(out),
     )
+
+
+agent_run_config = run_spec  # its name before RunSpec (benchmarks/oak_search.py, oak_variants.py)
 
 
 def reward_rate(columns: dict[str, np.ndarray], seeds: int, steps: int, bin: int) -> np.ndarray:
@@ -178,16 +186,6 @@ def _over_seeds(x: np.ndarray) -> dict[str, Any]:
     }
 
 
-def read_records(path: Path) -> dict[str, np.ndarray]:
-    """records.parquet of a run as columns ({} when the agent records nothing)."""
-    if not path.exists():
-        return {}
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    return {c: table.column(c).to_numpy() for c in table.column_names}
-
-
 def _feature_name(env: str, feature: int) -> str:
     if env == "Rooms-v0":
         from oakrl.envs.rooms import SIZE
@@ -220,44 +218,21 @@ def options_alive(records: dict[str, np.ndarray], env: str) -> list[dict[str, An
     return out
 
 
-def final_agent_state(cfg: OakStudyConfig, name: str, run_dir: Path):
-    """The agent state (seed-batched) of a finished run of the study, from its last checkpoint."""
-    import jax
-
-    from oakrl.lab.checkpoint import load_checkpoint
-    from oakrl.lab.run import build, compat_hash, identity, seed_keys
-    from oakrl.lab.stream import init_carry
-
-    config = agent_run_config(cfg, name)
-    handle, agent = build(config)
-    fresh = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(config))
-    loaded = load_checkpoint(run_dir, fresh, compat_hash(identity(config, handle, agent)))
-    if loaded is None:
-        raise RuntimeError(f"{run_dir} holds no checkpoint")
-    return loaded[1].agent, agent.config
-
-
 def run_study(
     cfg: OakStudyConfig, path: Path, progress: Callable[[str, int], None] | None = None
 ) -> dict[str, Any]:
-    """Runs every agent of the study into path/<agent>/ and returns the `agents` map and extras."""
-    from oakrl.lab.metrics import read_episodes
-    from oakrl.lab.run import run
+    """Runs every agent of the study into path/<agent>/ (an interrupted study resumes them) and
+    returns the `agents` map and extras (each run's plan under "plans")."""
+    from oakrl.lab.run import prepare
 
     cfg.check()
-    result: dict[str, Any] = {"agents": {}, "rate": {}, "recovery": {}, "records": {}}
+    result: dict[str, Any] = {"agents": {}, "rate": {}, "recovery": {}, "records": {}, "plans": {}}
     for name in cfg.agents:
-        run_dir = path / name
-
-        def prog(done, _ret, name=name):
-            if progress is not None:
-                progress(name, done)
-
-        summary = run(agent_run_config(cfg, name), run_dir, progress=prog)
-        columns = read_episodes(run_dir / "episodes.parquet")
+        plan = prepare(run_spec(cfg, name, path / name))
+        run = run_plan(name, plan, progress)
+        summary, columns, records = run.summary, run.episodes, run.records
         rate = reward_rate(columns, cfg.seeds, cfg.steps, cfg.bin)
         rec = recovery(columns, cfg)
-        records = read_records(run_dir / "records.parquet")
         per_seed_recovery = rec["steps"].mean(axis=1)
         result["agents"][name] = {
             "run": name,
@@ -275,6 +250,7 @@ def run_study(
         result["rate"][name] = rate
         result["recovery"][name] = rec
         result["records"][name] = records
+        result["plans"][name] = plan
     return result
 
 
@@ -297,11 +273,11 @@ def compare(agents: dict[str, Any], a: str = "oak", b: str = "dyna") -> dict[str
     }
 
 
-def second_world_config(cfg: OakStudyConfig, name: str):
-    """The lab RunConfig of agent `name` on the second world (the same OaK config, defaults)."""
-    from oakrl.lab.run import RunConfig
+def second_world_spec(cfg: OakStudyConfig, name: str, out: Path | None = None) -> RunSpec:
+    """The lab run of agent `name` on the second world (the same OaK config, defaults)."""
+    from oakrl.lab.spec import RunSpec
 
-    return RunConfig(
+    return RunSpec(
         env=cfg.second_world,
         agent=name,
         steps=cfg.second_steps,
@@ -309,6 +285,7 @@ def second_world_config(cfg: OakStudyConfig, name: str):
         seed=cfg.seed,
         chunk=min(cfg.chunk, cfg.second_steps),
         checkpoint_every=0,
+        out=None if out is None else str(out),
     )
 
 
@@ -316,11 +293,12 @@ def second_world(cfg: OakStudyConfig, path: Path) -> dict[str, Any] | None:
     """The same OaK config (and the stream learner) for a while on another world."""
     if not cfg.second_world:
         return None
-    from oakrl.lab.run import run
+    from oakrl.lab.run import prepare
 
     out = {"env": cfg.second_world, "steps": cfg.second_steps, "agents": {}}
     for name in ("oak", cfg.stream):
-        summary = run(second_world_config(cfg, name), path / f"{cfg.second_world}_{name}")
+        plan = prepare(second_world_spec(cfg, name, path / f"{cfg.second_world}_{name}"))
+        summary = run_plan(f"{cfg.second_world}_{name}", plan).summary
         out["agents"][name] = {
             "average_reward": summary["average_reward"],
             "steps_per_second": summary["steps_per_second"],
@@ -436,7 +414,7 @@ def study_oak(cfg: OakStudyConfig, out: str, echo: Callable[[str], None] = print
         summary["comparison"]["oak_vs_oak_primitive"] = compare(agents, "oak", ABLATION)
     summary["second_world"] = second_world(cfg, path)
     if cfg.env == "Rooms-v0":
-        summary["rendered"] = render_final_options(cfg, path)
+        summary["rendered"] = render_final_options(cfg, path, result["plans"]["oak"])
     summary["wall_seconds"] = time.perf_counter() - t0
     summary["machine"] = machine()
     write_json(path / "summary.json", summary)
@@ -462,16 +440,18 @@ def study_oak(cfg: OakStudyConfig, out: str, echo: Callable[[str], None] = print
     return summary
 
 
-def render_final_options(cfg: OakStudyConfig, path: Path, seed: int = 0) -> list[str]:
-    """options.txt and options.png: every option of OaK's seed `seed` at the end of its lifetime."""
+def render_final_options(cfg: OakStudyConfig, path: Path, plan: RunPlan, seed: int = 0) -> list[str]:
+    """options.txt and options.png: every option of OaK's seed `seed` at the end of its lifetime
+    (`plan`: OaK's finished run; its final state is read from the run's last checkpoint)."""
+    from oakrl.lab.run import final_state
     from oakrl.options.render import plot_options, render_option
 
-    state, agent_cfg = final_agent_state(cfg, "oak", path / "oak")
+    state = final_state(plan).agent
     q = np.asarray(state.pool.q[seed])
     theta = np.asarray(state.theta[seed])
     feature = np.asarray(state.pool.feature[seed])
     utility = np.asarray(state.stats.utility[seed])
-    bonus = float(agent_cfg["bonus"])
+    bonus = float(plan.agent.config.bonus)
     order = np.argsort(-utility)
     texts, panels = [], []
     for k in order:

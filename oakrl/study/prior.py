@@ -1,11 +1,12 @@
 """Prior vs scratch: does starting from demonstrations help, and does reward overrule a bad prior?
 
-The same agent (prior-ac: stream AC(lambda), oakrl.priors.agent) on the same environment and
+The same agent (prior-ac: stream AC(lambda), oakrl.agents.prior_ac) on the same environment and
 seeds, started four ways: from nothing (scratch), or behaviour-cloned from demonstrations of
 an expert, a mediocre (noisy) expert or a wrong (adversarial) teacher. The demonstrations are
 recorded first from the environment's scripted expert (oakrl.priors.demos; written to
-OUT/demos/QUALITY.npz) unless a directory of datasets is given. Each condition is one compiled,
-vmapped run over the seeds (oakrl.lab.stream.run_jax); every condition uses the same seed keys.
+OUT/demos/QUALITY.npz) unless a directory of datasets is given. Scratch is one lab run (a
+RunSpec, vmapped over the seeds), the prior conditions another (over conditions x seeds, each
+stream started from its cloned agent); every condition uses the same seed keys.
 
 Per condition and seed:
   steps_to_threshold  agent steps until the mean return of the last `window` finished episodes
@@ -18,17 +19,23 @@ Per condition and seed:
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from oakrl.errors import ConfigError
-from oakrl.study.common import save_study_figure
+from oakrl.study.common import per_chunk, run_plan, save_study_figure, step_progress, timing
+
+if TYPE_CHECKING:
+    from oakrl.lab.run import RunPlan
+    from oakrl.lab.spec import RunSpec
 
 CONDITIONS = ("scratch", "expert", "mediocre", "wrong")
 THRESHOLDS = {"CartPole-v1": 400.0, "TextWorld-v0": 0.9}
@@ -132,15 +139,18 @@ def learning_curve(step: np.ndarray, ret: np.ndarray, steps: int, bins: int) -> 
 
 def record_datasets(cfg: PriorConfig, handle, out: Path, log: Callable[[str], None]) -> dict[str, Path]:
     """The demonstrations of each prior condition: recorded to out/demos/ or taken from demos_dir."""
+    from oakrl.lab.run import seed_keys
     from oakrl.priors.demos import record_scripted, write_demos
 
+    priors = [c for c in cfg.conditions if c != "scratch"]
+    # The recordings' own keys, apart from the runs' (their base seed is offset).
+    keys = seed_keys(cfg.seed + 10_007, max(1, len(priors)), "unsafe_rbg")
     paths = {}
-    for i, c in enumerate(x for x in cfg.conditions if x != "scratch"):
+    for i, c in enumerate(priors):
         if cfg.demos_dir is not None:
             paths[c] = Path(cfg.demos_dir) / f"{c}.npz"
             continue
-        key = jax.random.fold_in(jax.random.key(cfg.seed + 10_007, impl="unsafe_rbg"), i)
-        demos = record_scripted(handle, cfg.demo_steps, key, c, cfg.noise)
+        demos = record_scripted(handle, cfg.demo_steps, keys[i], c, cfg.noise)
         paths[c] = write_demos(out / "demos" / f"{c}.npz", demos)
         h = demos.header
         log(f"recorded {c}: {h['steps']} steps, {h['episodes']} episodes, mean return {h['mean_return']}")
@@ -171,103 +181,109 @@ def _condition_summary(cfg: PriorConfig, seed, step, ret, reward_sum, info) -> t
     return entry, np.stack(curve)
 
 
+def groups(cfg: PriorConfig) -> list[tuple[str, ...]]:
+    """The runs of the study: scratch alone, and the prior conditions together (they differ
+    only in the dataset their agent clones at init, so they share one compiled init and stream)."""
+    out: list[tuple[str, ...]] = [("scratch",)] if "scratch" in cfg.conditions else []
+    priors = tuple(c for c in cfg.conditions if c != "scratch")
+    return [*out, priors] if priors else out
+
+
+def run_spec(cfg: PriorConfig, group: tuple[str, ...], paths: dict[str, Path]) -> RunSpec:
+    """The lab run of a group of conditions: prior-ac over conditions x seeds (seed i of the
+    group's j-th condition is stream j * seeds + i)."""
+    from oakrl.lab.spec import RunSpec
+
+    options: dict[str, Any] = {"hidden": tuple(cfg.hidden)}
+    if group != ("scratch",):
+        options.update(
+            demos=str(paths[group[0]]),
+            bc_steps=cfg.bc_steps,
+            bc_value=cfg.bc_value,
+            kl=cfg.kl,
+            kl_half_life=cfg.kl_half_life,
+            kl_adapt=cfg.kl_adapt,
+        )
+    return RunSpec(
+        env=cfg.env, agent="prior-ac", steps=cfg.steps, seeds=len(group) * cfg.seeds, seed=cfg.seed,
+        chunk=cfg.chunk, agent_options=options,
+    )  # fmt: skip
+
+
+def start_from_clones(plan: RunPlan, cfg: PriorConfig, group: tuple[str, ...], paths: dict[str, Path]):
+    """(the plan whose streams start from each condition's cloned states, the datasets' headers).
+
+    Every condition uses the same seed keys (a paired comparison): condition j's seed i starts
+    from `seed_keys(...)[i]`, its agent cloned from the condition's dataset with that key. The
+    plan's fresh state only gives the shapes (its init skips cloning)."""
+    from oakrl.agents.prior_ac import demo_arrays, prior_ac_parts
+    from oakrl.lab.run import seed_keys
+    from oakrl.lab.stream import init_carry
+    from oakrl.priors.demos import read_demos
+
+    handle = plan.handle
+    _, init_with = prior_ac_parts(plan.agent.config)
+    datasets, headers = {}, {}
+    for c in group:
+        demos = read_demos(paths[c])
+        h = demos.header
+        if h["env"] != cfg.env:
+            raise ConfigError(f"{paths[c]} holds demonstrations of {h['env']}, not of {cfg.env}")
+        datasets[c] = demo_arrays(demos)
+        headers[c] = {k: h.get(k) for k in ("source", "quality", "noise", "steps", "episodes", "mean_return")}
+    keys = seed_keys(cfg.seed, cfg.seeds, plan.spec.prng)
+
+    def clone_one(k, d):
+        return init_with(k, handle.obs_spec, handle.action_spec, d)
+
+    clone = jax.jit(jax.vmap(clone_one, in_axes=(0, None)))
+    cloned = jax.tree.map(lambda *x: jnp.concatenate(x), *[clone(keys, datasets[c]) for c in group])
+    agent = plan.agent._replace(init=lambda k, o, a: init_with(k, o, a, None))
+
+    def start(fresh):
+        run_keys = jnp.concatenate([keys] * len(group))
+        carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(run_keys)
+        return carry._replace(agent=cloned)
+
+    return plan._replace(agent=agent, start=start), headers
+
+
 def run_prior(cfg: PriorConfig, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs every condition. Returns {"conditions": {...}, "curves": {c: [S, bins]}, "timing", "demos"}.
 
-    The prior conditions differ only in the dataset their agent clones at init, so they run as one
-    compiled stream over conditions x seeds (one compiled init, one compiled chunk); scratch is
-    its own stream. Every condition uses the same seed keys.
+    The prior conditions run as one compiled stream over conditions x seeds (`groups`); scratch
+    is its own stream. Every condition uses the same seed keys.
     """
     from oakrl.envs import make_env
-    from oakrl.lab.stream import run_jax
-    from oakrl.priors.agent import demo_arrays, prior_ac_parts
-    from oakrl.priors.demos import read_demos
+    from oakrl.lab.run import prepare
 
     cfg.check()
-    handle = make_env(cfg.env)
-    paths = record_datasets(cfg, handle, out, log)
-    base = jax.random.key(cfg.seed, impl="unsafe_rbg")
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.seeds))
-    conditions, curves, timing, demos_info = {}, {}, {}, {}
-    groups: list[tuple[str, ...]] = [("scratch",)] if "scratch" in cfg.conditions else []
-    priors = tuple(c for c in cfg.conditions if c != "scratch")
-    if priors:
-        groups.append(priors)
-    for group in groups:
-        options: dict[str, Any] = {"hidden": tuple(cfg.hidden)}
+    paths = record_datasets(cfg, make_env(cfg.env), out, log)
+    conditions, curves, timings, demos_info = {}, {}, {}, {}
+    progress = step_progress(cfg.steps, 1, 9, log)
+    for group in groups(cfg):
+        plan = prepare(run_spec(cfg, group, paths))
         if group != ("scratch",):
-            options.update(
-                demos=str(paths[group[0]]),
-                bc_steps=cfg.bc_steps,
-                bc_value=cfg.bc_value,
-                kl=cfg.kl,
-                kl_half_life=cfg.kl_half_life,
-                kl_adapt=cfg.kl_adapt,
-            )
-        agent, init_with = prior_ac_parts(**options)
-        run_keys, restore = keys, None
-        if group != ("scratch",):
-            datasets = {}
-            for c in group:
-                demos = read_demos(paths[c])
-                h = demos.header
-                if h["env"] != cfg.env:
-                    raise ConfigError(f"{paths[c]} holds demonstrations of {h['env']}, not of {cfg.env}")
-                datasets[c] = demo_arrays(demos)
-                demos_info[c] = {
-                    k: h.get(k) for k in ("source", "quality", "noise", "steps", "episodes", "mean_return")
-                }
-
-            def clone_one(k, d, init_with=init_with):
-                return init_with(k, handle.obs_spec, handle.action_spec, d)
-
-            clone = jax.jit(jax.vmap(clone_one, in_axes=(0, None)))
-            states = [clone(keys, datasets[c]) for c in group]
-            stacked = jax.tree.map(lambda *x: jnp.concatenate(x), *states)
-            run_keys = jnp.concatenate([keys] * len(group))
-            # The stream starts from the cloned states (run_jax's fresh carry only gives the shapes:
-            # its init skips cloning).
-            agent = agent._replace(init=lambda k, o, a, init_with=init_with: init_with(k, o, a, None))
-
-            def restore(fresh, stacked=stacked):
-                return 0, fresh._replace(agent=stacked)
-
-        rows: list = []
-        last: dict[str, Any] = {}
-
-        name = "+".join(group)
-
-        def on_chunk(record, rows=rows, last=last, name=name):
-            if record.end_step == 0:
-                return
-            rows.append((record.seed, record.step, record.ret))
-            last["reward_sum"], last["info"] = record.reward_sum, record.info
-            log(f"{name:>9}  step {record.end_step}/{cfg.steps}")
-
-        _, compile_s, stream_s = run_jax(
-            agent, handle, cfg.steps, run_keys, cfg.chunk, 1000, on_chunk, restore=restore
-        )
-        seed = np.concatenate([r[0] for r in rows])
-        step = np.concatenate([r[1] for r in rows])
-        ret = np.concatenate([r[2] for r in rows]).astype(np.float64)
+            plan, headers = start_from_clones(plan, cfg, group, paths)
+            demos_info.update(headers)
+        result = run_plan("+".join(group), plan, progress)
+        ep = result.episodes
+        seed, step, ret = ep["seed"], ep["step"], ep["return"].astype(np.float64)
+        reward_sum = np.asarray(result.final.reward_sum)
+        _, chunks = per_chunk(result.diagnostics, len(group) * cfg.seeds)
         for i, c in enumerate(group):
             lo, hi = i * cfg.seeds, (i + 1) * cfg.seeds
             sel = (seed >= lo) & (seed < hi)
-            info = {k: np.asarray(v)[lo:hi] for k, v in last["info"].items()}
+            info = {k: v[lo:hi, -1] for k, v in chunks.items()}  # the last chunk's means
             conditions[c], curves[c] = _condition_summary(
-                cfg, seed[sel] - lo, step[sel], ret[sel], np.asarray(last["reward_sum"])[lo:hi], info
+                cfg, seed[sel] - lo, step[sel], ret[sel], reward_sum[lo:hi], info
             )
-            timing[c] = {
-                "compile_seconds": compile_s,
-                "stream_seconds": stream_s,
-                "agent_steps_per_second": cfg.steps * len(group) * cfg.seeds / max(stream_s, 1e-9),
-                "run_together_with": list(group),
-            }
+            timings[c] = {**timing(result), "run_together_with": list(group)}
     order = [c for c in cfg.conditions]
     return {
         "conditions": {c: conditions[c] for c in order},
         "curves": {c: curves[c] for c in order},
-        "timing": timing,
+        "timing": timings,
         "demos": demos_info,
     }
 
@@ -351,3 +367,42 @@ def plot(path: Path, cfg: PriorConfig, result: dict[str, Any], command: str) -> 
     )
     save_study_figure(fig, path, command)
     plt.close(fig)
+
+
+def study_prior(
+    cfg: PriorConfig, out: str, echo: Callable[[str], None] = print, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """The whole study: datasets, runs, summary.json, metrics.parquet, figure.png; results to
+    `echo`, progress to `log`. The input is checked (one-line ConfigError) before `out` is made."""
+    from oakrl.lab.files import machine, write_json, write_table
+    from oakrl.study.common import start_study
+
+    cfg.check()
+    path, cmd = start_study(out, config_json(cfg))
+    t0 = time.perf_counter()
+    result = run_prior(cfg, path, log=log)
+    summary = {
+        "study": "prior-vs-scratch",
+        "command": cmd,
+        "env": cfg.env,
+        "agent": "prior-ac",
+        "threshold": cfg.thresh,
+        "conditions": result["conditions"],
+        "verdict": verdict(cfg, result["conditions"]),
+        "demos": result["demos"],
+        "timing": result["timing"],
+        "wall_seconds": time.perf_counter() - t0,
+        "machine": machine(),
+    }
+    write_table(path / "metrics.parquet", curve_table(result["curves"], cfg.steps))
+    write_json(path / "summary.json", summary)
+    plot(path / "figure.png", cfg, result, cmd)
+    for name, c in result["conditions"].items():
+        st = c["steps_to_threshold"]
+        echo(
+            f"{name:>9}  steps to {cfg.thresh:g}: {st['mean']:,.0f} ({st['reached']}/{cfg.seeds} reached)  "
+            f"final return {c['final_return']['mean']:.1f}  average reward {c['average_reward']['mean']:.4f}"
+        )
+    echo(f"verdict: {json.dumps(summary['verdict'])}")
+    echo(f"wrote {path}/summary.json, metrics.parquet, figure.png")
+    return summary

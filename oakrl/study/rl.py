@@ -1,7 +1,7 @@
 """Streaming RL under a world that changes every K steps, per plasticity remedy.
 
 Each method is the same agent with its `plasticity` option set, run in the compiled, vmapped
-lab (oakrl.lab.stream.run_jax) on an environment under a continual schedule. A "change" is
+lab (a RunSpec per method, oakrl.lab.run.execute) under a continual schedule. A "change" is
 one segment of K steps between switches. Per change it records the mean return of the
 episodes that ended in it (performance), the mean return over the first fifth of it
 (learning speed: how soon after a change the agent does well again), and the mean of the
@@ -26,17 +26,35 @@ smaller than the seed spread.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
 import numpy as np
 
 from oakrl.errors import ConfigError
-from oakrl.study.common import METHODS
+from oakrl.study.common import (
+    METHODS,
+    echo_methods,
+    per_chunk,
+    per_task_table,
+    plot_per_task,
+    retention_summary,
+    run_plan,
+    start_study,
+    step_progress,
+    timing,
+)
+
+if TYPE_CHECKING:
+    from oakrl.lab.run import RunPlan, RunResult
+    from oakrl.lab.spec import RunSpec
 
 SCHEDULES = ("switch", "permute", "drift")
+AGENTS = ("stream-q", "stream-ac")  # the agents that take a plasticity remedy
 # Diagnostics kept per change: stream AC names them per network, stream Q has one network.
 DIAGNOSTICS = (
     "value_dormant",
@@ -73,6 +91,8 @@ class RLConfig:
     )
 
     def check(self) -> None:
+        if self.agent not in AGENTS:
+            raise ConfigError(f"--agent must be stream-ac or stream-q, got {self.agent!r}")
         for name in ("changes", "every", "tasks", "seeds", "chunk"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -92,6 +112,22 @@ class RLConfig:
     def steps(self) -> int:
         return self.changes * self.every
 
+    def with_remedy_options(self, text: str | None) -> RLConfig:
+        """The config with `--remedy-options` (JSON {remedy: {option: value}}) merged into `options`."""
+        if not text:
+            return self
+        try:
+            extra = json.loads(text)
+        except ValueError:
+            extra = None
+        if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
+            raise ConfigError(f"--remedy-options takes a JSON object of objects, got {text!r}")
+        bad = sorted(set(extra) - set(self.options))
+        if bad:
+            raise ConfigError(f"--remedy-options: no remedy {bad[0]!r}; valid: {', '.join(self.options)}")
+        options = {k: {**v, **extra.get(k, {})} for k, v in self.options.items()}
+        return dataclasses.replace(self, options=options)
+
 
 def agent_options(cfg: RLConfig, method: str) -> dict[str, Any]:
     opts: dict[str, Any] = {"hidden": tuple(cfg.hidden), "plasticity_diagnostics": True, "gamma": cfg.gamma}
@@ -107,71 +143,83 @@ def agent_options(cfg: RLConfig, method: str) -> dict[str, Any]:
     return opts
 
 
-def run_rl(cfg: RLConfig, progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
-    """Returns {"metrics": {name: [M, S, changes]}, "timing": {method: {...}}}."""
-    from oakrl.agents import make_agent
-    from oakrl.envs import make_env
-    from oakrl.lab.stream import run_jax
+def run_spec(cfg: RLConfig, method: str) -> RunSpec:
+    """The lab run of one method: the study's world and schedule, the agent with its remedy.
+
+    window 1000 and the unsafe_rbg keys of `cfg.seed` are RunSpec's defaults; stream-q's
+    exploration decays over the first 5% of the run (its `exploration_steps` default)."""
+    from oakrl.lab.spec import RunSpec
+
+    return RunSpec(
+        env=cfg.env, agent=cfg.agent, steps=cfg.steps, seeds=cfg.seeds, seed=cfg.seed,
+        schedule=cfg.schedule, every=cfg.every, tasks=cfg.tasks, chunk=cfg.chunk,
+        agent_options=agent_options(cfg, method),
+    )  # fmt: skip
+
+
+def prepare_runs(cfg: RLConfig) -> dict[str, RunPlan]:
+    """Every method's run, built and checked (world, schedule, remedy options) before any runs."""
+    from oakrl.lab.run import prepare
 
     cfg.check()
-    handle = make_env(cfg.env, schedule=cfg.schedule, every=cfg.every, tasks=cfg.tasks, seed=cfg.seed)
-    base = jax.random.key(cfg.seed, impl="unsafe_rbg")
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(cfg.seeds))
-    window = max(1, cfg.every // 5)
+    return {method: prepare(run_spec(cfg, method)) for method in cfg.methods}
+
+
+def per_change(cfg: RLConfig, result: RunResult) -> dict[str, np.ndarray]:
+    """One method's run -> {metric: [S, changes]}: return, early_return and the DIAGNOSTICS.
+
+    return: the mean return of the episodes that ended within the change; early_return: of
+    those that ended in its first fifth (`episodes_window` steps); a diagnostic's chunk mean is
+    spread over the changes the chunk covers. NaN where no episode ended."""
+    ep = result.episodes
+    seed, step, ret = ep["seed"], ep["step"], ep["return"]
+    window = episodes_window(cfg)
+    perf = np.full((cfg.seeds, cfg.changes), np.nan)
+    early = np.full((cfg.seeds, cfg.changes), np.nan)
+    seg = (step - 1) // cfg.every
+    in_seg = (step - 1) % cfg.every
+    for s in range(cfg.seeds):
+        for c in range(cfg.changes):
+            sel = (seed == s) & (seg == c)
+            if sel.any():
+                perf[s, c] = ret[sel].mean()
+            sel_e = sel & (in_seg < window)
+            if sel_e.any():
+                early[s, c] = ret[sel_e].mean()
+    out = {"return": perf, "early_return": early}
+    ends, chunks = per_chunk(result.diagnostics, cfg.seeds)
+    for name in DIAGNOSTICS:
+        if name not in chunks:
+            continue
+        per = np.full((cfg.seeds, cfg.changes), np.nan)
+        start = 0
+        for i, end in enumerate(ends.tolist()):
+            a, b = start // cfg.every, max(start // cfg.every + 1, end // cfg.every)
+            per[:, a:b] = chunks[name][:, i : i + 1]
+            start = end
+        out[name] = per
+    return out
+
+
+def episodes_window(cfg: RLConfig) -> int:
+    """Steps at the start of a change whose episodes measure learning speed (a fifth of it)."""
+    return max(1, cfg.every // 5)
+
+
+def run_rl(
+    cfg: RLConfig, progress: Callable[[str, int], None] | None = None, plans: dict[str, RunPlan] | None = None
+) -> dict[str, Any]:
+    """Runs every method; returns {"metrics": {name: [M, S, changes]}, "timing": {method: {...}}}."""
+    plans = plans if plans is not None else prepare_runs(cfg)
     out: dict[str, list] = {}
-    timing = {}
-    for method in cfg.methods:
-        options = agent_options(cfg, method)
-        if cfg.agent == "stream-q":
-            options["exploration_steps"] = max(1, int(0.05 * cfg.steps))
-        agent = make_agent(cfg.agent, handle.action_spec, **options)
-        rows: list = []
-        diag: list = []
-
-        def on_chunk(record, rows=rows, diag=diag, method=method):
-            if record.end_step == 0:
-                return
-            rows.append((record.seed, record.step, record.ret))
-            diag.append((record.end_step, record.info))
-            if progress is not None:
-                progress(method, record.end_step)
-
-        _, compile_s, stream_s = run_jax(agent, handle, cfg.steps, keys, cfg.chunk, 1000, on_chunk)
-        seed = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int32)
-        step = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.int64)
-        ret = np.concatenate([r[2] for r in rows]) if rows else np.zeros(0, np.float32)
-        perf = np.full((cfg.seeds, cfg.changes), np.nan)
-        early = np.full((cfg.seeds, cfg.changes), np.nan)
-        seg = (step - 1) // cfg.every
-        in_seg = (step - 1) % cfg.every
-        for s in range(cfg.seeds):
-            for c in range(cfg.changes):
-                sel = (seed == s) & (seg == c)
-                if sel.any():
-                    perf[s, c] = ret[sel].mean()
-                sel_e = sel & (in_seg < window)
-                if sel_e.any():
-                    early[s, c] = ret[sel_e].mean()
-        out.setdefault("return", []).append(perf)
-        out.setdefault("early_return", []).append(early)
-        # Diagnostics per chunk -> per change (chunk means spread over the changes they cover).
-        for name in DIAGNOSTICS:
-            if not any(name in info for _, info in diag):
-                continue
-            per = np.full((cfg.seeds, cfg.changes), np.nan)
-            start = 0
-            for end, info in diag:
-                if name in info:
-                    a, b = start // cfg.every, max(start // cfg.every + 1, end // cfg.every)
-                    per[:, a:b] = np.asarray(info[name]).reshape(cfg.seeds, 1)
-                start = end
-            out.setdefault(name, []).append(per)
-        timing[method] = {
-            "compile_seconds": compile_s,
-            "stream_seconds": stream_s,
-            "agent_steps_per_second": cfg.steps * cfg.seeds / max(stream_s, 1e-9),
-        }
-    return {"metrics": {k: np.stack(v) for k, v in out.items()}, "timing": timing, "episodes_window": window}
+    timings = {}
+    for method, plan in plans.items():
+        result = run_plan(method, plan, progress)
+        for name, v in per_change(cfg, result).items():
+            out.setdefault(name, []).append(v)
+        timings[method] = timing(result)
+    metrics = {k: np.stack(v) for k, v in out.items()}
+    return {"metrics": metrics, "timing": timings, "episodes_window": episodes_window(cfg)}
 
 
 def config_json(cfg: RLConfig) -> dict:
@@ -231,3 +279,70 @@ def verdict(per_change: np.ndarray, methods: tuple[str, ...], frac: float = 0.1)
         "changes_per_window": k,
         "remedies": out,
     }
+
+
+def study_rl(
+    cfg: RLConfig, out: str, echo: Callable[[str], None] = print, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """The whole study: runs, summary.json, metrics.parquet, figure.png; results to `echo`,
+    progress to `log`. Every input is checked (one-line ConfigError) before `out` is made."""
+    from oakrl.lab.files import machine, write_json, write_table
+
+    plans = prepare_runs(cfg)
+    path, cmd = start_study(out, config_json(cfg))
+    t0 = time.perf_counter()
+    result = run_rl(cfg, step_progress(cfg.steps, 50_000, 15, log), plans)
+    metrics = result["metrics"]
+    perf = fill_nan(metrics["return"])
+    summary = {
+        "study": "plasticity-rl",
+        "command": cmd,
+        "performance": "mean return of the episodes that ended within each change (segment of --every steps)",
+        **retention_summary(perf, cfg.methods),
+        # Tasks cycle: windows of whole cycles (>= 10% of the changes) compare like with like.
+        # None when a cycle is longer than half the lifetime (every change a new world).
+        "cycle_matched": retention_summary(perf, cfg.methods, window=cycle)
+        if (cycle := cfg.tasks * math.ceil(0.1 * cfg.changes / cfg.tasks)) <= cfg.changes // 2
+        else None,
+        "verdict": verdict(perf, cfg.methods),
+        "learning_speed": {
+            m: {
+                "mean_return_first_fifth_of_change": float(np.nanmean(metrics["early_return"][i])),
+                "late": float(np.nanmean(metrics["early_return"][i, :, -max(1, cfg.changes // 10) :])),
+            }
+            for i, m in enumerate(cfg.methods)
+        },
+        "timing": result["timing"],
+        "wall_seconds": time.perf_counter() - t0,
+        "machine": machine(),
+    }
+    write_table(path / "metrics.parquet", per_task_table(metrics, cfg.methods))
+    write_json(path / "summary.json", summary)
+    plot_per_task(
+        path / "figure.png",
+        {
+            "return": perf,
+            "return, first fifth of change": fill_nan(metrics["early_return"]),
+            "dormant units": fill_nan(metrics.get("value_dormant", metrics.get("dormant"))),
+            # Weight growth is what goes with lost plasticity here (RESULTS, "Plasticity").
+            "mean |weight|": fill_nan(metrics.get("value_weight_mag", metrics.get("weight_mag"))),
+        },
+        cfg.methods,
+        f"{cfg.env} {cfg.agent}, {cfg.schedule} every {cfg.every} steps, "
+        f"{cfg.changes} changes, {cfg.seeds} seeds",
+        cmd,
+        smooth=max(1, cfg.changes // 25),
+        log_y=("mean |weight|",),  # shrink & perturb's noise sits an order of magnitude above
+    )
+    echo_methods(summary, echo)
+    for name, v in summary["verdict"]["remedies"].items():
+        pd = v["paired_difference"]
+        echo(
+            # 3 significant digits: returns run from 0-1 (success rates) to hundreds (CartPole).
+            f"{name:>15}  late - backprop {v['margin']:+.3g} vs seed spread {v['spread']:.3g}: "
+            f"{'beats' if v['beats_backprop'] else 'does not beat'} backprop "
+            f"(paired {pd['mean']:+.3g} +- {pd['standard_error']:.3g} se, "
+            f"ahead on {pd['seeds_ahead']:.0%} of seeds)"
+        )
+    echo(f"wrote {path}/summary.json, metrics.parquet, figure.png")
+    return summary

@@ -231,8 +231,10 @@ def run_supervised(cfg: SupervisedConfig, progress: Callable[[int, dict], None] 
     seed share the data stream and the initial weights.
     """
     cfg.check()
-    base = jax.random.key(cfg.seed, impl="unsafe_rbg")  # threefry costs most of a step on CPU
-    seed_keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(cfg.seeds))
+    from oakrl.lab.run import seed_keys
+
+    # unsafe_rbg: threefry costs most of a step on CPU.
+    keys = seed_keys(cfg.seed, cfg.seeds, "unsafe_rbg")
     chunks = [cfg.chunk_tasks] * (cfg.tasks // cfg.chunk_tasks)
     if cfg.tasks % cfg.chunk_tasks:
         chunks.append(cfg.tasks % cfg.chunk_tasks)
@@ -241,7 +243,7 @@ def run_supervised(cfg: SupervisedConfig, progress: Callable[[int, dict], None] 
     for method in cfg.methods:
         t0 = time.perf_counter()
         init, _ = make_lifetime(cfg, method, 1)
-        carry = jax.jit(jax.vmap(init))(seed_keys)
+        carry = jax.jit(jax.vmap(init))(keys)
         compiled = {}
         for n in sorted(set(chunks)):
             _, run = make_lifetime(cfg, method, n)
@@ -271,3 +273,50 @@ def run_supervised(cfg: SupervisedConfig, progress: Callable[[int, dict], None] 
 
 def config_json(cfg: SupervisedConfig) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def study_supervised(
+    cfg: SupervisedConfig, out: str, echo: Callable[[str], None] = print, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """The whole study: summary.json, metrics.parquet, figure.png; results to `echo`, progress
+    to `log`. The input is checked (one-line ConfigError) before `out` is made."""
+    from oakrl.lab.files import machine, write_json, write_table
+    from oakrl.study.common import echo_methods, per_task_table, plot_per_task, retention_summary, start_study
+
+    cfg.check()
+    path, cmd = start_study(out, config_json(cfg))
+    t0 = time.perf_counter()
+
+    def progress(method, done, metrics):
+        log(
+            f"{method:>15}  task {done}/{cfg.tasks}  accuracy {float(metrics['accuracy'].mean()):.3f}  "
+            f"dead {float(metrics['dead'].mean()):.3f}"
+        )
+
+    result = run_supervised(cfg, progress)
+    metrics = result["metrics"]
+    summary = {
+        "study": "plasticity-supervised",
+        "command": cmd,
+        "performance": "online accuracy per task (predicted before learning from each sample)",
+        **retention_summary(metrics["accuracy"], cfg.methods),
+        "final": {
+            m: {k: float(v[i, :, -1].mean()) for k, v in metrics.items()} for i, m in enumerate(cfg.methods)
+        },
+        "timing": result["timing"],
+        "wall_seconds": time.perf_counter() - t0,
+        "machine": machine(),
+    }
+    write_table(path / "metrics.parquet", per_task_table(metrics, cfg.methods))
+    write_json(path / "summary.json", summary)
+    plot_per_task(
+        path / "figure.png",
+        {k: metrics[k] for k in ("accuracy", "dead", "eff_rank")},
+        cfg.methods,
+        f"online permuted inputs: {cfg.tasks} tasks x {cfg.steps_per_task} steps, {cfg.seeds} seeds",
+        cmd,
+        smooth=max(1, cfg.tasks // 40),
+    )
+    echo_methods(summary, echo)
+    echo(f"wrote {path}/summary.json, metrics.parquet, figure.png")
+    return summary
