@@ -139,18 +139,18 @@ def learning_curve(step: np.ndarray, ret: np.ndarray, steps: int, bins: int) -> 
 
 def record_datasets(cfg: PriorConfig, handle, out: Path, log: Callable[[str], None]) -> dict[str, Path]:
     """The demonstrations of each prior condition: recorded to out/demos/ or taken from demos_dir."""
-    from oakrl.lab.run import seed_keys
     from oakrl.priors.demos import record_scripted, write_demos
 
-    priors = [c for c in cfg.conditions if c != "scratch"]
-    # The recordings' own keys, apart from the runs' (their base seed is offset).
-    keys = seed_keys(cfg.seed + 10_007, max(1, len(priors)), "unsafe_rbg")
     paths = {}
-    for i, c in enumerate(priors):
+    for i, c in enumerate(x for x in cfg.conditions if x != "scratch"):
         if cfg.demos_dir is not None:
             paths[c] = Path(cfg.demos_dir) / f"{c}.npz"
             continue
-        demos = record_scripted(handle, cfg.demo_steps, keys[i], c, cfg.noise)
+        # A recording's key, not a run's: its own base seed, folded with the dataset's index one
+        # at a time. (lab.run.seed_keys folds under vmap, which under unsafe_rbg gives other
+        # keys for i >= 1: the datasets, and the study's numbers, would change.)
+        key = jax.random.fold_in(jax.random.key(cfg.seed + 10_007, impl="unsafe_rbg"), i)
+        demos = record_scripted(handle, cfg.demo_steps, key, c, cfg.noise)
         paths[c] = write_demos(out / "demos" / f"{c}.npz", demos)
         h = demos.header
         log(f"recorded {c}: {h['steps']} steps, {h['episodes']} episodes, mean return {h['mean_return']}")
