@@ -21,7 +21,8 @@ import re
 import jax
 import jax.numpy as jnp
 
-from oakrl.lab.run import RunConfig, build, seed_keys
+from oakrl.lab.run import build, seed_keys
+from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import compiler_options, init_carry, make_chunk
 
 KERNELS = ("fusion", "dot", "copy", "custom-call", "concatenate", "dynamic-update-slice", "reduce")
@@ -45,9 +46,9 @@ def scan_body_kernels(hlo: str) -> tuple[int, dict[str, int]]:
 
 
 def lab_step() -> tuple[int, dict[str, int]]:
-    cfg = RunConfig(env="CartPole-v1", agent="stream-ac", steps=2000, seeds=1)
+    cfg = RunSpec(env="CartPole-v1", agent="stream-ac", steps=2000, seeds=1)
     handle, agent = build(cfg)
-    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(cfg))
+    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(cfg.seed, cfg.seeds, cfg.prng))
     chunk = jax.jit(jax.vmap(make_chunk(agent, handle, 2000, 1000)))
     return scan_body_kernels(chunk.lower(carry).compile(compiler_options()).as_text())
 

@@ -14,24 +14,25 @@ import sys
 from pathlib import Path
 
 from oakrl.agents import AGENTS
-from oakrl.lab.run import RunConfig, run
+from oakrl.lab.run import run
+from oakrl.lab.spec import RunSpec
 
 OUT = Path(__file__).parent / "runs"
 
 # name -> (config, bar on final_return.mean, what the bar means)
 RUNS = {
     "cartpole": (
-        RunConfig(env="CartPole-v1", agent="stream-ac", steps=300_000, seeds=8),
+        RunSpec(env="CartPole-v1", agent="stream-ac", steps=300_000, seeds=8),
         400.0,
         "CartPole-v1 caps episodes at 500",
     ),
     "gym-q": (
-        RunConfig(env="gym:CartPole-v1", agent="stream-q", steps=100_000, seeds=1),
+        RunSpec(env="gym:CartPole-v1", agent="stream-q", steps=100_000, seeds=1),
         150.0,
         "well above random (about 22)",
     ),
     "breakout": (
-        RunConfig(env="Breakout-MinAtar", agent="stream-q", steps=100_000, seeds=4),
+        RunSpec(env="Breakout-MinAtar", agent="stream-q", steps=100_000, seeds=4),
         4.0,
         "stream-x's own script scored 4.2 at 100k steps on this machine",
     ),
@@ -46,7 +47,7 @@ GYM_ENVS = [
 ]
 
 
-def command(c: RunConfig) -> str:
+def command(c: RunSpec) -> str:
     return f"oakrl run --env {c.env} --agent {c.agent} --steps {c.steps} --seeds {c.seeds}"
 
 
@@ -57,10 +58,10 @@ def main(which: list[str]) -> int:
         if name == "gym-envs":
             for env, agent in GYM_ENVS:
                 assert agent in AGENTS
-                cfg = RunConfig(env=env, agent=agent, steps=5_000, seeds=1)
+                cfg = RunSpec(env=env, agent=agent, steps=5_000, seeds=1)
                 out = OUT / f"{env.replace(':', '_')}-{agent}"
                 shutil.rmtree(out, ignore_errors=True)
-                s = run(cfg, out)
+                s = run(cfg.replace(out=str(out))).summary
                 print(
                     f"{command(cfg):<75} runs: {s['episodes']} episodes, "
                     f"average reward {s['average_reward']['mean']:.3f}, "
@@ -71,7 +72,7 @@ def main(which: list[str]) -> int:
         cfg, bar, why = RUNS[name]
         out = OUT / name
         shutil.rmtree(out, ignore_errors=True)
-        s = run(cfg, out)
+        s = run(cfg.replace(out=str(out))).summary
         fr = s["final_return"]
         ok = fr["mean"] is not None and fr["mean"] >= bar
         failed += not ok

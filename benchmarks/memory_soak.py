@@ -40,19 +40,23 @@ def main() -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args()
 
-    from oakrl.lab.run import RunConfig, run
+    from oakrl.lab.run import ChunkDone, run
+    from oakrl.lab.spec import RunSpec
 
     out = Path(args.out or tempfile.mkdtemp(prefix="memory_soak_")) / "run"
     samples: list[tuple[int, float, float]] = []
     t0 = time.perf_counter()
 
-    def progress(done: int, _returns) -> None:
+    def progress(event) -> None:
+        if not isinstance(event, ChunkDone):
+            return
+        done = event.step
         samples.append((done, time.perf_counter() - t0, rss_mib()))
         if len(samples) % 50 == 1:
             print(f"step {done:>12,}  {samples[-1][1]:8.1f} s  rss {samples[-1][2]:8.1f} MiB", flush=True)
 
-    config = RunConfig(env=args.env, agent=args.agent, steps=args.steps, seeds=args.seeds, chunk=args.chunk)
-    summary = run(config, out, progress=progress, plot=False)
+    config = RunSpec(env=args.env, agent=args.agent, steps=args.steps, seeds=args.seeds, chunk=args.chunk)
+    summary = run(config.replace(out=str(out)), progress).summary
     (out / "rss.csv").write_text(
         "step,seconds,rss_mib\n" + "".join(f"{s},{t:.2f},{r:.1f}\n" for s, t, r in samples)
     )

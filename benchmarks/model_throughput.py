@@ -20,7 +20,7 @@ import platform
 
 from timing import timed_jax
 
-from oakrl.lab.run import RunConfig
+from oakrl.lab.spec import RunSpec
 
 CASES = [
     ("stream-q", {}),
@@ -41,7 +41,7 @@ def main() -> None:
     print(f"{'agent':<10} {'options':<24} {'seeds':>5} {'agent-steps/s':>14} {'compile s':>10}")
     for name, options in CASES:
         for seeds in (1, args.seeds):
-            config = RunConfig(
+            config = RunSpec(
                 env="Rooms-v0", agent=name, steps=steps, seeds=seeds, chunk=steps, agent_options=options
             )
             rate, compile_s, _ = timed_jax(config, repeats)

@@ -33,7 +33,7 @@ def main() -> None:
     args = p.parse_args()
     cfg = OakStudyConfig(seeds=args.seeds, relocations=3, second_world=None)
     rc = agent_run_config(cfg, "oak")
-    rc = dataclasses.replace(rc, agent_options={**rc.agent_options, **json.loads(args.options)})
+    rc = rc.replace(agent_options=json.loads(args.options))
     handle, agent = build(rc)
     env, params = handle.env, handle.params
 
@@ -48,7 +48,7 @@ def main() -> None:
     def stream(k):
         return jax.lax.scan(one, init_carry(agent, handle, k), None, length=cfg.steps)[1]
 
-    cell, executing, reward, done = (np.asarray(v) for v in jax.jit(jax.vmap(stream))(seed_keys(rc)))
+    cell, executing, reward, done = (np.asarray(v) for v in jax.jit(jax.vmap(stream))(seed_keys(rc.seed, rc.seeds, rc.prng)))
     rows = []
     for s in range(cfg.seeds):
         for c in range(1, cfg.relocations + 1):

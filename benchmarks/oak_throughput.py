@@ -23,7 +23,7 @@ import platform
 import jax
 from timing import bytes_per_agent_step, timed_jax
 
-from oakrl.lab.run import RunConfig
+from oakrl.lab.spec import RunSpec
 
 
 def main() -> None:
@@ -35,17 +35,17 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     rooms = dict(env="Rooms-v0", schedule="switch", every=5_000, tasks=4, steps=steps, chunk=steps)
     cases = [
-        ("oak, Rooms-v0, 1 seed", RunConfig(agent="oak", seeds=1, **rooms)),
-        ("oak, Rooms-v0, 5 seeds", RunConfig(agent="oak", seeds=5, **rooms)),
+        ("oak, Rooms-v0, 1 seed", RunSpec(agent="oak", seeds=1, **rooms)),
+        ("oak, Rooms-v0, 5 seeds", RunSpec(agent="oak", seeds=5, **rooms)),
         (
             "oak use_options=false, Rooms-v0, 5 seeds",
-            RunConfig(agent="oak", seeds=5, agent_options={"use_options": False}, **rooms),
+            RunSpec(agent="oak", seeds=5, agent_options={"use_options": False}, **rooms),
         ),
-        ("dyna, Rooms-v0, 5 seeds", RunConfig(agent="dyna", seeds=5, **rooms)),
-        ("stream-q, Rooms-v0, 5 seeds", RunConfig(agent="stream-q", seeds=5, **rooms)),
+        ("dyna, Rooms-v0, 5 seeds", RunSpec(agent="dyna", seeds=5, **rooms)),
+        ("stream-q, Rooms-v0, 5 seeds", RunSpec(agent="stream-q", seeds=5, **rooms)),
         (
             "oak, Foraging-v0, 1 seed",
-            RunConfig(env="Foraging-v0", agent="oak", seeds=1, steps=steps, chunk=steps),
+            RunSpec(env="Foraging-v0", agent="oak", seeds=1, steps=steps, chunk=steps),
         ),
     ]
     print(

@@ -35,9 +35,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, opts in variants.items():
             rc = agent_run_config(cfg, "oak")
-            rc = dataclasses.replace(rc, agent_options={**rc.agent_options, **opts})
+            rc = rc.replace(agent_options=opts, out=str(Path(tmp) / name))
             t = time.perf_counter()
-            summary = run(rc, Path(tmp) / name)
+            summary = run(rc).summary
             rec = recovery(read_episodes(Path(tmp) / name / "episodes.parquet"), cfg)
             steps, first = rec["steps"].mean(axis=1), rec["first_reach"].mean(axis=1)
             ar = summary["average_reward"]

@@ -18,7 +18,8 @@ import statistics
 
 import jax
 
-from oakrl.lab.run import RunConfig, build, seed_keys
+from oakrl.lab.run import build, seed_keys
+from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import run_jax
 
 CASES = {
@@ -52,14 +53,14 @@ def main() -> None:
     print(f"{'remedy':<24} {'agent-steps/s':>14} {'relative':>9} {'compile s':>10}")
     base = None
     for name, opts in CASES.items():
-        config = RunConfig(
+        config = RunSpec(
             steps=args.steps,
             seeds=args.seeds,
             chunk=min(args.steps, 10_000),
             agent_options={"hidden": hidden, **opts},
         )
         handle, agent = build(config)
-        keys = seed_keys(config)
+        keys = seed_keys(config.seed, config.seeds, config.prng)
         rates, compile_s = [], 0.0
         for _ in range(args.repeats):
             _, compile_s, stream_s = run_jax(agent, handle, config.steps, keys, config.chunk, config.window)

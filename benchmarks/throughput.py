@@ -26,7 +26,8 @@ import numpy as np
 from timing import bytes_per_agent_step, timed_jax
 
 from oakrl.lab.cpu import limit_cpu_threads
-from oakrl.lab.run import RunConfig, build, seed_keys
+from oakrl.lab.run import build, seed_keys
+from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import run_gym
 
 
@@ -58,13 +59,13 @@ def main() -> None:
     )
     rows = []
 
-    cfg = RunConfig(
+    cfg = RunSpec(
         env="CartPole-v1", agent="stream-ac", steps=100_000 // scale, seeds=1, chunk=50_000 // scale
     )
     sps, comp, rates = timed_jax(cfg, r)
     rows.append(("(i) stream AC, CartPole, 1 agent, lax.scan", sps, comp, rates))
 
-    cfg = RunConfig(
+    cfg = RunSpec(
         env="CartPole-v1", agent="stream-ac", steps=4_000 // scale, seeds=256, chunk=2_000 // scale
     )
     sps, comp, rates = timed_jax(cfg, r)
@@ -73,17 +74,17 @@ def main() -> None:
     bandwidth = copy_bandwidth()
     roofline = bandwidth / bytes_step
 
-    cfg = RunConfig(
+    cfg = RunSpec(
         env="gym:CartPole-v1", agent="stream-ac", steps=20_000 // scale, seeds=1, chunk=20_000 // scale
     )
     handle, agent = build(cfg)
     rates = []
     for _ in range(r):
-        _, comp, stream_s = run_gym(agent, handle, cfg.steps, seed_keys(cfg), [0], cfg.chunk)
+        _, comp, stream_s = run_gym(agent, handle, cfg.steps, seed_keys(cfg.seed, cfg.seeds, cfg.prng), [0], cfg.chunk)
         rates.append(cfg.steps / stream_s)
     rows.append(("(iii) stream AC, gym:CartPole-v1 bridge, 1 agent", statistics.median(rates), comp, rates))
 
-    cfg = RunConfig(
+    cfg = RunSpec(
         env="Breakout-MinAtar", agent="stream-q", steps=40_000 // scale, seeds=1, chunk=20_000 // scale
     )
     sps, comp, rates = timed_jax(cfg, r)

@@ -8,7 +8,7 @@ checkpoints first and exits with 128 + the signal number.
 
 from __future__ import annotations
 
-import ast
+import json
 import os
 import sys
 import time
@@ -29,51 +29,6 @@ EXIT_DIVERGED = 3  # a run's agent state or metrics turned non-finite; its last 
 @click.version_option(package_name="oakrl", prog_name="oakrl")
 def app() -> None:
     """Agents that learn from their own experience, continually."""
-
-
-def _parse_value(text: str, default):
-    """Parses an --opt value to the type of the option's default."""
-    if isinstance(default, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError("expected true or false")
-    if isinstance(default, int):
-        return int(text)
-    if isinstance(default, float):
-        return float(text)
-    if isinstance(default, tuple):
-        if text.lower() == "linear":  # hidden=linear: no hidden layer
-            return ()
-        items = [s for s in text.replace(" ", "").split(",") if s]
-        return tuple(int(s) for s in items)
-    if isinstance(default, str):
-        return text
-    return ast.literal_eval(text)
-
-
-def parse_agent_options(agent: str, pairs: list[str]) -> dict:
-    from oakrl.agents import AGENTS
-    from oakrl.lab.run import check_option
-
-    if agent not in AGENTS:
-        raise ConfigError(f"unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
-    defaults = AGENTS[agent].defaults
-    options = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--opt takes KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        key = key.strip().replace("-", "_")
-        if key not in defaults:
-            raise ConfigError(f"{agent} has no option {key!r}; valid: {', '.join(sorted(defaults))}")
-        try:
-            options[key] = _parse_value(value.strip(), defaults[key])
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-            raise ConfigError(f"--opt {key}={value}: {e}; default is {defaults[key]!r}") from None
-        check_option(key, options[key], where="--opt")
-    return options
 
 
 def _default_out(env: str, agent: str) -> str:
@@ -148,86 +103,35 @@ def run(ctx, config_file, out, opt, plot, **flags) -> None:
     """
     from click.core import ParameterSource
 
-    from oakrl.lab.config import checked, fields_from_dict, read_file
+    from oakrl.lab.parse import spec_from_cli
 
-    kwargs: dict = {}
-    if config_file is not None:
-        kwargs = fields_from_dict(read_file(config_file), config_file)
-    for name, value in flags.items():
-        given = ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
-        if given or (name not in kwargs and value is not None):
-            kwargs[name] = value
-    agent = kwargs.get("agent", "stream-ac")
-    options = dict(kwargs.get("agent_options", {}))
-    options.update(parse_agent_options(agent, list(opt)))
-    kwargs["agent_options"] = options
-    config = checked(kwargs, config_file)
-    out = out or _default_out(config.env, config.agent)
-    _run_with_progress(config, out, plot)
+    given = {k: v for k, v in flags.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    spec = spec_from_cli(config_file, given, opt)
+    _run_with_progress(spec.replace(out=out or spec.out or _default_out(spec.env, spec.agent)), plot)
 
 
-def _run_with_progress(config, out: str, plot: bool) -> None:
-    import numpy as np
+def _run_with_progress(spec, plot: bool) -> None:
+    """prepare, then execute with a progress bar; prints where the results are."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from oakrl.lab.checkpoint import verify_checkpoint
-    from oakrl.lab.run import build, compat_hash, identity, prepare_out, run
+    from oakrl.lab.progress import ProgressBar
+    from oakrl.lab.run import execute, prepare
 
     console = Console(stderr=True)
-    # Everything that can be refused is refused before the progress bar appears.
-    handle, agent = build(config)
-    ident = identity(config, handle, agent)
-    path, state = prepare_out(out, ident)
-    if state == "complete":
+    plan = prepare(spec)  # everything that can be refused is refused before the bar appears
+    out = str(plan.path)
+    if plan.status == "complete":
         console.print(f"{out} already holds this finished run; nothing to do")
         print(f"results: {out}")
         return
-    if state == "resume":
-        verified = verify_checkpoint(path, compat_hash(ident))
-        meta = verified[0] if verified else None
-        step = meta["step"] if meta else 0
+    if plan.status == "resume":
+        step = plan.resume_step
         console.print(f"resuming {out} from step {step:,}" if step else f"restarting {out} (no checkpoint)")
-    recent: list[float] = []
-    started = [0.0, 0]
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} steps"),
-        TextColumn("{task.fields[sps]}"),
-        TextColumn("{task.fields[ret]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        bar = progress.add_task(
-            f"{config.agent} on {config.env} x{config.seeds} (compiling)",
-            total=config.steps,
-            sps="",
-            ret="",
-        )
-
-        def on_chunk(done: int, returns) -> None:
-            now = time.perf_counter()
-            if not started[0]:  # compiled: the stream starts (or resumes) now
-                started[0], started[1] = now, done
-                progress.update(
-                    bar, completed=done, description=f"{config.agent} on {config.env} x{config.seeds}"
-                )
-                return
-            recent.extend(np.asarray(returns).tolist())
-            del recent[:-100]
-            rate = (done - started[1]) * config.seeds / max(now - started[0], 1e-9)
-            ret = f"return {np.mean(recent):.1f}" if recent else "return -"
-            progress.update(
-                bar,
-                completed=done,
-                sps=f"{rate:,.0f} steps/s" if done > 0 else "",
-                ret=ret,
-                description=f"{config.agent} on {config.env} x{config.seeds}",
-            )
-
-        summary = run(config, out, progress=on_chunk, plot=plot)
+    with ProgressBar(console, f"{spec.agent} on {spec.env} x{spec.seeds}", spec.steps, spec.seeds) as bar:
+        result = execute(plan, bar)
+    if plot:
+        write_curve(result)
+    summary = result.summary
     fr = summary["final_return"]["mean"]
     console.print(
         f"final return {fr if fr is None else round(fr, 2)} | average reward "
@@ -239,15 +143,23 @@ def _run_with_progress(config, out: str, plot: bool) -> None:
         print(f"plot:    {os.path.join(out, 'curve.png')}")
 
 
+def write_curve(result) -> None:
+    """curve.png of a finished run's directory (a sweep's `finish` too: module-level, picklable)."""
+    from oakrl.report.plots import plot_run
+
+    config = json.loads((result.path / "config.json").read_text())
+    plot_run({"config": config, "episodes": result.episodes}, result.path / "curve.png")
+
+
 @app.command()
 @click.argument("directory")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
 @cpu_threads_option("As for `oakrl run`.")
 def resume(directory, plot) -> None:
     """Continue the run in DIRECTORY from its last checkpoint (same config, bit-identical)."""
-    from oakrl.lab.config import config_of_run
+    from oakrl.lab.parse import spec_of_run
 
-    _run_with_progress(config_of_run(directory), directory, plot)
+    _run_with_progress(spec_of_run(directory).replace(out=directory), plot)
 
 
 @app.command()
@@ -279,8 +191,9 @@ def sweep(spec, out, backend, workers, plot, cpu_threads) -> None:
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
     results = run_sweep(
-        spec, out, backend=backend, workers=workers, plot=plot, log=print, cpu_threads=cpu_threads
-    )
+        spec, out, backend=backend, workers=workers, finish=write_curve if plot else None, log=print,
+        cpu_threads=cpu_threads,
+    )  # fmt: skip
     statuses = [r["status"] for r in results]
     print(
         f"sweep: {len(results)} trials, {statuses.count('complete') + statuses.count('skipped')} complete "
@@ -312,14 +225,8 @@ def agents() -> None:
     width = max(len(n) for n in AGENTS)
     for name, info in AGENTS.items():
         print(f"{name:<{width}}  {info.description}")
-        opts = ", ".join(f"{k}={_fmt(v)}" for k, v in info.defaults.items())
+        opts = ", ".join(f"{key}={default}" for key, default, _ in info.config.describe())
         print(f"{'':<{width}}  options: {opts}")
-
-
-def _fmt(v) -> str:
-    if isinstance(v, tuple):
-        return ",".join(str(x) for x in v)
-    return str(v)
 
 
 @app.command()
@@ -360,7 +267,9 @@ def record(out, env, steps, quality, noise, seed, agent, train_steps, opt, from_
     """
     from oakrl.priors.record import record as do_record
 
-    options = parse_agent_options(agent, list(opt)) if agent is not None else {}
+    from oakrl.lab.parse import parse_options
+
+    options = parse_options(agent, opt) if agent is not None else {}
     if opt and agent is None:
         raise ConfigError("--opt needs --agent")
     path, demos = do_record(

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from oakrl.cli import main
 from oakrl.errors import ConfigError
-from oakrl.lab.config import config_of_run, load_config
-from oakrl.lab.run import RunConfig, run
+from oakrl.lab.parse import spec_from_file, spec_of_run
+from oakrl.lab.run import run
+from oakrl.lab.spec import RunSpec
 
 TINY = {"hidden": (16, 16)}
 
@@ -26,7 +27,7 @@ TINY = {"hidden": (16, 16)}
 def results(tmp_path_factory):
     """An existing, finished results directory (the fuzz target)."""
     out = tmp_path_factory.mktemp("results") / "run"
-    run(RunConfig(steps=500, chunk=500, agent_options=dict(TINY)), out, plot=False)
+    run(RunSpec(steps=500, chunk=500, agent_options=dict(TINY), out=str(out)))
     return out
 
 
@@ -52,7 +53,7 @@ def test_load_config_toml(tmp_path):
         'env = "Acrobot-v1"\nagent = "stream-q"\nsteps = 500\nschedule = "switch"\nevery = 100\n'
         "[agent_options]\nhidden = [16, 16]\nlr = 1\n"
     )
-    config = load_config(f)
+    config = spec_from_file(f)
     assert (config.env, config.agent, config.steps, config.schedule, config.every) == (
         "Acrobot-v1",
         "stream-q",
@@ -60,12 +61,13 @@ def test_load_config_toml(tmp_path):
         "switch",
         100,
     )
-    assert config.agent_options == {"hidden": [16, 16], "lr": 1}
+    assert config.agent_config.hidden == (16, 16) and config.agent_config.lr == 1.0
+    assert config.options_given() == {"hidden": (16, 16)}  # lr = 1 is the default
 
 
 def test_config_of_run_round_trips(results):
-    config = config_of_run(results)
-    assert config.steps == 500 and config.agent_options["hidden"] == [16, 16]
+    config = spec_of_run(results)
+    assert config.steps == 500 and config.agent_config.hidden == (16, 16)
 
 
 BAD_FILES = [
@@ -92,7 +94,7 @@ def test_bad_config_file(text, message, tmp_path, results, capsys):
     f = tmp_path / "bad.toml"
     f.write_text(text)
     with pytest.raises(ConfigError, match=None) as e:
-        load_config(f)
+        spec_from_file(f)
     assert message in str(e.value) and str(f) in str(e.value)
     before = snapshot(results)
     line = one_line(capsys, main(["run", "--config", str(f), "--out", str(results)]))
@@ -251,7 +253,7 @@ def _bad_toml(t: str) -> bool:
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False, encoding="utf-8") as f:
         f.write(t)
     try:
-        load_config(f.name)
+        spec_from_file(f.name)
     except ConfigError:
         return True
     finally:

@@ -15,7 +15,9 @@ import pytest
 from oakrl import __version__
 from oakrl.errors import ConfigError
 from oakrl.lab.metrics import read_episodes
-from oakrl.lab.run import RunConfig, prepare_out, run
+from oakrl.lab.outdir import prepare_out
+from oakrl.lab.run import ChunkDone, Started, run
+from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import chunk_lengths
 
 TINY = {"hidden": (16, 16)}
@@ -77,30 +79,36 @@ def test_chunk_lengths_remainder():
 STEPS, SEEDS = 2000, 2
 
 
-def cartpole_config() -> RunConfig:
-    return RunConfig(
+def cartpole_config() -> RunSpec:
+    return RunSpec(
         env="CartPole-v1", agent="stream-ac", steps=STEPS, seeds=SEEDS, chunk=1000, agent_options=dict(TINY)
     )
+
+
+def _step(event) -> int | str:
+    """The step of a Started/ChunkDone event; the kind of any other."""
+    return event.step if isinstance(event, Started | ChunkDone) else type(event).__name__
 
 
 @pytest.fixture(scope="module")
 def cartpole_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab") / "r"
     calls = []
-    summary = run(cartpole_config(), out=out, progress=lambda done, rets: calls.append(done))
+    summary = run(cartpole_config().replace(out=str(out)), lambda e: calls.append(_step(e))).summary
     return out, summary, calls
 
 
 def test_run_writes_results_directory(cartpole_run):
     out, summary, calls = cartpole_run
-    for name in ("config.json", "summary.json", "episodes.parquet", "diagnostics.parquet", "curve.png"):
+    for name in ("config.json", "summary.json", "episodes.parquet", "diagnostics.parquet"):
         assert (out / name).is_file(), name
         assert (out / name).stat().st_size > 0, name
-    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The lab draws nothing (it sits below report/); `oakrl run` draws curve.png (test_cli).
+    assert not (out / "curve.png").exists()
     # Nothing half-written left behind.
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
-    # 0 once compiled (the stream starts), then after every chunk.
-    assert calls == [0, 1000, 2000]
+    # Started at 0 once compiled, ChunkDone after every chunk, then Finished.
+    assert calls == [0, 1000, 2000, "Finished"]
 
     config = json.loads((out / "config.json").read_text())
     assert config["env"] == "CartPole-v1" and config["agent"] == "stream-ac"
@@ -171,7 +179,7 @@ def test_run_episodes(cartpole_run):
 def test_run_is_deterministic(cartpole_run, tmp_path):
     out, _, _ = cartpole_run
     again = tmp_path / "again"
-    run(cartpole_config(), out=again, plot=False)
+    run(cartpole_config().replace(out=str(again)))
     a = pq.read_table(out / "episodes.parquet")
     b = pq.read_table(again / "episodes.parquet")
     assert a.num_rows > 0
@@ -179,7 +187,7 @@ def test_run_is_deterministic(cartpole_run, tmp_path):
 
 
 def test_schedule_run(tmp_path):
-    config = RunConfig(
+    config = RunSpec(
         env="CartPole-v1",
         agent="stream-ac",
         steps=2000,
@@ -190,7 +198,7 @@ def test_schedule_run(tmp_path):
         tasks=2,
         agent_options=dict(TINY),
     )
-    summary = run(config, out=tmp_path / "sched", plot=False)
+    summary = run(config.replace(out=str(tmp_path / "sched"))).summary
     assert len(summary["tasks"]) == 2
     for entry in summary["tasks"]:
         assert {"final_return", "forgetting", "plasticity"} <= set(entry)
@@ -205,7 +213,7 @@ def test_schedule_run(tmp_path):
 
 
 def test_continuing_world_reports_windows(tmp_path):
-    config = RunConfig(
+    config = RunSpec(
         env="Foraging-v0",
         agent="stream-ac",
         steps=1000,
@@ -214,7 +222,7 @@ def test_continuing_world_reports_windows(tmp_path):
         window=100,
         agent_options=dict(TINY),
     )
-    summary = run(config, out=tmp_path / "forage", plot=False)
+    summary = run(config.replace(out=str(tmp_path / "forage"))).summary
     assert summary["continuing"] is True
     ep = read_episodes(tmp_path / "forage" / "episodes.parquet")
     for s in range(2):
@@ -226,10 +234,10 @@ def test_continuing_world_reports_windows(tmp_path):
 
 
 def test_gym_bridge_run(tmp_path):
-    config = RunConfig(
+    config = RunSpec(
         env="gym:CartPole-v1", agent="stream-q", steps=300, seeds=1, chunk=300, agent_options=dict(TINY)
     )
-    summary = run(config, out=tmp_path / "gym", plot=False)
+    summary = run(config.replace(out=str(tmp_path / "gym"))).summary
     on_disk = json.loads((tmp_path / "gym" / "summary.json").read_text())
     assert on_disk["env"] == "gym:CartPole-v1"
     assert math.isfinite(on_disk["steps_per_second"]) and on_disk["steps_per_second"] > 0
@@ -254,7 +262,7 @@ def test_prepare_out_refuses_a_run_directory(tmp_path, existing):
         prepare_out(d)
     # run() refuses it too, before computing anything.
     with pytest.raises(ConfigError, match="already holds a run"):
-        run(RunConfig(steps=10, chunk=10, agent_options=dict(TINY)), out=d)
+        run(RunSpec(steps=10, chunk=10, agent_options=dict(TINY), out=str(d)))
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
 
 
@@ -291,3 +299,28 @@ def test_cpu_compile_options_take_effect_and_keep_the_maths():
     assert "reduce-window" in plain.as_text()
     assert "reduce-window" not in tuned.as_text()
     np.testing.assert_allclose(tuned(w), plain(w), rtol=1e-6)
+
+
+def test_one_oakrl_run_builds_environment_and_agent_once(tmp_path, monkeypatch, capsys):
+    """`oakrl run` builds its world and its agent once (the old CLI built both three times:
+    to check the config, to prepare the directory, and again to run). Counted by wrapping the
+    two factories every build goes through."""
+    import oakrl.envs
+    from oakrl.cli import main
+    from oakrl.lab import run as run_module
+
+    counts = {"env": 0, "agent": 0}
+    real_env, real_agent = oakrl.envs.make_env, run_module.make_agent
+
+    def count(name, real):
+        def wrapped(*a, **k):
+            counts[name] += 1
+            return real(*a, **k)
+
+        return wrapped
+
+    monkeypatch.setattr(oakrl.envs, "make_env", count("env", real_env))
+    monkeypatch.setattr(run_module, "make_agent", count("agent", real_agent))
+    argv = ["run", "--steps", "200", "--chunk", "100", "--opt", "hidden=8", "--no-plot", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert counts == {"env": 1, "agent": 1}

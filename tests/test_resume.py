@@ -26,9 +26,11 @@ import pytest
 
 from oakrl.cli import main
 from oakrl.errors import ConfigError
-from oakrl.lab import run as run_module
 from oakrl.lab.checkpoint import load_checkpoint, read_pointer
-from oakrl.lab.run import RunConfig, compat_hash, run
+from oakrl.lab import run as run_module
+from oakrl.lab.outdir import compat_hash
+from oakrl.lab.run import run
+from oakrl.lab.spec import RunSpec
 
 TINY = {"hidden": (16, 16)}
 METRICS = ("final_return", "average_reward", "episodes", "diagnostics", "tasks", "continuing")
@@ -62,7 +64,7 @@ def assert_same_run(a: Path, b: Path) -> None:
         assert sa.get(k) == sb.get(k), k
 
 
-def cli_args(config: RunConfig) -> list[str]:
+def cli_args(config: RunSpec) -> list[str]:
     args = [
         "run",
         "--env",
@@ -164,7 +166,7 @@ class persistent_cache:
 def kill_resume_compare(agent: str, schedule: str | None, kills: int, tmp: Path) -> None:
     """Kills the CLI run `kills` times at random checkpoints (SIGKILL), resumes it, compares."""
     steps, chunk = 12_000, 500
-    config = RunConfig(
+    config = RunSpec(
         env="CartPole-v1",
         agent=agent,
         steps=steps,
@@ -177,7 +179,7 @@ def kill_resume_compare(agent: str, schedule: str | None, kills: int, tmp: Path)
     cache = tmp / "cache"
     with persistent_cache(cache):
         reference = tmp / "reference"
-        run(config, reference, plot=False)
+        run(config.replace(out=str(reference)))
         out = tmp / "killed"
         argv = [sys.executable, "-m", "oakrl.cli", *cli_args(config), "--out", str(out)]
         env = subprocess_env(cache)
@@ -213,9 +215,9 @@ def test_sigkill_and_resume_is_bit_identical(agent, schedule, kills, tmp_path, c
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    config = RunConfig(steps=1000, seeds=1, chunk=500, agent_options=dict(TINY))
+    config = RunSpec(steps=1000, seeds=1, chunk=500, agent_options=dict(TINY))
     out = tmp_path_factory.mktemp("finished") / "run"
-    run(config, out, plot=False)
+    run(config.replace(out=str(out)))
     return config, out
 
 
@@ -226,7 +228,7 @@ def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
 def test_rerun_of_a_finished_run_changes_nothing(finished, capsys):
     config, out = finished
     before = snapshot(out)
-    summary = run(config, out, plot=False)
+    summary = run(config.replace(out=str(out))).summary
     assert summary == json.loads((out / "summary.json").read_text())
     assert main([*cli_args(config), "--out", str(out)]) == 0
     assert "already holds this finished run" in capsys.readouterr().err
@@ -244,9 +246,9 @@ def test_rerun_of_a_finished_run_changes_nothing(finished, capsys):
 def test_rerun_with_another_config_is_refused(finished, change, field, capsys):
     config, out = finished
     before = snapshot(out)
-    other = RunConfig(**{**config.__dict__, **change})
+    other = config.replace(**change)
     with pytest.raises(ConfigError, match=f"different config: {field} is"):
-        run(other, out, plot=False)
+        run(other.replace(out=str(out)))
     assert main([*cli_args(other), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and field in err
@@ -298,7 +300,7 @@ def test_checkpoint_of_another_version_or_config_is_refused(finished, tmp_path):
     cfg = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**cfg, "oakrl_version": "0.0.1"}))
     with pytest.raises(ConfigError, match="oakrl 0.0.1"):
-        run(config, copy, plot=False)
+        run(config.replace(out=str(copy)))
 
 
 # --------------------------------------------------------------------------- divergence
@@ -361,13 +363,13 @@ def test_divergence_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path,
 
 
 def test_checkpoint_every(tmp_path):
-    config = RunConfig(steps=1000, chunk=250, checkpoint_every=0, agent_options=dict(TINY))
+    config = RunSpec(steps=1000, chunk=250, checkpoint_every=0, agent_options=dict(TINY))
     written = []
 
     def progress(done, _):
         meta = read_pointer(tmp_path / "r")
         written.append(None if meta is None else meta["step"])
 
-    run(config, tmp_path / "r", progress=progress, plot=False)
+    run(config.replace(out=str(tmp_path / "r")), progress)
     assert written == [None, None, None, None, None]  # no checkpoint until the end
     assert read_pointer(tmp_path / "r")["step"] == 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from oakrl.cli import main
-from oakrl.lab.sweep import trials
+from oakrl.lab.parse import sweep_specs
 
 SPEC = """
 [base]
@@ -24,7 +24,7 @@ env = ["CartPole-v1", "Acrobot-v1"]
 def test_sweep_local_runs_then_skips(tmp_path, capsys):
     spec = tmp_path / "sweep.toml"
     spec.write_text(SPEC)
-    names = [name for name, _, _ in trials(spec)]
+    names = [name for name, _, _ in sweep_specs(spec)]
     assert names == ["0000_env=CartPole-v1,lr=1.0", "0001_env=Acrobot-v1,lr=1.0"]
     out = tmp_path / "sweep"
     # Trial 0 made beforehand (as if by an earlier, interrupted sweep): only trial 1 runs, in a

@@ -62,6 +62,12 @@ class Bounds(NamedTuple):
             parts.append(f"all > {_num(self.each_gt)}")
         return " and ".join(parts)
 
+    def violation(self, value: Any) -> str | None:
+        """What is wrong with `value` ("finite", or the rule), or None when it holds."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return "finite"
+        return None if self.holds(value) else self.rule()
+
     def holds(self, value: Any) -> bool:
         if value is None:
             return True
@@ -159,9 +165,9 @@ class Config:
     def check(self, where: str = "agent option") -> None:
         """Bounds of every field, then the agent's own cross-field rules (`validate`)."""
         for name, info in self.options().items():
-            value = getattr(self, name)
-            if not info.bounds.holds(value):
-                raise ConfigError(f"{where} {name} must be {info.bounds.rule()}, got {value!r}")
+            wrong = info.bounds.violation(getattr(self, name))
+            if wrong is not None:
+                raise ConfigError(f"{where} {name} must be {wrong}, got {getattr(self, name)!r}")
         self.validate()
 
     def validate(self) -> None:
@@ -254,6 +260,7 @@ def _coerce(info: OptionInfo, value: Any, where: str) -> Any:
         kind = "table"
     if not ok:
         raise ConfigError(f"{where} {info.name} must be a {kind} like {info.default!r}, got {value!r}")
-    if not info.bounds.holds(value):
-        raise ConfigError(f"{where} {info.name} must be {info.bounds.rule()}, got {value!r}")
+    wrong = info.bounds.violation(value)
+    if wrong is not None:
+        raise ConfigError(f"{where} {info.name} must be {wrong}, got {value!r}")
     return value

@@ -115,6 +115,18 @@ def _variants_for(env_id: str, env: Any) -> Variants | None:
     return VARIANTS.get(env_id)
 
 
+def check_env_id(env_id: str) -> None:
+    """ConfigError (one line, with close matches) unless `env_id` is a registered JAX environment."""
+    if not isinstance(env_id, str):
+        raise ConfigError(f"environment id must be a string, got {env_id!r}")
+    if env_id.startswith("gym:"):
+        raise ConfigError(f"'{env_id}' is a gymnasium environment: use oakrl.envs.make_gym, not make_env")
+    if env_id not in _ENVS:
+        close = difflib.get_close_matches(env_id, _ENVS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"unknown environment '{env_id}'{hint}; valid: {', '.join(_ENVS)}")
+
+
 def make_env(
     env_id: str,
     schedule: str | None = None,
@@ -130,14 +142,7 @@ def make_env(
       in `order` "cyclic" or "random" (drawn from `seed`, which also draws permutations).
     Raises ConfigError (one line) on an unknown id or schedule, or impossible settings.
     """
-    if not isinstance(env_id, str):
-        raise ConfigError(f"environment id must be a string, got {env_id!r}")
-    if env_id.startswith("gym:"):
-        raise ConfigError(f"'{env_id}' is a gymnasium environment: use oakrl.envs.make_gym, not make_env")
-    if env_id not in _ENVS:
-        close = difflib.get_close_matches(env_id, _ENVS, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"unknown environment '{env_id}'{hint}; valid: {', '.join(_ENVS)}")
+    check_env_id(env_id)
     if schedule is not None:
         every, tasks = check_schedule(schedule, every, tasks, order)
     seed = as_int("seed", seed)

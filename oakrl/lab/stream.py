@@ -57,19 +57,6 @@ class ChunkRecord(NamedTuple):
     reward_sum: np.ndarray  # [S] total reward so far
     end_step: int  # steps taken per seed after this chunk
 
-    @classmethod
-    def empty(cls, seeds: int, end_step: int) -> ChunkRecord:
-        """No steps yet: sent once compilation is done, when the stream starts."""
-        return cls(
-            seed=np.zeros(0, np.int32),
-            step=np.zeros(0, np.int64),
-            ret=np.zeros(0, np.float32),
-            task=np.zeros(0, np.int32),
-            info={},
-            reward_sum=np.zeros(seeds, np.float32),
-            end_step=end_step,
-        )
-
 
 def info_keys(agent: Agent, handle) -> list[str]:
     """The names of the agent's diagnostics, sorted (by abstract evaluation: no compute)."""
@@ -201,6 +188,7 @@ def run_jax(
     on_chunk: Callable[[ChunkRecord], None] | None = None,
     restore: Callable[[Carry], tuple[int, Carry]] | None = None,
     on_boundary: Callable[[int, Carry], None] | None = None,
+    on_start: Callable[[int, float], None] | None = None,
 ) -> tuple[Carry, float, float]:
     """Runs `steps` steps for every seed key [S]. Returns (final carry, compile s, stream s).
 
@@ -210,7 +198,8 @@ def run_jax(
     steps done must fall on a chunk boundary of `chunk_lengths(steps, chunk)`, so that the
     rest of the stream runs the same compiled chunks as an uninterrupted run (bit-identical).
     on_boundary(steps done, carry) is called after every chunk's on_chunk (to check and save
-    the carry; it may raise to stop the stream).
+    the carry; it may raise to stop the stream). on_start(steps done, compile seconds) is
+    called once, when compilation is over and the stream starts.
     """
     t0 = time.perf_counter()
     carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys)
@@ -229,8 +218,8 @@ def run_jax(
         compiled[length] = fn.lower(carry).compile(compiler_options())
     compile_s = time.perf_counter() - t0
 
-    if on_chunk is not None:
-        on_chunk(ChunkRecord.empty(int(seed_keys.shape[0]), done))
+    if on_start is not None:
+        on_start(done, compile_s)
     t1 = time.perf_counter()
     for length in lengths:
         carry, out = compiled[length](carry)
@@ -252,6 +241,7 @@ def run_gym(
     seeds: list[int],
     chunk: int = 10_000,
     on_chunk: Callable[[ChunkRecord], None] | None = None,
+    on_start: Callable[[int, float], None] | None = None,
 ) -> tuple[Any, float, float]:
     """Gymnasium environments: Python steps the environments, the agent step stays jitted.
 
@@ -272,8 +262,8 @@ def run_gym(
     split(k_run)
     compile_s = time.perf_counter() - t0
 
-    if on_chunk is not None:
-        on_chunk(ChunkRecord.empty(n, 0))
+    if on_start is not None:
+        on_start(0, compile_s)
     t1 = time.perf_counter()
     ep_return, reward_sum = np.zeros(n, np.float64), np.zeros(n, np.float64)
     done = 0

@@ -23,76 +23,41 @@ Backends: "local" runs trials in worker processes (spawned: JAX does not survive
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from oakrl.errors import ConfigError, Diverged
-from oakrl.lab.config import checked, fields_from_dict, read_file
 from oakrl.lab.cpu import limit_cpu_threads
-from oakrl.lab.run import build, identity, prepare_out, write_json
+from oakrl.lab.files import write_json
+from oakrl.lab.parse import sweep_specs
+from oakrl.lab.spec import RunSpec
+
+# What a finished trial may do with its result besides writing it (e.g. draw curve.png): a
+# module-level function, so that it reaches worker processes by name.
+Finish = Callable[[Any], None]
 
 
-def read_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, list]]:
-    data = read_file(path)
-    unknown = sorted(set(data) - {"base", "grid"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; a sweep spec has [base] and [grid]")
-    base, grid = data.get("base", {}), data.get("grid", {})
-    if not isinstance(base, dict) or not isinstance(grid, dict):
-        raise ConfigError(f"{path}: [base] and [grid] must be tables")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{path}: grid.{key} must be a non-empty list of values, got {values!r}")
-    return base, grid
-
-
-def trials(path: str | Path) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(name, grid values, RunConfig kwargs) of every trial, validated."""
-    base, grid = read_spec(path)
-    base_kwargs = fields_from_dict(base, f"{path} [base]")
-    names = list(grid)
-    out = []
-    for k, values in enumerate(itertools.product(*(grid[n] for n in names))):
-        point = dict(zip(names, values, strict=True))
-        kwargs = {**base_kwargs, "agent_options": dict(base_kwargs.get("agent_options", {}))}
-        for name, value in point.items():
-            if name.startswith("agent_options."):
-                kwargs["agent_options"][name[len("agent_options.") :]] = value
-            else:
-                kwargs.update(fields_from_dict({name: value}, f"{path} [grid]"))
-        label = ",".join(f"{n.replace('agent_options.', '')}={v}" for n, v in point.items())
-        name = f"{k:04d}" + (f"_{re.sub(r'[^A-Za-z0-9_.=,+-]', '_', label)}" if label else "")
-        where = f"{path} trial {name}"
-        config = checked(kwargs, where)
-        try:
-            build(config)
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
-        out.append((name, point, kwargs))
-    return out
-
-
-def run_trial(kwargs: dict[str, Any], out: str, plot: bool, cpu_threads: int | None = None) -> dict[str, Any]:
+def run_trial(spec: RunSpec, finish: Finish | None = None, cpu_threads: int | None = None) -> dict[str, Any]:
     """One trial in this process: {status, message, headline numbers}. Never raises.
 
     cpu_threads sizes XLA:CPU's pool (oakrl.lab.cpu) if JAX has not computed in this process yet.
     """
-    from oakrl.lab.run import run
+    from oakrl.lab.run import execute, prepare
 
     try:
         limit_cpu_threads(cpu_threads)
-        config = checked(kwargs)
-        summary = run(config, out, plot=plot)
+        result = execute(prepare(spec))
+        if finish is not None:
+            finish(result)
     except Diverged as e:
         return {"status": "diverged", "message": str(e)}
     except ConfigError as e:
         return {"status": "failed", "message": str(e)}
     except Exception as e:  # a trial's crash must not take the sweep down
         return {"status": "failed", "message": f"{type(e).__name__}: {e}"}
+    summary = result.summary
     return {
         "status": "complete",
         "final_return": summary["final_return"]["mean"],
@@ -106,7 +71,7 @@ def run_sweep(
     out: str | Path,
     backend: str = "local",
     workers: int = 1,
-    plot: bool = False,
+    finish: Finish | None = None,
     log: Callable[[str], None] | None = None,
     cpu_threads: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -118,8 +83,10 @@ def run_sweep(
     """
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r}; valid: local, ray")
-    limit_cpu_threads(cpu_threads)  # this process: before `build` below first computes
-    todo = trials(spec)
+    from oakrl.lab.run import prepare
+
+    limit_cpu_threads(cpu_threads)  # this process: before `prepare` below first computes
+    todo = [(name, point, trial.replace(out=str(Path(out) / name))) for name, point, trial in sweep_specs(spec)]
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory; choose another path")
@@ -127,20 +94,17 @@ def run_sweep(
         raise ConfigError(f"--out {out} holds a run or a study, not a sweep; choose another directory")
     results: dict[str, dict[str, Any]] = {}
     pending = []
-    for name, _point, kwargs in todo:
-        config = checked(kwargs)
-        handle, agent = build(config)
-        trial_dir = root / name
-        _, state = prepare_out(trial_dir, identity(config, handle, agent))  # refuses a foreign dir
-        if state == "complete":
-            summary = json.loads((trial_dir / "summary.json").read_text())
+    for name, _point, trial in todo:
+        plan = prepare(trial)  # refuses a foreign trial directory before any trial runs
+        if plan.status == "complete":
+            summary = json.loads((root / name / "summary.json").read_text())
             results[name] = {
                 "status": "skipped",
                 "final_return": summary["final_return"]["mean"],
                 "average_reward": summary["average_reward"]["mean"],
             }
         else:
-            pending.append((name, kwargs))
+            pending.append((name, trial))
 
     def record(name: str, result: dict[str, Any]) -> None:
         results[name] = result
@@ -150,10 +114,10 @@ def run_sweep(
 
     _write_index(root, spec, todo, results)
     if backend == "ray":
-        _run_ray(pending, root, plot, record, cpu_threads)
+        _run_ray(pending, finish, record, cpu_threads)
     elif workers == 1 or not pending:
-        for name, kwargs in pending:
-            record(name, run_trial(kwargs, str(root / name), plot, cpu_threads))
+        for name, trial in pending:
+            record(name, run_trial(trial, finish, cpu_threads))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -161,8 +125,7 @@ def run_sweep(
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
             futures = {
-                pool.submit(run_trial, kwargs, str(root / name), plot, cpu_threads): name
-                for name, kwargs in pending
+                pool.submit(run_trial, trial, finish, cpu_threads): name for name, trial in pending
             }
             for future in as_completed(futures):
                 try:
@@ -180,7 +143,7 @@ def _write_index(root: Path, spec, todo, results) -> None:
     write_json(root / "sweep.json", {"spec": str(spec), "trials": rows})
 
 
-def _run_ray(pending, root: Path, plot: bool, record, cpu_threads: int | None = None) -> None:
+def _run_ray(pending, finish: Finish | None, record, cpu_threads: int | None = None) -> None:
     try:
         import ray
     except ImportError:
@@ -195,8 +158,8 @@ def _run_ray(pending, root: Path, plot: bool, record, cpu_threads: int | None = 
             ray.init(ignore_reinit_error=True, log_to_driver=False)
     remote = ray.remote(num_cpus=cpu_threads or 1)(run_trial)
     refs = {
-        remote.remote(kwargs, str((root / name).resolve()), plot, cpu_threads): name
-        for name, kwargs in pending
+        remote.remote(trial.replace(out=str(Path(trial.out).resolve())), finish, cpu_threads): name
+        for name, trial in pending
     }
     left = list(refs)
     while left:

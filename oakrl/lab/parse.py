@@ -1,0 +1,181 @@
+"""Text to RunSpec: the one parser for command-line flags, config files, config.json and sweep grids.
+
+A config file (TOML; YAML with pyyaml; JSON) holds RunSpec fields at the top level and the
+agent's options in a table:
+
+    env = "CartPole-v1"
+    agent = "stream-ac"
+    steps = 100000
+    schedule = "switch"        # or a table {kind = "switch", every = 50000, tasks = 2, order = "cyclic"}
+    [agent_options]
+    hidden = [128, 128]
+    lr = 1.0
+
+A results directory's config.json reads back the same way (for `oakrl resume`). A sweep spec
+has [base] (such a table) and [grid] (field -> list of values; "agent_options.KEY" sweeps an
+agent option). Every error is one line naming the file, the field, the bad value and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from oakrl.errors import ConfigError
+from oakrl.lab.spec import FIELDS, RunSpec, agent_config_type
+
+# What config.json adds to the fields (ignored when reading it back).
+DERIVED = ("oakrl_version", "continuing", "agent_config")
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """The table of a TOML (or YAML, JSON) file; ConfigError (one line) when it cannot be read."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(f"{path}: YAML config files need pyyaml (pip install pyyaml); or use TOML") from None
+        try:
+            data = yaml.safe_load(text.decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid YAML: {_first_line(e)}") from None
+    elif suffix == ".json":
+        try:
+            data = json.loads(text.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid JSON: {_first_line(e)}") from None
+    else:
+        try:
+            data = tomllib.loads(text.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid TOML: {_first_line(e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a table of fields ({', '.join(FIELDS)})")
+    return data
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def fields_of(data: Mapping[str, Any], where: str, allow_derived: bool = False) -> dict[str, Any]:
+    """RunSpec keyword arguments from a table (schedule tables flattened); refuses unknown fields."""
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if allow_derived and key in DERIVED:
+            continue
+        if key not in FIELDS:
+            raise ConfigError(f"{where}: unknown field {key!r}; valid: {', '.join(FIELDS)}")
+        if key == "schedule" and isinstance(value, dict):
+            for sub, v in value.items():
+                if sub not in ("kind", "every", "tasks", "order"):
+                    raise ConfigError(f"{where}: unknown field schedule.{sub}; valid: schedule.kind, every, tasks, order")
+                kwargs["schedule" if sub == "kind" else sub] = v
+            continue
+        if key == "agent_options":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: agent_options must be a table of agent options, got {value!r}")
+            value = dict(value)
+        kwargs[key] = value
+    return kwargs
+
+
+def make_spec(kwargs: Mapping[str, Any], where: str | None = None) -> RunSpec:
+    """A checked RunSpec from keyword arguments; errors prefixed by `where` if given."""
+    try:
+        return RunSpec(**kwargs)
+    except ConfigError as e:
+        if where is None:
+            raise
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def spec_from_file(path: str | Path, **overrides: Any) -> RunSpec:
+    """A RunSpec from a config file, fields in `overrides` replacing the file's."""
+    return make_spec({**fields_of(read_file(path), str(path)), **overrides}, str(path))
+
+
+def spec_of_run(directory: str | Path) -> RunSpec:
+    """The RunSpec a results directory was made with (its config.json)."""
+    path = Path(directory) / "config.json"
+    if not Path(directory).is_dir():
+        what = "a file" if Path(directory).exists() else "no such directory"
+        raise ConfigError(f"{directory} is not a results directory ({what})")
+    if not path.is_file():
+        raise ConfigError(f"{directory} holds no run (no config.json)")
+    return make_spec(fields_of(read_file(path), str(path), allow_derived=True), str(path))
+
+
+def parse_options(agent: str, pairs: Iterable[str]) -> dict[str, Any]:
+    """`--opt KEY=VALUE` pairs to typed, checked agent option values."""
+    kind = agent_config_type(agent)
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--opt takes KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        key = key.strip().replace("-", "_")
+        options[key] = kind.parse(key, value)
+    return options
+
+
+def spec_from_cli(config_file: str | None, flags: Mapping[str, Any], opts: Iterable[str] = ()) -> RunSpec:
+    """Flags given on the command line override the config file, which overrides the defaults.
+
+    flags: field -> value for the flags the user gave (not click's defaults).
+    """
+    kwargs: dict[str, Any] = fields_of(read_file(config_file), config_file) if config_file else {}
+    kwargs.update(flags)
+    agent = kwargs.get("agent", RunSpec.agent)
+    options = dict(kwargs.get("agent_options", {}))
+    options.update(parse_options(agent, opts))
+    kwargs["agent_options"] = options
+    return make_spec(kwargs, config_file)
+
+
+def read_sweep(path: str | Path) -> tuple[dict[str, Any], dict[str, list]]:
+    """The [base] and [grid] tables of a sweep spec."""
+    data = read_file(path)
+    unknown = sorted(set(data) - {"base", "grid"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; a sweep spec has [base] and [grid]")
+    base, grid = data.get("base", {}), data.get("grid", {})
+    if not isinstance(base, dict) or not isinstance(grid, dict):
+        raise ConfigError(f"{path}: [base] and [grid] must be tables")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: grid.{key} must be a non-empty list of values, got {values!r}")
+    return base, grid
+
+
+def sweep_specs(path: str | Path) -> list[tuple[str, dict[str, Any], RunSpec]]:
+    """(name, grid values, RunSpec) of every trial of a sweep spec, each checked."""
+    base, grid = read_sweep(path)
+    base_kwargs = fields_of(base, f"{path} [base]")
+    names = list(grid)
+    out = []
+    for k, values in enumerate(itertools.product(*(grid[n] for n in names))):
+        point = dict(zip(names, values, strict=True))
+        kwargs = {**base_kwargs, "agent_options": dict(base_kwargs.get("agent_options", {}))}
+        for name, value in point.items():
+            if name.startswith("agent_options."):
+                kwargs["agent_options"][name[len("agent_options.") :]] = value
+            else:
+                kwargs.update(fields_of({name: value}, f"{path} [grid]"))
+        label = ",".join(f"{n.replace('agent_options.', '')}={v}" for n, v in point.items())
+        name = f"{k:04d}" + (f"_{re.sub(r'[^A-Za-z0-9_.=,+-]', '_', label)}" if label else "")
+        out.append((name, point, make_spec(kwargs, f"{path} trial {name}")))
+    return out

@@ -1,0 +1,175 @@
+"""A run, described: `RunSpec`, typed and frozen, checked when it is made.
+
+    spec = RunSpec(env="CartPole-v1", agent="stream-q", steps=50_000, seeds=4,
+                   agent_config=StreamQConfig(lr=0.5))        # or agent_options={"lr": 0.5}
+
+Every way of starting a run (CLI flags, a TOML/YAML/JSON file, a sweep grid, a study, a
+notebook) ends in a RunSpec (oakrl/lab/parse.py turns text into one); `oakrl.lab.run.prepare`
+turns it into a plan and `execute` runs the plan. A spec knows its fields and their rules; what
+depends on the environment (the agent's fit to its observations and actions) is checked by
+`prepare`, which builds the environment and the agent once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from oakrl.core.config import Config
+from oakrl.errors import ConfigError
+
+SCHEDULES = ("switch", "permute", "reward", "drift")
+PRNGS = ("unsafe_rbg", "rbg", "threefry2x32")
+ORDERS = ("cyclic", "random")
+# JAX holds seeds and step counters in 32 bits (uint32 keys, int32 counters in the scan).
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 2**31 - 1
+
+
+def agent_config_type(agent: str) -> type[Config]:
+    from oakrl.agents import AGENTS
+
+    if not isinstance(agent, str) or agent not in AGENTS:
+        raise ConfigError(f"unknown agent {agent!r}; valid: {', '.join(AGENTS)}")
+    return AGENTS[agent].config
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run. Checked on construction (ConfigError, one line)."""
+
+    env: str = "CartPole-v1"  # an id of `oakrl envs`, or gym:ID
+    agent: str = "stream-ac"  # an agent of `oakrl agents`
+    steps: int = 100_000  # per seed
+    seeds: int = 1  # independent seeds, run at once (vmap)
+    seed: int = 0  # base seed: seed i of the run uses fold_in(key(seed), i)
+    schedule: str | None = None  # switch | permute | reward | drift
+    every: int = 50_000  # steps per task segment
+    tasks: int = 2
+    order: str = "cyclic"  # cyclic | random
+    chunk: int = 10_000  # steps per compiled chunk (progress is reported between chunks)
+    window: int = 1_000  # continuing worlds: steps per reported "episode"
+    prng: str = "unsafe_rbg"  # jax.random implementation of the run's keys
+    # The agent's typed config; None: its defaults. `agent_options` (typed values, e.g. from a
+    # file) are built into it, so a spec always holds one complete, checked config.
+    agent_config: Config | None = None
+    agent_options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Steps between checkpoints (taken at the first chunk boundary past each multiple);
+    # None: after every chunk; 0: only at the end and on SIGINT/SIGTERM. Does not change results.
+    checkpoint_every: int | None = None
+    # A commanded goal for goal-conditioned agents, as written after --goal: "I=V,..." or one
+    # value per observation entry; checked against the observation by `prepare`.
+    goal: str | None = None
+    # The results directory; None: nothing is written (the tables come back in memory).
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("env", "agent", "order", "prng"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise ConfigError(f"{name} must be a string, got {value!r}")
+        if self.out is not None and not isinstance(self.out, str | os.PathLike):
+            raise ConfigError(f"out must be a path, got {self.out!r}")
+        if self.schedule is not None and not isinstance(self.schedule, str):
+            raise ConfigError(f"schedule must be a string ({', '.join(SCHEDULES)}), got {self.schedule!r}")
+        ce = self.checkpoint_every
+        if ce is not None and (not isinstance(ce, int) or isinstance(ce, bool) or not 0 <= ce <= MAX_STEPS):
+            raise ConfigError(
+                f"checkpoint_every must be a non-negative integer (0: only at the end), got {ce!r}"
+            )
+        for name in ("steps", "every", "chunk", "window"):
+            _integer(name, getattr(self, name), 1, MAX_STEPS)
+        _integer("seeds", self.seeds, 1, MAX_SEED)
+        _integer("tasks", self.tasks, 1, MAX_STEPS)
+        _integer("seed", self.seed, 0, MAX_SEED, "a non-negative integer")
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.order not in ORDERS:
+            raise ConfigError(f"order must be 'cyclic' or 'random', got {self.order!r}")
+        if self.prng not in PRNGS:
+            raise ConfigError(f"unknown prng {self.prng!r}; valid: {', '.join(PRNGS)}")
+        if self.gym and self.schedule is not None:
+            raise ConfigError("schedules need a JAX environment; gym: environments take none")
+        if not self.gym:
+            from oakrl.envs.registry import check_env_id
+
+            check_env_id(self.env)
+        kind = agent_config_type(self.agent)
+        if not isinstance(self.agent_options, dict):
+            raise ConfigError(f"agent_options must be a table of agent options, got {self.agent_options!r}")
+        config = self.agent_config
+        if config is None:
+            config = kind.build(self.agent_options)
+        elif type(config) is not kind:
+            raise ConfigError(
+                f"agent_config is a {type(config).__name__}; {self.agent} takes a {kind.__name__}"
+            )
+        elif self.agent_options:
+            config = kind.build({**config.to_dict(), **self.agent_options})
+        else:
+            config.check()
+        object.__setattr__(self, "agent_config", config)
+        object.__setattr__(self, "agent_options", {})
+        if self.goal is not None:
+            if not isinstance(self.goal, str):
+                raise ConfigError(f"goal must be a string like '40=1', got {self.goal!r}")
+            if "goal" not in kind.options():
+                from oakrl.agents import AGENTS
+
+                takes = [n for n, a in AGENTS.items() if "goal" in a.config.options()]
+                raise ConfigError(
+                    f"--goal needs a goal-conditioned agent ({', '.join(takes)}), not {self.agent}"
+                )
+
+    @property
+    def gym(self) -> bool:
+        return self.env.startswith("gym:")
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """A new spec with fields changed (a changed agent keeps no options of the old one)."""
+        if "agent" in changes and changes["agent"] != self.agent and "agent_config" not in changes:
+            changes["agent_config"] = None
+        return dataclasses.replace(self, **changes)
+
+    def options_given(self) -> dict[str, Any]:
+        """The agent options that differ from the agent's defaults."""
+        defaults = type(self.agent_config).defaults()
+        return {k: v for k, v in self.agent_config.to_dict().items() if v != defaults[k]}
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as config.json records it (the agent's full config is added by the lab)."""
+        schedule = None
+        if self.schedule is not None:
+            schedule = {"kind": self.schedule, "every": self.every, "tasks": self.tasks, "order": self.order}
+        d = {
+            "env": self.env,
+            "agent": self.agent,
+            "steps": self.steps,
+            "seeds": self.seeds,
+            "seed": self.seed,
+            "schedule": schedule,
+            "every": self.every,
+            "tasks": self.tasks,
+            "order": self.order,
+            "chunk": self.chunk,
+            "window": self.window,
+            "prng": self.prng,
+            "agent_options": self.options_given(),
+            "checkpoint_every": self.checkpoint_every,
+        }
+        if self.goal is not None:  # runs without a goal keep the config.json they always had
+            d["goal"] = self.goal
+        return d
+
+
+# The fields a config file, a sweep grid or config.json may set.
+FIELDS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name != "agent_config")
+
+
+def _integer(name: str, value: Any, low: int, high: int, what: str = "a positive integer") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+    if value > high:
+        raise ConfigError(f"{name} must be at most {high:,}, got {value:,}")
