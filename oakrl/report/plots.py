@@ -19,7 +19,7 @@ from matplotlib.ticker import EngFormatter
 
 from oakrl.io import save_figure  # re-exported: study/common.py draws through it
 from oakrl.lab import metrics
-from oakrl.report.report import RunData, load_run
+from oakrl.report.runs import RunData, load_run
 
 RunLike = RunData | Mapping[str, Any] | str | os.PathLike
 
