@@ -149,3 +149,16 @@ def test_missing_or_invalid_dir_is_a_config_error(tmp_path):
         report([], None)
     with pytest.raises(ConfigError, match="must end in"):
         report([str(good)], str(tmp_path / "out.txt"))
+
+
+def test_rooms_drawing_lives_with_reporting(tmp_path):
+    from oakrl.report.rooms import plot_options, render_option
+
+    q = np.zeros((4, 169), np.float32)
+    q[1, 1 * 13 + 1] = 1.0  # in cell (1, 1) the option goes right (">")
+    theta = np.zeros(169, np.float32)
+    text = render_option(q, theta - 1.0, 1 * 13 + 3, 1.0).splitlines()
+    assert text[1][1] == ">" and text[1][3] == "*"  # its action, its target's cell
+    path = plot_options(tmp_path / "options.png", [("option 0", q, theta, 1 * 13 + 3, 1.0)], "t")
+    assert path == str(tmp_path / "options.png") and _is_png(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["options.png"]  # atomically, no temporary left

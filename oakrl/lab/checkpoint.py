@@ -8,7 +8,7 @@ A checkpoint is two files in the results directory:
   checkpoint.json       which .npz is current: step, file, its sha256, the oakrl version and
                         the hash of the run's config
 
-The .npz is written under a temporary name, synced and renamed; only then is checkpoint.json
+The .npz is written under a temporary name, synced and renamed (oakrl.io); only then is checkpoint.json
 replaced (same way) to point at it, and only then are older .npz files removed. A kill at any
 moment therefore leaves either the old or the new checkpoint complete and referenced.
 Loading verifies the sha256, the version and the config hash, and refuses any mismatch.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 from oakrl import __version__
 from oakrl.core.serialize import pytree_from_bytes, pytree_to_bytes
 from oakrl.errors import ConfigError
-from oakrl.lab.metrics import tmp_path
+from oakrl.io import write_bytes
 
 POINTER = "checkpoint.json"
 PREFIX = "checkpoint-"
@@ -39,34 +38,6 @@ def config_hash(identity: dict[str, Any]) -> str:
     """sha256 of a config's canonical JSON (keys sorted)."""
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write-then-rename, synced: a reader sees the old file or the whole new one."""
-    tmp = tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(
@@ -80,7 +51,7 @@ def save_checkpoint(
     np.savez(buf, **payload)
     data = buf.getvalue()
     name = f"{PREFIX}{step:012d}.npz"
-    write_atomic(directory / name, data)
+    write_bytes(directory / name, data)
     meta = {
         "step": int(step),
         "file": name,
@@ -90,7 +61,7 @@ def save_checkpoint(
         "config_hash": cfg_hash,
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_atomic(directory / POINTER, (json.dumps(meta, indent=2) + "\n").encode())
+    write_bytes(directory / POINTER, (json.dumps(meta, indent=2) + "\n").encode())
     for old in directory.glob(f"{PREFIX}*.npz"):
         if old.name != name:
             old.unlink(missing_ok=True)

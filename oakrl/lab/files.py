@@ -1,48 +1,21 @@
 """Result files written atomically, and the machine they were measured on.
 
-Every writer goes to a temporary name in the same folder and renames it over the target, so
-a reader (or a kill) never sees a half-written file. No JAX import here: the CLI and the
-studies use these before (or without) starting a backend.
+The writes are oakrl.io's (hidden temporary in the same folder, synced, renamed over the
+target), so a reader (or a kill) never sees a half-written file. The names below stay importable
+from here because the lab and the studies use them (lab/run.py, study/cli.py, study/common.py,
+study/oak.py). No JAX import at module level: the CLI and the studies use these before (or
+without) starting a backend.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+from oakrl.io import json_default, tmp_path, write_json, write_table
 
-from oakrl.lab.metrics import tmp_path
-
-
-def json_default(x: Any) -> Any:
-    """numpy scalars and tuples in JSON."""
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, tuple):
-        return list(x)
-    raise TypeError(f"not JSON serialisable: {type(x)}")
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = tmp_path(path)
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=json_default)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
-    """A parquet table of equal-length columns."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tmp = tmp_path(path)
-    pq.write_table(pa.table(columns), tmp)
-    os.replace(tmp, path)
+__all__ = ["json_default", "machine", "tmp_path", "write_json", "write_table"]
 
 
 def machine() -> dict[str, Any]:

@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from oakrl.io import write_table
 
 # The schema of episodes.parquet: column name -> numpy dtype.
 EPISODE_COLUMNS: dict[str, type] = {
@@ -418,39 +418,15 @@ def read_episodes(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def write_episodes(path: str | os.PathLike, columns: Mapping[str, Sequence | np.ndarray]) -> None:
-    """Write ``{column: 1-D array}`` to a parquet file atomically.
+    """Write ``{column: 1-D array}`` to a parquet file atomically (:func:`oakrl.io.write_table`).
 
     The known columns are cast to their schema dtypes (``seed`` int32, ``step`` int64,
-    ``return`` float32, ``task`` int32). The file is written under a temporary name in the same
-    directory and then renamed over ``path``, so a reader never sees a half-written file.
+    ``return`` float32, ``task`` int32). A reader never sees a half-written file.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     arrays = {}
     for name, values in columns.items():
         arr = np.asarray(values)
         if name in EPISODE_COLUMNS:
             arr = arr.astype(EPISODE_COLUMNS[name], copy=False)
         arrays[name] = arr.ravel()
-    table = pa.table(arrays)
-    path = Path(path)
-    tmp = tmp_path(path)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def tmp_path(path: str | os.PathLike) -> str:
-    """A fresh hidden name next to ``path``, with the same extension, for an atomic write.
-
-    Same directory, so that ``os.replace`` is a rename within one file system; same extension,
-    for writers that pick the format from it. The file is created by its writer, so it gets the
-    usual permissions (``mkstemp`` would make it private).
-    """
-    path = Path(path)
-    return str(path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{path.suffix}"))
+    write_table(path, arrays)

@@ -11,9 +11,9 @@ N option slots):
                discount and features at stopping), learned off-policy with traces
   planning.py  Dyna-style value iteration over action and option models together; it reports
                how much each option improved a backup (the utility fed back to features)
-  render.py    an option's policy and stopping region drawn on Rooms-v0 (text and PNG)
 
-The agent that runs them as one never-ending loop is oakrl/agents/oak.py.
+The agent that runs them as one never-ending loop is oakrl/agents/oak.py; an option drawn on
+Rooms-v0 (text and PNG) is oakrl/report/rooms.py.
 """
 
 from oakrl.options.features import FeatureStats, features_init, features_update, propose_feature

@@ -40,6 +40,7 @@ import numpy as np
 
 from oakrl.core.types import DiscreteSpec, TimeStep, first_timestep
 from oakrl.errors import ConfigError
+from oakrl.io import atomic_path
 
 FORMAT = "oakrl-demos"
 VERSION = 1
@@ -230,14 +231,12 @@ def write_demos(path: str | os.PathLike, demos: Demos, **extra: Any) -> Path:
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     header = {**demos.header, **extra}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
     arrays = {k: getattr(demos, k) for k in ARRAYS}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(tmp, header=np.array(json.dumps(header)), **arrays)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, header=np.array(json.dumps(header)), **arrays)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write demonstrations to {path}: {e.strerror or e}") from None
     return path
 

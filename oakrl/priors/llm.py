@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from oakrl.errors import ConfigError
+from oakrl.io import atomic_path
 
 
 def prompt(observation: str, goal: str) -> str:
@@ -133,15 +134,14 @@ def save_table(path: str | os.PathLike, table: np.ndarray, model: str = "") -> P
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    np.savez(
-        tmp,
-        table=np.asarray(table, np.float32),
-        observations=np.array(OBSERVATIONS),
-        actions=np.array(ACTIONS),
-        model=np.array(str(model)),
-    )
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(
+            tmp,
+            table=np.asarray(table, np.float32),
+            observations=np.array(OBSERVATIONS),
+            actions=np.array(ACTIONS),
+            model=np.array(str(model)),
+        )
     return path
 
 

@@ -1,7 +1,8 @@
 """Figures of a run's lifetime: the learning curve of one run, and several runs side by side.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global backend
-switch), so it is safe in scripts, tests and notebooks alike. Files are written atomically.
+switch), so it is safe in scripts, tests and notebooks alike. Files are written atomically
+(:func:`oakrl.io.save_figure`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
+from oakrl.io import save_figure  # re-exported: study/common.py draws through it
 from oakrl.lab import metrics
-from oakrl.report.report import RunData, load_run
+from oakrl.report.runs import RunData, load_run
 
 RunLike = RunData | Mapping[str, Any] | str | os.PathLike
 
@@ -216,21 +218,6 @@ def plot_compare(runs: Sequence[RunLike], path: str | os.PathLike) -> str:
     ax.set_title(title, fontsize=10)
     ax.legend(loc="best", fontsize=8, framealpha=0.8)
     return save_figure(fig, path)
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: float | None = None) -> str:
-    """Save under a temporary name with the same extension (it selects the format), then
-    rename over ``path``: a reader never sees a half-written figure."""
-    path = Path(path)
-    tmp = metrics.tmp_path(path)
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return str(path)
 
 
 def draw_options_over_time(ax: Any, records: Mapping[str, np.ndarray], seed: int = 0) -> None:

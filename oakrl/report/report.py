@@ -1,17 +1,13 @@
 """The logic of ``oakrl report``: load run directories, re-plot them, tabulate them.
 
-A run directory holds ``config.json`` (what was run), ``episodes.parquet`` (one row per
-finished episode, see :mod:`oakrl.lab.metrics`), ``summary.json`` (the lab's summary; optional
-here, so an unfinished run can still be looked at) and ``curve.png``.
+Run directories are read by runs.py (`RunData`, `load_run`, `read_records`, re-exported here)
+and drawn by plots.py; this module makes the text tables and the command.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,83 +15,9 @@ import numpy as np
 
 from oakrl.errors import ConfigError
 from oakrl.lab import metrics
+from oakrl.report.runs import RunData, load_run, read_records
 
-_REQUIRED_CONFIG = ("env", "agent", "steps", "seeds")
-_REQUIRED_COLUMNS = ("seed", "step", "return")
-
-
-@dataclass
-class RunData:
-    """One run in memory.
-
-    ``config``: the parsed ``config.json``; ``episodes``: ``{column: (n,) array}`` as
-    :func:`oakrl.lab.metrics.read_episodes` returns it; ``summary``: the parsed
-    ``summary.json`` (empty when there is none); ``path``: the run directory, if any.
-    """
-
-    config: dict[str, Any]
-    episodes: dict[str, np.ndarray]
-    summary: dict[str, Any] = field(default_factory=dict)
-    path: str | None = None
-
-
-def load_run(run_dir: str | os.PathLike) -> RunData:
-    """Load and check a run directory; a :class:`ConfigError` names the dir and what is wrong."""
-    d = Path(run_dir)
-    if not d.is_dir():
-        what = "a file, not a directory" if d.exists() else "no such directory"
-        raise ConfigError(f"run dir {run_dir}: {what}")
-    config = _read_json(d, "config.json", required=True)
-    missing = [k for k in _REQUIRED_CONFIG if k not in config]
-    if missing:
-        raise ConfigError(f"run dir {run_dir}: config.json lacks {', '.join(missing)}")
-    try:
-        seeds, steps = int(config["seeds"]), int(config["steps"])
-    except (TypeError, ValueError):
-        raise ConfigError(f"run dir {run_dir}: config.json seeds and steps must be integers") from None
-    if seeds < 1 or steps < 1:
-        raise ConfigError(f"run dir {run_dir}: config.json seeds and steps must be >= 1")
-    schedule = config.get("schedule")
-    if schedule is not None and not (isinstance(schedule, dict) and {"every", "tasks"} <= schedule.keys()):
-        raise ConfigError(f"run dir {run_dir}: config.json schedule lacks every/tasks")
-    summary = _read_json(d, "summary.json", required=False)
-    episodes = _read_episodes(d)
-    seed = episodes["seed"]
-    if seed.size and (seed.min() < 0 or seed.max() >= seeds):
-        raise ConfigError(
-            f"run dir {run_dir}: episodes.parquet has seed ids {seed.min()}..{seed.max()} "
-            f"but config.json says seeds={seeds}"
-        )
-    return RunData(config=config, episodes=episodes, summary=summary, path=str(run_dir))
-
-
-def _read_json(d: Path, name: str, required: bool) -> dict[str, Any]:
-    p = d / name
-    if not p.is_file():
-        if required:
-            raise ConfigError(f"run dir {d}: {name} is missing")
-        return {}
-    try:
-        value = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"run dir {d}: {name} is not valid JSON ({e})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"run dir {d}: {name} is not a JSON object")
-    return value
-
-
-def _read_episodes(d: Path) -> dict[str, np.ndarray]:
-    p = d / "episodes.parquet"
-    if not p.is_file():
-        raise ConfigError(f"run dir {d}: episodes.parquet is missing")
-    try:
-        episodes = metrics.read_episodes(p)
-    except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise ConfigError(f"run dir {d}: episodes.parquet is unreadable ({e})") from None
-    missing = [c for c in _REQUIRED_COLUMNS if c not in episodes]
-    if missing:
-        raise ConfigError(f"run dir {d}: episodes.parquet lacks column(s) {', '.join(missing)}")
-    return episodes
+__all__ = ["RunData", "load_run", "options_table", "read_records", "report", "runs_table", "tasks_table"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,20 +118,6 @@ def tasks_table(run: RunData) -> str | None:
     return _table(header, rows)
 
 
-def read_records(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The agent's own per-chunk records (records.parquet, e.g. oak's options), {} if none."""
-    p = Path(run_dir) / "records.parquet"
-    if not p.is_file():
-        return {}
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(p)
-    except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise ConfigError(f"run dir {run_dir}: records.parquet is unreadable ({e})") from None
-    return {c: table.column(c).to_numpy() for c in table.column_names}
-
-
 def options_table(records: dict[str, np.ndarray]) -> str | None:
     """The options alive at the end of an oak run, per seed and slot, with how many features
     each slot has held over the lifetime as the per-chunk snapshots saw them (a lower bound
@@ -264,7 +172,8 @@ def report(dirs: list[str], out: str | None = None) -> str:
     Every dir is loaded and checked before anything is written; a missing or invalid one
     raises :class:`ConfigError` naming it.
     """
-    from oakrl.report import plots  # matplotlib is only needed once there is something to plot
+    # Imported here, not above: matplotlib is only needed once there is something to plot.
+    from oakrl.report import plots
 
     if not dirs:
         raise ConfigError("report: give at least one run directory")
