@@ -265,7 +265,7 @@ def record(out, env, steps, quality, noise, seed, agent, train_steps, opt, from_
     The dataset format is documented in oakrl/priors/demos.py: one .npz with observations,
     actions, rewards, terminated, truncated, episode and a JSON header.
     """
-    from oakrl.priors.record import record as do_record
+    from oakrl.lab.record_demos import record as do_record
 
     from oakrl.lab.parse import parse_options
 

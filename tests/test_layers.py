@@ -32,10 +32,6 @@ PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 # importer -> imported: why it is still there, and the change that removes it.
 KNOWN_VIOLATIONS = {
-    "oakrl.lab.run -> oakrl.report.plots": (
-        "run.py:640 draws curve.png inside the run; the CLI (or execute's caller) should call "
-        "oakrl.report.plots.plot_run after the run returns"
-    ),
     "oakrl.priors -> oakrl.agents": (
         "priors/__init__.py:11 imports oakrl.agents to fix the import order for prior-ac; goes "
         "when prior-ac moves to oakrl/agents/ (agents/__init__.py:23 then imports it from there)"
@@ -46,14 +42,6 @@ KNOWN_VIOLATIONS = {
     "oakrl.priors.bc -> oakrl.agents.common": (
         "bc.py:22 needs only the Normalizers NamedTuple: move it (and normalizers_init) to "
         "oakrl/learn/normalize.py, next to the functions it holds the state of"
-    ),
-    "oakrl.options.render -> oakrl.report.rooms": (
-        "re-export left where Rooms drawing was; study/oak.py:467 and tests/test_options.py:17 "
-        "should import oakrl.report.rooms, then delete oakrl/options/render.py"
-    ),
-    "oakrl.priors.record -> oakrl.lab.record_demos": (
-        "re-export left where `oakrl record` was; cli.py:361 should import "
-        "oakrl.lab.record_demos, then delete oakrl/priors/record.py"
     ),
 }
 

@@ -14,7 +14,7 @@ from oakrl.options.model import (
 )
 from oakrl.options.option import option_values, pool_init, pool_reset, pool_update, stopping_values
 from oakrl.options.planning import plan, projections
-from oakrl.options.render import render_option
+from oakrl.report.rooms import render_option
 
 E = np.eye(3, dtype=np.float32)
 G = 0.9

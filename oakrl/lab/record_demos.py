@@ -34,23 +34,25 @@ def _positive(name: str, value: Any) -> None:
 def agent_state_of_run(directory: str, run_seed: int):
     """(handle, agent, agent state of seed `run_seed`) from a results directory's last checkpoint."""
     from oakrl.lab.checkpoint import load_checkpoint
-    from oakrl.lab.config import config_of_run
-    from oakrl.lab.run import build, compat_hash, identity, seed_keys
+    from oakrl.lab.outdir import compat_hash
+    from oakrl.lab.parse import spec_of_run
+    from oakrl.lab.run import prepare, seed_keys
     from oakrl.lab.stream import init_carry
 
-    config = config_of_run(directory)
-    if config.env.startswith("gym:"):
-        raise ConfigError(f"--from-run needs a JAX environment; {directory} ran {config.env}")
-    if not 0 <= run_seed < config.seeds:
-        raise ConfigError(f"--run-seed must be in [0, {config.seeds}) for {directory}, got {run_seed}")
-    handle, agent = build(config)
-    template = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(config))
-    loaded = load_checkpoint(Path(directory), template, compat_hash(identity(config, handle, agent)))
+    spec = spec_of_run(directory)
+    if spec.gym:
+        raise ConfigError(f"--from-run needs a JAX environment; {directory} ran {spec.env}")
+    if not 0 <= run_seed < spec.seeds:
+        raise ConfigError(f"--run-seed must be in [0, {spec.seeds}) for {directory}, got {run_seed}")
+    plan = prepare(spec.replace(out=directory))
+    keys = seed_keys(spec.seed, spec.seeds, spec.prng)
+    template = jax.jit(jax.vmap(lambda k: init_carry(plan.agent, plan.handle, k)))(keys)
+    loaded = load_checkpoint(Path(directory), template, compat_hash(plan.identity))
     if loaded is None:
         raise ConfigError(f"{directory} has no checkpoint to record from (run it with checkpoints on)")
     step, carry, _ = loaded
     state = jax.tree.map(lambda x: x[run_seed], carry.agent)
-    return handle, agent, state, f"run:{directory} (seed {run_seed}, step {step}, {config.agent})"
+    return plan.handle, plan.agent, state, f"run:{directory} (seed {run_seed}, step {step}, {spec.agent})"
 
 
 def record(
@@ -90,7 +92,8 @@ def record(
         handle, ag, state, source = agent_state_of_run(from_run, run_seed)
         demos = record_agent(handle, ag, state, steps, k_rec, quality, noise, source)
     elif agent is not None:
-        from oakrl.agents import make_agent
+        from oakrl.agents import AGENTS, make_agent
+        from oakrl.core.config import RunFacts
         from oakrl.envs import make_env
         from oakrl.lab.stream import run_jax
 
@@ -98,7 +101,9 @@ def record(
         if env.startswith("gym:"):
             raise ConfigError("oakrl record needs a JAX environment (not gym:)")
         handle = make_env(env)
-        ag = make_agent(agent, handle.action_spec, **(agent_options or {}))
+        config = AGENTS[agent].config.build(agent_options or {})
+        config = config.resolve(RunFacts(train_steps, tuple(handle.obs_spec.shape), handle.action_spec))
+        ag = make_agent(agent, config)
         returns: list[np.ndarray] = []
         carry, _, _ = run_jax(
             ag, handle, train_steps, k_train[None], on_chunk=lambda r: returns.append(np.asarray(r.ret))
