@@ -15,7 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from oakrl.agents import AGENTS, make_agent
+from oakrl.agents import AGENTS, DynaConfig, PlannerConfig, StreamQConfig, make_agent
+from oakrl.agents.common import DiscreteOnly
+from oakrl.core.config import RunFacts
 from oakrl.core.types import ArraySpec, DiscreteSpec, TimeStep, first_timestep
 from oakrl.errors import ConfigError
 
@@ -228,11 +230,31 @@ def test_stream_q_trace_reset_after_exploratory_action():
 
 
 def test_stream_q_needs_discrete_actions():
-    with pytest.raises(ConfigError, match="discrete"):
-        make_agent("stream-q", action_spec=ArraySpec((1,), jnp.float32, -1.0, 1.0))
-    agent = make_agent("stream-q", **TINY)  # no spec given: init still refuses a Box spec
+    box = RunFacts(1000, PENDULUM_OBS.shape, PENDULUM_ACT)
+    with pytest.raises(
+        ConfigError, match="stream-q needs discrete actions and this environment's are continuous"
+    ):
+        StreamQConfig().resolve(box)
+    agent = make_agent("stream-q", **TINY)  # not resolved against a run: init still refuses a Box spec
     with pytest.raises(ConfigError, match="discrete"):
         agent.init(jax.random.key(0), PENDULUM_OBS, PENDULUM_ACT)
+
+
+@pytest.mark.parametrize("name", [n for n, a in AGENTS.items() if issubclass(a.config, DiscreteOnly)])
+def test_discrete_only_agents_refuse_continuous_actions_in_resolve(name):
+    with pytest.raises(ConfigError, match=f"^{name} needs discrete actions"):
+        AGENTS[name].config().resolve(RunFacts(1000, PENDULUM_OBS.shape, PENDULUM_ACT))
+    AGENTS[name].config().resolve(RunFacts(1000, CARTPOLE_OBS.shape, CARTPOLE_ACT))
+
+
+@pytest.mark.parametrize(("steps", "expected"), [(3000, 150), (100_000, 5000), (19, 1), (1, 1)])
+def test_stream_q_explores_over_five_percent_of_the_run(steps, expected):
+    """What the lab did before configs resolved themselves: max(1, int(0.05 * steps))."""
+    facts = RunFacts(steps, CARTPOLE_OBS.shape, CARTPOLE_ACT)
+    assert StreamQConfig().resolve(facts).exploration_steps == expected
+    # A value given by the user is kept; dyna's default (50,000) is a value, not "5% of the run".
+    assert StreamQConfig(exploration_steps=7).resolve(facts).exploration_steps == 7
+    assert DynaConfig().resolve(facts).exploration_steps == 50_000
 
 
 # --------------------------------------------------------------------------- stream-td
@@ -316,7 +338,7 @@ def test_make_agent_unknown_option(name):
         make_agent(name, no_such_option=1)
     msg = str(err.value)
     assert "no_such_option" in msg
-    for option in AGENTS[name].defaults:
+    for option in AGENTS[name].config.defaults():
         assert option in msg, f"valid option {option!r} not named in: {msg}"
     assert "\n" not in msg
 
@@ -331,7 +353,56 @@ def test_make_agent_unknown_agent():
 
 
 def test_make_agent_overrides_defaults():
-    agent = make_agent("stream-ac", CARTPOLE_ACT, hidden=(16, 16), lr=0.5)
+    agent = make_agent("stream-ac", hidden=[16, 16], lr=1)
     assert agent.name == "stream-ac"
-    assert agent.config["hidden"] == (16, 16) and agent.config["lr"] == 0.5
-    assert agent.config["gamma"] == AGENTS["stream-ac"].defaults["gamma"]
+    # Typed on the way in: a list of widths is a tuple, an integer step size a float.
+    assert agent.config.hidden == (16, 16) and agent.config.lr == 1.0 and isinstance(agent.config.lr, float)
+    assert agent.config.gamma == AGENTS["stream-ac"].config().gamma
+    # Options over a given config replace only what they name.
+    again = make_agent("stream-ac", agent.config, gamma=0.5)
+    assert again.config.to_dict() == {**agent.config.to_dict(), "gamma": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "value", "rule"),
+    [
+        ("stream-ac", "lr", 0.0, "> 0"),
+        ("stream-q", "gamma", 1.5, "in [0, 1]"),
+        ("stream-q", "exploration_steps", 0, ">= 1"),
+        ("stream-td", "return_horizon", 0, ">= 1"),
+        ("dyna", "model_head", "nope", "one of deterministic, gaussian, categorical"),
+        ("planner", "num_simulations", 0, ">= 1"),
+        ("oak", "lr_model", 1.5, "> 0 and <= 1"),
+        ("prior-ac", "bc_smoothing", 1.0, "in [0, 1)"),
+        ("sft-tool", "memory_decay", 0.0, "> 0 and <= 1"),
+        ("stream-ac", "sparsity", float("nan"), "in [0, 1)"),
+    ],
+)
+def test_config_bounds_refuse_in_one_line(name, option, value, rule):
+    with pytest.raises(ConfigError) as err:
+        make_agent(name, **{option: value})
+    msg = str(err.value)
+    assert option in msg and rule in msg and "\n" not in msg, msg
+
+
+def test_cross_field_rules():
+    with pytest.raises(ConfigError, match="needs hidden layers"):
+        make_agent("stream-q", hidden=(), plasticity="cbp")
+    with pytest.raises(ConfigError, match="unknown plasticity option"):
+        make_agent("stream-ac", plasticity="cbp", plasticity_options={"nope": 1})
+    with pytest.raises(ConfigError, match="sft-tool needs hidden layers"):
+        make_agent("sft-tool", hidden=())
+    with pytest.raises(ConfigError, match="model_hidden"):
+        make_agent("dyna", model_hidden=())
+    with pytest.raises(ConfigError, match="goal index 99 is outside"):
+        PlannerConfig(goal={"99": 1}).resolve(RunFacts(100, (10,), CARTPOLE_ACT))
+    # The goal table comes back as the lab recorded it: string indices, float values.
+    assert PlannerConfig(goal={"3": 1}).resolve(RunFacts(100, (10,), CARTPOLE_ACT)).goal == {"3": 1.0}
+
+
+@pytest.mark.parametrize("name", list(AGENTS))
+def test_config_round_trips_through_its_dict(name):
+    """config.json holds `to_dict()`; building from it gives the same config (resume, sweeps)."""
+    config = AGENTS[name].config()
+    assert AGENTS[name].config.build(config.to_dict()) == config
+    assert make_agent(name).config == config

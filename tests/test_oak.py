@@ -51,7 +51,7 @@ def _stream(agent, env, steps, key):
 @pytest.mark.parametrize("env_id", ["Rooms-v0", "Foraging-v0"])
 def test_same_config_two_worlds_every_component_learns(env_id):
     env = make_env(env_id)
-    agent = make_agent("oak", env.action_spec, replace_every=100, maturity=100, option_warmup=50)
+    agent = make_agent("oak", replace_every=100, maturity=100, option_warmup=50)
     state, traj, info = _stream(agent, env, 400, jax.random.key(1))
     assert isinstance(state, OakState)
     assert all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(state) if leaf.dtype.kind == "f")
@@ -74,7 +74,7 @@ def test_same_config_two_worlds_every_component_learns(env_id):
 
 
 def test_oak_bad_options():
-    with pytest.raises(ConfigError, match="options must be a positive integer"):
+    with pytest.raises(ConfigError, match="agent option options must be >= 1, got 0"):
         make_agent("oak", options=0)
     with pytest.raises(ConfigError, match="epsilon"):
         make_agent("oak", epsilon=2.0)
@@ -133,7 +133,7 @@ def test_options_planned_but_not_executed():
     """execute_options=false: the agent never runs an option, yet its options and their models
     learn and planning still credits them (the ablation of execution alone)."""
     env = make_env("Rooms-v0")
-    agent = make_agent("oak", env.action_spec, execute_options=False, option_warmup=50)
+    agent = make_agent("oak", execute_options=False, option_warmup=50)
     state, traj, info = _stream(agent, env, 600, jax.random.key(2))
     assert float(info["in_option"].max()) == 0.0
     assert float(np.abs(np.asarray(state.opt.outcome)).sum()) > 0
@@ -146,7 +146,7 @@ def test_stop_value_zero_makes_options_independent_of_v(stop_value, independent)
     """With stop_value=0 the options' learning on a transition ignores the main value: the same
     step from states that differ only in theta leaves the same option weights; with 1 it does not."""
     env = make_env("Rooms-v0")
-    agent = make_agent("oak", env.action_spec, stop_value=stop_value)
+    agent = make_agent("oak", stop_value=stop_value)
     state, _, _ = _stream(agent, env, 300, jax.random.key(3))
     obs, _ = env.env.reset(jax.random.key(4), env.params)
     ts = first_timestep(obs.astype(jnp.float32))._replace(reward=jnp.ones((), jnp.float32))

@@ -232,7 +232,7 @@ def test_dyna_runs_vmapped_in_the_lab():
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0, impl="unsafe_rbg"), i))(np.arange(2))
     # (the planner runs vmapped in the lab in test_run_goal_flag_end_to_end)
     for name, extra in [("dyna", {"planning_steps": 3, "buffer_size": 8})]:
-        agent = make_agent(name, handle.action_spec, hidden=(8,), model_hidden=(8,), **extra)
+        agent = make_agent(name, hidden=(8,), model_hidden=(8,), **extra)
         infos = []
         carry, _, _ = run_jax(agent, handle, 200, keys, chunk=100, on_chunk=infos.append)
         assert int(carry.t[0]) == 200 and carry.agent.steps.tolist() == [200, 200]

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from oakrl.agents import make_agent
+from oakrl.agents.prior_ac import demo_arrays, prior_ac_parts
 from oakrl.agents.sft_tool import Episode, Memory, remember, sft_update
 from oakrl.core.types import TimeStep, first_timestep
 from oakrl.envs import make_env
 from oakrl.envs.text_world import ACTIONS, OBSERVATIONS, expert_action, observation_index, observation_text
 from oakrl.errors import ConfigError
-from oakrl.priors.agent import demo_arrays, prior_ac_parts
 from oakrl.priors.bc import discounted_returns
 from oakrl.priors.demos import read_demos, record_scripted, write_demos
 from oakrl.study.prior import learning_curve, steps_to_threshold
@@ -139,13 +139,13 @@ def _policy_probs(agent, state):
     from oakrl.agents.common import net
     from oakrl.learn.normalize import welford_var
 
-    p_net = net((15,), 4, agent.config["hidden"], agent.config["sparsity"])
+    p_net = net((15,), 4, agent.config.hidden, agent.config.sparsity)
     stats = state.norm.obs.stats
     eye = jnp.eye(15)
     z = (eye - stats.mean) / jnp.sqrt(welford_var(stats) + 1e-8)
     logits = jax.vmap(lambda x: p_net.apply(state.policy, x))(z)
     if state.table.shape[0]:
-        logits = logits + agent.config["prior_beta"] * eye @ state.table
+        logits = logits + agent.config.prior_beta * eye @ state.table
     return np.asarray(jax.nn.softmax(logits))
 
 
@@ -187,20 +187,20 @@ def test_prior_ac_clones_then_reward_overrules_a_wrong_prior(tmp_path):
 def test_prior_ac_refuses_a_dataset_of_another_world(tmp_path):
     write_demos(tmp_path / "cp.npz", record_scripted(make_env("CartPole-v1"), 200, KEY))
     handle = make_env("TextWorld-v0")
-    agent = make_agent("prior-ac", handle.action_spec, demos=str(tmp_path / "cp.npz"), **SMALL)
+    agent = make_agent("prior-ac", demos=str(tmp_path / "cp.npz"), **SMALL)
     with pytest.raises(ConfigError, match="CartPole-v1"):
         agent.init(KEY, handle.obs_spec, handle.action_spec)
     with pytest.raises(ConfigError, match="not found"):
-        make_agent("prior-ac", handle.action_spec, demos=str(tmp_path / "none.npz"))
+        make_agent("prior-ac", demos=str(tmp_path / "none.npz"))
     with pytest.raises(ConfigError, match="kl"):
-        make_agent("prior-ac", handle.action_spec, kl=-1.0)
+        make_agent("prior-ac", kl=-1.0)
 
 
 def test_prior_ac_without_a_prior_is_stream_ac():
     """Same keys, same math: the no-prior agent takes stream AC's actions step for step."""
     handle = make_env("CartPole-v1")
-    a = make_agent("prior-ac", handle.action_spec, **SMALL)
-    b = make_agent("stream-ac", handle.action_spec, **SMALL)
+    a = make_agent("prior-ac", **SMALL)
+    b = make_agent("stream-ac", **SMALL)
 
     @jax.jit
     def lockstep(key):
@@ -277,7 +277,7 @@ def test_sft_tool_is_a_chosen_logged_action():
     from oakrl.lab.stream import Carry, info_keys, make_chunk
 
     handle = make_env("TextWorld-v0")
-    agent = make_agent("sft-tool", handle.action_spec, episode_len=20, **SMALL)
+    agent = make_agent("sft-tool", episode_len=20, **SMALL)
     n = handle.action_spec.num_values
 
     def start(i, bias):
@@ -323,7 +323,7 @@ def test_sft_tool_is_a_chosen_logged_action():
 def agent_logits(agent, params, obs):
     from oakrl.agents.common import net
 
-    return net(obs.shape, 5, agent.config["hidden"], agent.config["sparsity"]).apply(params, obs)
+    return net(obs.shape, 5, agent.config.hidden, agent.config.sparsity).apply(params, obs)
 
 
 # --- command line and study -------------------------------------------------------------------

@@ -1,87 +1,88 @@
-"""Agents composed from the learn/ pieces. Each is `Agent(name, init, step, config)`."""
+"""Agents composed from the learn/ pieces. Each is `Agent(name, init, step, config)`.
+
+Adding an agent is one file (its state, its frozen `Config` subclass, its factory
+`make(config) -> Agent`) plus one line in `AGENTS` below. The lab reads an agent's options only
+through its config class:
+
+    info = AGENTS["stream-q"]
+    config = info.config.build({"lr": 0.5}).resolve(RunFacts(steps, obs_shape, action_spec))
+    agent = info.make(config)          # agent.config is config; agent.config.to_dict() -> config.json
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from oakrl.agents import dyna as _dyna
-from oakrl.agents import oak as _oak
-from oakrl.agents import planner as _planner
-from oakrl.agents import sft_tool as _sft
-from oakrl.agents import stream_ac as _ac
-from oakrl.agents import stream_q as _q
-from oakrl.agents import stream_td as _td
-from oakrl.agents.dyna import dyna
-from oakrl.agents.oak import oak
-from oakrl.agents.planner import planner
-from oakrl.agents.stream_ac import stream_ac
-from oakrl.agents.stream_q import stream_q
-from oakrl.agents.stream_td import stream_td
-from oakrl.core.types import Agent, DiscreteSpec, Spec
+from oakrl.agents.common import DiscreteOnly, check_discrete
+from oakrl.agents.dyna import DynaConfig, dyna
+from oakrl.agents.oak import OakConfig, oak, option_records
+from oakrl.agents.planner import PlannerConfig, planner
+from oakrl.agents.prior_ac import PriorACConfig, prior_ac
+from oakrl.agents.sft_tool import SFTToolConfig, sft_tool
+from oakrl.agents.stream_ac import StreamACConfig, stream_ac
+from oakrl.agents.stream_q import StreamQConfig, stream_q
+from oakrl.agents.stream_td import StreamTDConfig, stream_td
+from oakrl.core.config import Config
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec
 from oakrl.errors import ConfigError
-from oakrl.priors import agent as _prior  # prior-ac lives with the priors (oakrl/priors/)
 
 
 class AgentInfo(NamedTuple):
-    factory: Callable[..., Agent]
-    defaults: dict
-    discrete_only: bool
+    make: Callable[[Config], Agent]  # the agent from its checked, resolved config
+    config: type[Config]  # its typed, frozen config: defaults, bounds, `resolve`
     description: str
     # state (seed-batched) -> {column: [S, K] array}: what the lab records per chunk
     # (records.parquet), e.g. oak's option pool; None for agents with nothing to add.
-    records: Callable[..., dict] | None = None
+    records: Callable[[Any], dict] | None = None
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Option -> default (what the pre-Config lab and CLI read; `config.defaults()`)."""
+        return self.config.defaults()
 
 
 AGENTS: dict[str, AgentInfo] = {
     "stream-ac": AgentInfo(
         stream_ac,
-        _ac.DEFAULTS,
-        False,
+        StreamACConfig,
         "Stream AC(lambda): actor-critic with ObGD; softmax or Gaussian policy (Elsayed et al. 2024)",
     ),
     "stream-q": AgentInfo(
         stream_q,
-        _q.DEFAULTS,
-        True,
+        StreamQConfig,
         "Stream Q(lambda): Watkins' Q(lambda) with ObGD, epsilon-greedy; discrete actions only",
     ),
     "stream-td": AgentInfo(
         stream_td,
-        _td.DEFAULTS,
-        False,
+        StreamTDConfig,
         "Stream TD(lambda): prediction only; evaluates a random policy and reports value error",
     ),
     "dyna": AgentInfo(
         dyna,
-        _dyna.DEFAULTS,
-        True,
+        DynaConfig,
         "Dyna: stream Q(lambda) + online transition model + n simulated updates per step (prioritised)",
     ),
     "planner": AgentInfo(
         planner,
-        _planner.DEFAULTS,
-        True,
+        PlannerConfig,
         "Planner: stream Q(lambda) + online model; acts by Gumbel MuZero search (mctx); --goal",
     ),
     "oak": AgentInfo(
         oak,
-        _oak.DEFAULTS,
-        True,
+        OakConfig,
         "OaK: features -> subtasks -> options -> option models -> planning, all learned every step",
-        _oak.option_records,
+        option_records,
     ),
     "prior-ac": AgentInfo(
-        _prior.prior_ac,
-        _prior.DEFAULTS,
-        True,
+        prior_ac,
+        PriorACConfig,
         "Stream AC(lambda) from a prior: behaviour-cloned demonstrations (demos=) and/or an LM table "
         "(lm_table=), KL pull that decays/adapts",
     ),
     "sft-tool": AgentInfo(
-        _sft.sft_tool,
-        _sft.DEFAULTS,
-        True,
+        sft_tool,
+        SFTToolConfig,
         "Stream AC(lambda) with an extra action: supervised learning on its best recent episodes "
         "(SFT as a tool call)",
     ),
@@ -92,29 +93,61 @@ def list_agents() -> list[tuple[str, str]]:
     return [(name, info.description) for name, info in AGENTS.items()]
 
 
-def make_agent(name: str, action_spec: Spec | None = None, **options) -> Agent:
-    """Builds agent `name` with `options` overriding its defaults; checks that they fit."""
+def agent_info(name: str) -> AgentInfo:
     if name not in AGENTS:
         raise ConfigError(f"unknown agent {name!r}; valid: {', '.join(AGENTS)}")
-    info = AGENTS[name]
-    if info.discrete_only and action_spec is not None and not isinstance(action_spec, DiscreteSpec):
-        raise ConfigError(
-            f"{name} needs discrete actions and this environment's are continuous; use stream-ac"
-        )
-    unknown = sorted(set(options) - set(info.defaults))
-    if unknown:
-        raise ConfigError(f"{name} has no option {unknown[0]!r}; valid: {', '.join(sorted(info.defaults))}")
-    return info.factory(**options)
+    return AGENTS[name]
+
+
+def make_agent(name: str, config: Config | None = None, /, **options) -> Agent:
+    """Agent `name` from `config` (default: its defaults) with `options` (typed values) over it.
+
+    The config is checked (bounds and cross-field rules) but not resolved: to fill what depends
+    on a run (stream-q's exploration schedule, the planner's goal against the observation,
+    discrete-only agents refusing continuous actions), pass `config.resolve(RunFacts(...))`.
+
+    Transitional: `make_agent(name, action_spec, **options)` (a Spec in place of the config) is
+    what the lab, studies and recorder written before typed configs call; it refuses continuous
+    actions for discrete-only agents and returns the agent with `config` as a plain dict.
+    It goes once they build configs.
+    """
+    info = agent_info(name)
+    if isinstance(config, ArraySpec | DiscreteSpec):  # the pre-Config call
+        action_spec = config
+        cfg = info.config.build(options)
+        if issubclass(info.config, DiscreteOnly):
+            check_discrete(name, action_spec)
+        agent = info.make(cfg)
+        return agent._replace(config=agent.config.to_dict())
+    if config is None:
+        cfg = info.config.build(options)
+    elif not isinstance(config, info.config):
+        raise ConfigError(f"{name} takes a {info.config.__name__}, got a {type(config).__name__}")
+    else:
+        cfg = type(config).build({**config.to_dict(), **options}) if options else config
+        cfg.check()
+    return info.make(cfg)
 
 
 __all__ = [
     "AGENTS",
     "AgentInfo",
+    "DynaConfig",
+    "OakConfig",
+    "PlannerConfig",
+    "PriorACConfig",
+    "SFTToolConfig",
+    "StreamACConfig",
+    "StreamQConfig",
+    "StreamTDConfig",
+    "agent_info",
     "dyna",
     "list_agents",
     "make_agent",
     "oak",
     "planner",
+    "prior_ac",
+    "sft_tool",
     "stream_ac",
     "stream_q",
     "stream_td",

@@ -1,15 +1,26 @@
-"""What the streaming agents share: input normalisation, flat networks, optimiser choice."""
+"""What the streaming agents share: their option groups, input normalisation, flat networks,
+optimiser choice.
+
+Option groups are frozen `Config` dataclasses that agent configs inherit, so no option is
+declared twice. A dataclass orders inherited fields by reverse MRO: in
+`class StreamQConfig(PlasticityOptions, EpsilonGreedyOptions)` the epsilon group (and the stream
+options it extends) come first and the plasticity options last, which keeps each agent's
+`to_dict()` (config.json) in the order it always had.
+"""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import Any, NamedTuple, Self
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from oakrl.core.types import ArraySpec, TimeStep
+from oakrl.core.config import Config, RunFacts, option
+from oakrl.core.types import ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.errors import ConfigError
 from oakrl.learn.nets import make_network
 from oakrl.learn.normalize import (
     ObsNormState,
@@ -20,20 +31,132 @@ from oakrl.learn.normalize import (
     reward_scale_update,
 )
 from oakrl.learn.obgd import adaptive_obgd, obgd
-from oakrl.learn.plasticity import Remedy, hidden_features, remedy
+from oakrl.learn.plasticity import REMEDIES, Remedy, hidden_features, remedy
 from oakrl.learn.stepsize import tidbd_obgd
 
-# The defaults every streaming learner shares (Elsayed, Vasan & Mahmood 2024).
-STREAM_DEFAULTS = dict(
-    hidden=(128, 128),
-    lr=1.0,
-    gamma=0.99,
-    lamda=0.8,
-    sparsity=0.9,
-    optimizer="obgd",
-    normalize_obs=True,
-    scale_reward=True,
-)
+OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd")
+
+# Stream Q and Dyna explore over this many steps when built outside a run (no RunFacts to take
+# 5% of): what `stream_q()` has always done from Python.
+EXPLORATION_STEPS_OUTSIDE_A_RUN = 50_000
+
+
+def redefault(group: type[Config], name: str, default: Any) -> Any:
+    """`group`'s option `name` with another default (its meaning and bounds kept, its place too)."""
+    f = group.__dataclass_fields__[name]
+    return dataclasses.field(default=default, metadata=f.metadata)
+
+
+def check_discrete(name: str, action_spec: Spec) -> None:
+    """One-line ConfigError where a discrete-only agent meets continuous actions."""
+    if not isinstance(action_spec, DiscreteSpec):
+        raise ConfigError(
+            f"{name} needs discrete actions and this environment's are continuous; use stream-ac"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscreteOnly(Config):
+    """Marks an agent config whose agent acts in discrete actions only; `resolve` refuses others."""
+
+    def resolve(self, run: RunFacts) -> Self:
+        check_discrete(self.agent_name(), run.action_spec)
+        return super().resolve(run)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamOptions(Config):
+    """What every streaming learner shares (Elsayed, Vasan & Mahmood 2024)."""
+
+    hidden: tuple[int, ...] = option((128, 128), "hidden layer widths; () (linear) has none", each_gt=0)
+    lr: float = option(1.0, "ObGD step size", gt=0)
+    gamma: float = option(0.99, "discount", ge=0, le=1)
+    lamda: float = option(0.8, "trace decay lambda", ge=0, le=1)
+    sparsity: float = option(0.9, "fraction of initial weights set to zero", ge=0, lt=1)
+    optimizer: str = option("obgd", "the traced optimiser", choices=OPTIMIZERS)
+    normalize_obs: bool = option(True, "standardise observations with running statistics")
+    scale_reward: bool = option(True, "divide rewards by the running std of the discounted return")
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamLearnerOptions(StreamOptions):
+    """A learner of one network (a value or action-value function)."""
+
+    kappa: float = option(2.0, "ObGD overshooting bound", gt=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class EpsilonGreedyOptions(StreamLearnerOptions):
+    """Epsilon-greedy exploration decaying linearly over `exploration_steps`, then flat."""
+
+    epsilon_start: float = option(1.0, "exploration at the first step", ge=0, le=1)
+    epsilon_end: float = option(0.01, "exploration after the decay", ge=0, le=1)
+    exploration_steps: int | None = option(50_000, "steps of the decay; none: 5% of the run", ge=1)
+
+    def resolve(self, run: RunFacts) -> Self:
+        cfg = super().resolve(run)
+        if cfg.exploration_steps is None:  # the paper's schedule: explore over the first 5% of the stream
+            cfg = cfg.replace(exploration_steps=max(1, int(0.05 * run.steps)))
+        return cfg
+
+
+def epsilon_schedule(cfg: EpsilonGreedyOptions):
+    """t [] int32 -> epsilon [] float32 of an epsilon-greedy config."""
+    steps = cfg.exploration_steps if cfg.exploration_steps is not None else EXPLORATION_STEPS_OUTSIDE_A_RUN
+
+    def epsilon(t: jax.Array) -> jax.Array:
+        frac = jnp.clip(t.astype(jnp.float32) / max(steps, 1), 0.0, 1.0)
+        return cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start)
+
+    return epsilon
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCriticOptions(StreamOptions):
+    """A critic and an actor network, each with its own ObGD bound; stream-x's entropy bonus."""
+
+    kappa_value: float = option(2.0, "ObGD overshooting bound of the critic", gt=0)
+    kappa_policy: float = option(3.0, "ObGD overshooting bound of the actor", gt=0)
+    entropy: float = option(0.01, "entropy bonus, scaled by sign(delta)", ge=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlasticityOptions(Config):
+    """The loss-of-plasticity remedy and diagnostics of oakrl.learn.plasticity."""
+
+    plasticity: str = option("none", "remedy for loss of plasticity", choices=REMEDIES)
+    plasticity_diagnostics: bool = option(False, "dormant, weight_mag, eff_rank, replaced in info")
+    plasticity_options: dict = option({}, "PlasticityConfig fields, e.g. {rate = 1e-4, maturity = 100}")
+
+    def validate(self) -> None:
+        super().validate()
+        make_remedy(self)
+
+    def remedy(self) -> Remedy:
+        return make_remedy(self)
+
+
+def make_remedy(cfg: PlasticityOptions) -> Remedy:
+    """The plasticity remedy of an agent config (raises ConfigError on bad values)."""
+    hidden = getattr(cfg, "hidden", (1,))
+    if cfg.plasticity != "none" and not hidden:
+        raise ConfigError("a plasticity remedy needs hidden layers; hidden=linear has no units to treat")
+    options = dict(cfg.plasticity_options or {})
+    options.setdefault("sparsity", getattr(cfg, "sparsity", 0.9))
+    try:
+        return remedy(cfg.plasticity, bool(cfg.plasticity_diagnostics), **options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def configure(cls: type[Config], config: Config | None, overrides: dict[str, Any]) -> Any:
+    """The checked config an agent factory runs with: `config` (default `cls()`) with `overrides`."""
+    if config is None:
+        config = cls()
+    if overrides:
+        return type(config).build({**config.to_dict(), **overrides})
+    config.check()
+    return config
 
 
 class Normalizers(NamedTuple):
@@ -99,32 +222,6 @@ def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: floa
     if name == "tidbd-obgd":
         return tidbd_obgd(lr, gamma, lamda, kappa)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
-
-
-OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd")
-
-# Options every agent accepts for the plasticity remedies of oakrl.learn.plasticity.
-PLASTICITY_DEFAULTS = dict(
-    plasticity="none",  # none | cbp | redo | shrink-perturb | l2-init
-    plasticity_diagnostics=False,  # dormant, weight_mag, eff_rank, replaced in info
-    plasticity_options={},  # PlasticityConfig fields, e.g. {'rate': 1e-4, 'maturity': 100}
-)
-
-
-def make_remedy(cfg: dict) -> Remedy:
-    """The plasticity remedy of an agent config (raises ConfigError on bad values)."""
-    from oakrl.errors import ConfigError
-
-    if cfg.get("plasticity", "none") != "none" and not cfg.get("hidden", (1,)):
-        raise ConfigError("a plasticity remedy needs hidden layers; hidden=linear has no units to treat")
-    options = dict(cfg.get("plasticity_options") or {})
-    options.setdefault("sparsity", cfg.get("sparsity", 0.9))
-    try:
-        return remedy(
-            cfg.get("plasticity", "none"), bool(cfg.get("plasticity_diagnostics", False)), **options
-        )
-    except (TypeError, ValueError) as e:
-        raise ConfigError(str(e)) from None
 
 
 def actor_critic_update(value_opt, policy_opt, state: Any, g_v: Any, g_p: Any, delta, done, learn):

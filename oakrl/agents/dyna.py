@@ -18,6 +18,7 @@ lifetime, and so does the value function. `make_learner` (steps 1-5) is shared w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, NamedTuple
 
@@ -25,8 +26,12 @@ import jax
 import jax.numpy as jnp
 
 from oakrl.agents.common import (
-    STREAM_DEFAULTS,
+    DiscreteOnly,
+    EpsilonGreedyOptions,
     Normalizers,
+    StreamLearnerOptions,
+    configure,
+    epsilon_schedule,
     head_width,
     make_optimizer,
     net,
@@ -34,6 +39,7 @@ from oakrl.agents.common import (
     q_lambda_update,
 )
 from oakrl.agents.common import preprocess as _preprocess
+from oakrl.core.config import Config, option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
 from oakrl.learn.normalize import welford_var
@@ -58,43 +64,33 @@ class DynaState(NamedTuple):
     steps: jax.Array  # [] int32
 
 
-# What the model and background planning add to stream Q(lambda)'s options.
-MODEL_DEFAULTS = dict(
-    planning_steps=5,  # simulated updates per real step (0: model-free)
-    buffer_size=1024,  # search control: the most recent states kept
-    priority_alpha=1.0,  # sampling ~ (|TD error| + 1e-3) ** alpha; 0: uniform over recent states
-    model_head="categorical",  # deterministic | gaussian | categorical (one-hot observations)
-    model_hidden=(128,),
-    model_lr=1e-3,  # adam step size of the next-observation network
-    model_kstep=5,  # horizon of model_kstep_error
-)
+@dataclasses.dataclass(frozen=True)
+class ModelOptions(Config):
+    """What the model and background planning add to stream Q(lambda)'s options."""
 
-DEFAULTS = dict(
-    **STREAM_DEFAULTS,
-    kappa=2.0,
-    epsilon_start=1.0,
-    epsilon_end=0.01,
-    exploration_steps=50_000,
-    **MODEL_DEFAULTS,
-)
+    planning_steps: int = option(5, "simulated updates per real step (0: model-free)", ge=0)
+    buffer_size: int = option(1024, "search control: the most recent states kept", ge=1)
+    priority_alpha: float = option(
+        1.0, "sampling ~ (|TD error| + 1e-3) ** alpha; 0: uniform over recent states", ge=0
+    )
+    model_head: str = option(
+        "categorical", "next-observation head (categorical: one-hot worlds)", choices=HEADS
+    )
+    model_hidden: tuple[int, ...] = option((128,), "hidden widths of the model network", each_gt=0)
+    model_lr: float = option(1e-3, "adam step size of the next-observation network", gt=0)
+    model_kstep: int = option(5, "horizon of model_kstep_error", ge=1)
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.model_hidden:
+            raise ConfigError(f"{self.agent_name()} model_hidden takes positive widths like 128, got ()")
 
 
-def check_model_options(cfg: dict, name: str) -> None:
-    """One-line ConfigError for impossible model/planning options."""
-    if cfg["model_head"] not in HEADS:
-        raise ConfigError(f"{name} model_head must be one of {', '.join(HEADS)}, got {cfg['model_head']!r}")
-    for key in ("planning_steps",):
-        if not isinstance(cfg[key], int) or cfg[key] < 0:
-            raise ConfigError(f"{name} {key} must be an integer >= 0, got {cfg[key]!r}")
-    for key in ("buffer_size", "model_kstep"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ConfigError(f"{name} {key} must be a positive integer, got {cfg[key]!r}")
-    if not cfg["model_lr"] > 0:
-        raise ConfigError(f"{name} model_lr must be > 0, got {cfg['model_lr']!r}")
-    if not cfg["priority_alpha"] >= 0:
-        raise ConfigError(f"{name} priority_alpha must be >= 0, got {cfg['priority_alpha']!r}")
-    if not cfg["model_hidden"] or any(h <= 0 for h in cfg["model_hidden"]):
-        raise ConfigError(f"{name} model_hidden takes positive widths like 128, got {cfg['model_hidden']!r}")
+@dataclasses.dataclass(frozen=True)
+class DynaConfig(DiscreteOnly, ModelOptions, EpsilonGreedyOptions):
+    """Dyna's options: stream Q(lambda)'s (without plasticity), the model's and planning's."""
+
+    NAME = "dyna"
 
 
 class Learner(NamedTuple):
@@ -107,28 +103,25 @@ class Learner(NamedTuple):
     model_reward: Any  # (state, raw reward) -> reward in the units the values learn in
 
 
-def make_learner(cfg: dict, name: str) -> Learner:
-    check_model_options(cfg, name)
-    gamma = cfg["gamma"]
-    opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa"])
-    plan_opt = obgd(cfg["lr"], gamma, 0.0, cfg["kappa"])
-    model = transition_model(
-        cfg["model_head"], cfg["model_hidden"], cfg["model_lr"], cfg["sparsity"], cfg["model_kstep"]
-    )
+def make_learner(cfg: ModelOptions | StreamLearnerOptions, name: str) -> Learner:
+    gamma = cfg.gamma
+    opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa)
+    plan_opt = obgd(cfg.lr, gamma, 0.0, cfg.kappa)
+    model = transition_model(cfg.model_head, cfg.model_hidden, cfg.model_lr, cfg.sparsity, cfg.model_kstep)
 
     def q_net(obs_shape, actions: int):
-        return net(obs_shape, actions, cfg["hidden"], cfg["sparsity"])
+        return net(obs_shape, actions, cfg.hidden, cfg.sparsity)
 
     def normalise(norm: Normalizers, raw: jax.Array, obs_shape) -> jax.Array:
         """A raw (flat) observation in the units the Q-network learns in (statistics not updated)."""
         x = raw.reshape(obs_shape)
-        if cfg["normalize_obs"]:
+        if cfg.normalize_obs:
             stats = norm.obs.stats
             x = (x - stats.mean) / jnp.sqrt(welford_var(stats) + 1e-8)
         return x
 
     def scale(norm: Normalizers, reward: jax.Array) -> jax.Array:
-        if cfg["scale_reward"]:
+        if cfg.scale_reward:
             return reward / jnp.sqrt(welford_var(norm.reward.stats) + 1e-8)
         return reward
 
@@ -145,7 +138,7 @@ def make_learner(cfg: dict, name: str) -> Learner:
             plan_opt=plan_opt.init(params),
             norm=normalizers_init(obs_spec),
             model=model.init(k_m, obs_dim, n_actions),
-            control=search_control_init(cfg["buffer_size"], obs_dim),
+            control=search_control_init(cfg.buffer_size, obs_dim),
             prev_obs=jnp.zeros(obs_spec.shape, jnp.float32),
             prev_raw=jnp.zeros((obs_dim,), jnp.float32),
             prev_action=jnp.zeros((), jnp.int32),
@@ -165,7 +158,7 @@ def make_learner(cfg: dict, name: str) -> Learner:
         raw = ts.observation.astype(jnp.float32).reshape(-1)
 
         # 1-2. Stream Q(lambda) on the real transition.
-        norm, obs, reward = _preprocess(state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
+        norm, obs, reward = _preprocess(state.norm, ts, gamma, cfg.normalize_obs, cfg.scale_reward)
         done = ts.done
         learn_mask = state.has_prev.astype(jnp.float32)
         bootstrap = gamma * (1.0 - done) * jnp.max(qn.apply(state.q, obs))
@@ -202,13 +195,13 @@ def make_learner(cfg: dict, name: str) -> Learner:
         planned = dyna_updates(
             PlanCarry(q, state.plan_opt, control, jnp.zeros(())),
             key,
-            cfg["planning_steps"],
+            cfg.planning_steps,
             n_actions,
             q_apply,
             model_sample,
             plan_opt,
             gamma,
-            cfg["priority_alpha"],
+            cfg.priority_alpha,
         )
         new_state = state._replace(
             q=planned.q,
@@ -223,7 +216,7 @@ def make_learner(cfg: dict, name: str) -> Learner:
             "td_error": delta,
             "q": q_sa,
             "step_size": opt_state.step_size,
-            "plan_td_error": planned.td_abs / max(cfg["planning_steps"], 1),
+            "plan_td_error": planned.td_abs / max(cfg.planning_steps, 1),
         }
         return new_state, obs, raw, info
 
@@ -247,14 +240,11 @@ def finish(
     )
 
 
-def dyna(**overrides) -> Agent:
+def dyna(config: DynaConfig | None = None, **overrides) -> Agent:
     """Dyna-Q with stream Q(lambda), an online transition model and prioritised search control."""
-    cfg = {**DEFAULTS, **overrides}
+    cfg = configure(DynaConfig, config, overrides)
     learner = make_learner(cfg, "dyna")
-
-    def epsilon(t: jax.Array) -> jax.Array:
-        frac = jnp.clip(t.astype(jnp.float32) / max(cfg["exploration_steps"], 1), 0.0, 1.0)
-        return cfg["epsilon_start"] + frac * (cfg["epsilon_end"] - cfg["epsilon_start"])
+    epsilon = epsilon_schedule(cfg)
 
     def step(state: DynaState, ts: TimeStep, key: jax.Array):
         k_learn, k_explore, k_action = jax.random.split(key, 3)

@@ -36,13 +36,15 @@ x . x instead.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from oakrl.agents.common import DiscreteOnly, configure
+from oakrl.core.config import Config, option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
 from oakrl.options.features import FeatureStats, features_init, features_update, propose_feature
@@ -88,55 +90,56 @@ class OakState(NamedTuple):
     steps: Array  # [] int32
 
 
-DEFAULTS = dict(
-    options=8,  # option slots N (one subtask and one option each)
-    bonus=1.0,  # subtask bonus for stopping where the option's feature is on
-    stop_value=1.0,  # weight of v(s) in the stopping value: 1 reward-respecting, 0 v-free (see option.py)
-    gamma=0.95,
-    lamda=0.8,
-    lr_value=1.0,  # planning backups of the main value
-    lr_model=0.5,  # action and option models
-    lr_option=0.5,  # option action values
-    epsilon=0.1,  # exploration (constant: the world keeps changing)
-    planning_states=4,  # recent states backed up per step, besides x and x'
-    buffer=128,  # recent observations kept for planning
-    replace_every=1000,  # steps between replacements of the least useful option
-    maturity=2000,  # an option is replaceable once this old
-    option_warmup=500,  # an option is planned with and executed once this old
-    max_option_steps=50,  # an execution is cut after this many steps
-    utility_rate=0.001,  # step size of the running utility
-    stat_rate=0.001,  # step size of the running usage, model error and activity
-    use_options=True,  # False: options still learn but are never planned with or executed (ablation)
-    execute_options=True,  # False: options are planned with but never executed (ablation)
-    explore_options=False,  # epsilon also draws options (temporally extended exploration), else only actions
-)
+@dataclasses.dataclass(frozen=True)
+class OakConfig(DiscreteOnly):
+    """OaK's options. Linear in the observation: no network, no stream options."""
+
+    NAME = "oak"
+    options: int = option(8, "option slots N (one subtask and one option each)", ge=1)
+    bonus: float = option(1.0, "subtask bonus for stopping where the option's feature is on")
+    stop_value: float = option(
+        1.0, "weight of v(s) in the stopping value: 1 reward-respecting, 0 v-free (option.py)", ge=0, le=1
+    )
+    gamma: float = option(0.95, "discount", ge=0, le=1)
+    lamda: float = option(0.8, "trace decay lambda", ge=0, le=1)
+    lr_value: float = option(1.0, "step size of the planning backups of the main value", gt=0, le=1)
+    lr_model: float = option(0.5, "step size of the action and option models", gt=0, le=1)
+    lr_option: float = option(0.5, "step size of the option action values", gt=0, le=1)
+    epsilon: float = option(0.1, "exploration (constant: the world keeps changing)", ge=0, le=1)
+    planning_states: int = option(4, "recent states backed up per step, besides x and x'", ge=1)
+    buffer: int = option(128, "recent observations kept for planning", ge=1)
+    replace_every: int = option(1000, "steps between replacements of the least useful option", ge=1)
+    maturity: int = option(2000, "an option is replaceable once this old", ge=0)
+    option_warmup: int = option(500, "an option is planned with and executed once this old", ge=0)
+    max_option_steps: int = option(50, "an execution is cut after this many steps", ge=1)
+    utility_rate: float = option(0.001, "step size of the running utility", gt=0, le=1)
+    stat_rate: float = option(0.001, "step size of the running usage, model error and activity", gt=0, le=1)
+    use_options: bool = option(True, "false: options learn but are never planned with or executed (ablation)")
+    execute_options: bool = option(True, "false: options are planned with but never executed (ablation)")
+    explore_options: bool = option(
+        False, "epsilon also draws options (temporally extended), else only actions"
+    )
+
+    def check(self, where: str = "agent option") -> None:
+        # `self.options` is the option count here (see below), so the bounds are read off the class.
+        for name, info in type(self).options().items():
+            if not info.bounds.holds(getattr(self, name)):
+                raise ConfigError(f"{where} {name} must be {info.bounds.rule()}, got {getattr(self, name)!r}")
+        self.validate()
 
 
-def check_config(cfg: dict) -> None:
-    """ConfigError (one line) for impossible values."""
-
-    def need(ok: bool, key: str, rule: str) -> None:
-        if not ok:
-            raise ConfigError(f"oak option {key} must be {rule}, got {cfg[key]!r}")
-
-    for key in ("options", "planning_states", "buffer", "replace_every", "max_option_steps"):
-        need(isinstance(cfg[key], int) and cfg[key] >= 1, key, "a positive integer")
-    for key in ("maturity", "option_warmup"):
-        need(isinstance(cfg[key], int) and cfg[key] >= 0, key, "a non-negative integer")
-    for key in ("lr_value", "lr_model", "lr_option", "utility_rate", "stat_rate"):
-        need(isinstance(cfg[key], int | float) and 0 < cfg[key] <= 1, key, "in (0, 1]")
-    for key in ("gamma", "lamda", "epsilon", "stop_value"):
-        need(isinstance(cfg[key], int | float) and 0 <= cfg[key] <= 1, key, "in [0, 1]")
-    need(isinstance(cfg["bonus"], int | float) and math.isfinite(cfg["bonus"]), "bonus", "a finite number")
+# OaK's option `options` (its slot count, a name config.json has always used) shadows
+# Config.options, the classmethod listing a config's options: put the classmethod back on the
+# class; instances keep the field's value, so `cfg.options` is still the slot count.
+OakConfig.options = classmethod(Config.options.__func__)  # type: ignore[method-assign, assignment]
 
 
-def oak(**overrides) -> Agent:
+def oak(config: OakConfig | None = None, **overrides) -> Agent:
     """The OaK agent (discrete actions)."""
-    cfg = {**DEFAULTS, **overrides}
-    check_config(cfg)
-    n_opt, bonus, gamma, lamda = cfg["options"], float(cfg["bonus"]), cfg["gamma"], cfg["lamda"]
-    kappa = float(cfg["stop_value"])
-    n_plan = cfg["planning_states"]
+    cfg = configure(OakConfig, config, overrides)
+    n_opt, bonus, gamma, lamda = cfg.options, float(cfg.bonus), cfg.gamma, cfg.lamda
+    kappa = float(cfg.stop_value)
+    n_plan = cfg.planning_states
 
     def init(key: Array, obs_spec: ArraySpec, action_spec: Spec) -> OakState:
         if not isinstance(action_spec, DiscreteSpec):
@@ -154,7 +157,7 @@ def oak(**overrides) -> Agent:
             opt=option_models_init(n_opt, d),
             feats=features_init(d),
             stats=OptionStats(zeros_n, zeros_n, zeros_n, zeros_n, jnp.zeros(n_opt, jnp.int32)),
-            buffer=jnp.zeros((cfg["buffer"], d), jnp.float32),
+            buffer=jnp.zeros((cfg.buffer, d), jnp.float32),
             prev_obs=jnp.zeros(d, jnp.float32),
             prev_action=jnp.zeros((), jnp.int32),
             executing=jnp.full((), -1, jnp.int32),
@@ -175,29 +178,29 @@ def oak(**overrides) -> Agent:
         v, v_next = theta @ x, theta @ x_next
 
         # F: features.
-        feats = features_update(state.feats, x_next, cfg["stat_rate"])
+        feats = features_update(state.feats, x_next, cfg.stat_rate)
 
         # O and M: options, their models and the action models learn from the transition.
         pi_x, beta_x, _ = policy_and_stopping(pool, x, kappa * v, bonus)
         _, beta_next, _ = policy_and_stopping(pool, x_next, kappa * v_next, bonus)
         opt, opt_error = option_models_update(
             state.opt, x, a, reward, x_next, pi_x, beta_x, beta_next, cont, learn,
-            gamma=gamma, lamda=lamda, lr=cfg["lr_model"],
+            gamma=gamma, lamda=lamda, lr=cfg.lr_model,
         )  # fmt: skip
         pool, option_delta = pool_update(
             pool, x, a, reward, x_next, kappa * v, kappa * v_next, cont, learn,
-            bonus=bonus, gamma=gamma, lamda=lamda, lr=cfg["lr_option"],
+            bonus=bonus, gamma=gamma, lamda=lamda, lr=cfg.lr_option,
         )  # fmt: skip
         act, act_error = action_models_update(
-            state.act, x, a, reward, x_next, cont, learn, gamma=gamma, lr=cfg["lr_model"]
+            state.act, x, a, reward, x_next, cont, learn, gamma=gamma, lr=cfg.lr_model
         )
 
         # P: plan at x', x and recent states with the action and option models together.
-        buffer = state.buffer.at[state.steps % cfg["buffer"]].set(x_next)
-        filled = jnp.minimum(state.steps + 1, cfg["buffer"])
+        buffer = state.buffer.at[state.steps % cfg.buffer].set(x_next)
+        filled = jnp.minimum(state.steps + 1, cfg.buffer)
         picks = jax.random.randint(k_plan, (n_plan,), 0, filled)
         states = jnp.concatenate([x_next[None], x[None], buffer[picks]])  # [P, D]
-        mature = (pool.age >= cfg["option_warmup"]) & bool(cfg["use_options"])
+        mature = (pool.age >= cfg.option_warmup) & bool(cfg.use_options)
 
         def available(y: Array) -> Array:  # [N]: would not stop at once, and old enough
             _, beta_y, _ = policy_and_stopping(pool, y, kappa * (theta @ y), bonus)
@@ -205,22 +208,22 @@ def oak(**overrides) -> Agent:
 
         avail = jax.vmap(available)(states)  # [P, N]
         u_act, u_opt = projections(theta, act, opt)
-        theta, plan_error, use = plan(theta, u_act, u_opt, avail, states, cfg["lr_value"])
+        theta, plan_error, use = plan(theta, u_act, u_opt, avail, states, cfg.lr_value)
 
         # Utility feeds back from planning to options and to the features behind them.
         stats = state.stats
         ok = jnp.isfinite(opt_error)
         stats = stats._replace(
-            utility=stats.utility + cfg["utility_rate"] * (use - stats.utility),
+            utility=stats.utility + cfg.utility_rate * (use - stats.utility),
             model_error=jnp.where(
-                ok, stats.model_error + cfg["stat_rate"] * (jnp.where(ok, opt_error, 0) - stats.model_error),
+                ok, stats.model_error + cfg.stat_rate * (jnp.where(ok, opt_error, 0) - stats.model_error),
                 stats.model_error,
             ),
         )  # fmt: skip
 
         # Replacement: the least useful mature option makes way for a new feature's subtask.
-        due = (state.steps + 1) % cfg["replace_every"] == 0
-        eligible = pool.age >= cfg["maturity"]
+        due = (state.steps + 1) % cfg.replace_every == 0
+        eligible = pool.age >= cfg.maturity
         slot = jnp.argmin(jnp.where(eligible, stats.utility, jnp.inf))
         do = due & eligible.any()
         taken = jnp.zeros(x.shape[0], bool).at[pool.feature].set(True)
@@ -230,7 +233,7 @@ def oak(**overrides) -> Agent:
         opt = option_models_reset(opt, slot, do)
         fresh = (jnp.arange(n_opt) == slot) & do
         stats = OptionStats(*(jnp.where(fresh, jnp.zeros_like(s), s) for s in stats))
-        avail_now = avail[0] & ~fresh & bool(cfg["execute_options"])
+        avail_now = avail[0] & ~fresh & bool(cfg.execute_options)
 
         # Act: go on with the option being executed, or choose among actions and options.
         pi_next, beta_now, _ = policy_and_stopping(pool, x_next, kappa * (theta @ x_next), bonus)
@@ -238,7 +241,7 @@ def oak(**overrides) -> Agent:
         running = o >= 0
         o_safe = jnp.maximum(o, 0)
         go_on = (
-            running & ~ts.done & ~beta_now[o_safe] & (state.exec_steps < cfg["max_option_steps"])
+            running & ~ts.done & ~beta_now[o_safe] & (state.exec_steps < cfg.max_option_steps)
             & ~fresh[o_safe]
         )  # fmt: skip
         q_act, q_opt = backup_values(u_act, u_opt, avail_now, x_next)
@@ -247,9 +250,9 @@ def oak(**overrides) -> Agent:
         noise = jax.random.uniform(k_tie, scores.shape, maxval=1e-6)
         greedy = jnp.argmax(jnp.where(valid, scores + noise, -jnp.inf))
         n_act = q_act.shape[0]
-        explorable = valid if cfg["explore_options"] else jnp.arange(scores.shape[0]) < n_act
+        explorable = valid if cfg.explore_options else jnp.arange(scores.shape[0]) < n_act
         random_choice = jax.random.categorical(k_choice, jnp.where(explorable, 0.0, -jnp.inf))
-        choice = jnp.where(jax.random.uniform(k_explore) < cfg["epsilon"], random_choice, greedy)
+        choice = jnp.where(jax.random.uniform(k_explore) < cfg.epsilon, random_choice, greedy)
         starts = ~go_on & (choice >= n_act)
         new_o = jnp.where(go_on, o, jnp.where(starts, choice - n_act, -1)).astype(jnp.int32)
         action = jnp.where(new_o >= 0, pi_next[jnp.maximum(new_o, 0)], choice).astype(jnp.int32)
@@ -261,7 +264,7 @@ def oak(**overrides) -> Agent:
         stats = stats._replace(
             duration=stats.duration + ended_slot * dur_rate * (state.exec_steps - stats.duration),
             calls=stats.calls + (jax.nn.one_hot(new_o, n_opt) * starts).astype(jnp.int32),
-            usage=stats.usage + cfg["stat_rate"] * (jax.nn.one_hot(new_o, n_opt) - stats.usage),
+            usage=stats.usage + cfg.stat_rate * (jax.nn.one_hot(new_o, n_opt) - stats.usage),
         )
         new_state = OakState(
             theta=theta,

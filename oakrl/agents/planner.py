@@ -17,46 +17,52 @@ and model from the real stream as usual.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Self
 
 import jax
 import jax.numpy as jnp
 
-from oakrl.agents.common import STREAM_DEFAULTS
-from oakrl.agents.dyna import MODEL_DEFAULTS, DynaState, finish, make_learner
+from oakrl.agents.common import DiscreteOnly, StreamLearnerOptions, configure, redefault
+from oakrl.agents.dyna import DynaState, ModelOptions, finish, make_learner
+from oakrl.core.config import RunFacts, option
 from oakrl.core.types import Agent, TimeStep
-from oakrl.errors import ConfigError
 from oakrl.plan.goal import check_goal_table, goal_arrays, goal_reward
 
-DEFAULTS = dict(
-    **STREAM_DEFAULTS,
-    kappa=2.0,
-    **{**MODEL_DEFAULTS, "planning_steps": 0},
-    num_simulations=16,
-    prior_temperature=0.1,  # prior logits = q / temperature
-    gumbel_scale=1.0,  # 0: deterministic search (no exploration at the root)
-    goal={},  # {observation index (str): value}: plan towards this instead of reward
-    goal_tolerance=0.25,  # r_goal = max(0, 1 - ||s' - g||^2 / tol^2) over the goal's entries
-)
+
+@dataclasses.dataclass(frozen=True)
+class PlannerConfig(DiscreteOnly, ModelOptions, StreamLearnerOptions):
+    """The planner's options: stream Q(lambda)'s, the model's, the search's and the goal."""
+
+    NAME = "planner"
+    planning_steps: int = redefault(ModelOptions, "planning_steps", 0)  # the search plans instead
+    num_simulations: int = option(16, "search simulations per step", ge=1)
+    prior_temperature: float = option(0.1, "prior logits = q / temperature", gt=0)
+    gumbel_scale: float = option(1.0, "Gumbel noise at the root; 0: deterministic search", ge=0)
+    goal: dict = option({}, "{observation index: value}: plan towards this instead of reward")
+    goal_tolerance: float = option(
+        0.25, "r_goal = max(0, 1 - ||s' - g||^2 / tol^2) over the goal's entries", gt=0
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        check_goal_table(self.goal)
+
+    def resolve(self, run: RunFacts) -> Self:
+        cfg = super().resolve(run)  # indices inside this observation, values as floats
+        return cfg.replace(goal=check_goal_table(cfg.goal, math.prod(run.obs_shape)))
 
 
-def planner(**overrides) -> Agent:
+def planner(config: PlannerConfig | None = None, **overrides) -> Agent:
     """Stream Q(lambda) + online model; acts by Gumbel MuZero search over the model."""
-    cfg = {**DEFAULTS, **overrides}
-    if not isinstance(cfg["num_simulations"], int) or cfg["num_simulations"] < 1:
-        raise ConfigError(
-            f"planner num_simulations must be a positive integer, got {cfg['num_simulations']!r}"
-        )
-    if not cfg["prior_temperature"] > 0 or not cfg["goal_tolerance"] > 0:
-        raise ConfigError("planner prior_temperature and goal_tolerance must be > 0")
-    if not cfg["gumbel_scale"] >= 0:
-        raise ConfigError(f"planner gumbel_scale must be >= 0, got {cfg['gumbel_scale']!r}")
-    goal = check_goal_table(cfg["goal"])
-    cfg["goal"] = goal
+    cfg = configure(PlannerConfig, config, overrides)
+    goal = check_goal_table(cfg.goal)
+    cfg = cfg.replace(goal=goal)
     learner = make_learner(cfg, "planner")
     from oakrl.plan.search import tree_search  # mctx (and chex) load only when a planner is built
 
-    model, gamma = learner.model, cfg["gamma"]
+    model, gamma = learner.model, cfg.gamma
 
     def step(state: DynaState, ts: TimeStep, key: jax.Array):
         k_learn, k_search = jax.random.split(key)
@@ -72,12 +78,12 @@ def planner(**overrides) -> Agent:
 
             def transition(emb, a):
                 nxt = model.rollout(params, emb, a)
-                return goal_reward(nxt, values, mask, cfg["goal_tolerance"]), jnp.asarray(gamma), nxt
+                return goal_reward(nxt, values, mask, cfg.goal_tolerance), jnp.asarray(gamma), nxt
         else:
 
             def evaluate(emb):
                 q = learner.q_values(state, emb)
-                return q / cfg["prior_temperature"], jnp.max(q)
+                return q / cfg.prior_temperature, jnp.max(q)
 
             def transition(emb, a):
                 pred = model.predict(params, emb, a)
@@ -85,12 +91,12 @@ def planner(**overrides) -> Agent:
 
         # 6. Act by tree search from s' over the model just learned.
         result = tree_search(
-            k_search, raw, evaluate, transition, cfg["num_simulations"], gumbel_scale=cfg["gumbel_scale"]
+            k_search, raw, evaluate, transition, cfg.num_simulations, gumbel_scale=cfg.gumbel_scale
         )
         greedy = jnp.argmax(learner.q_values(state, raw)).astype(jnp.int32)
         info = {**info, "search_value": result.value}
         if goal:  # how near the commanded goal the agent is now (1: on it); the run's mean is its time there
-            info["goal_score"] = goal_reward(raw, values, mask, cfg["goal_tolerance"])
+            info["goal_score"] = goal_reward(raw, values, mask, cfg.goal_tolerance)
         return finish(state, obs, raw, result.action, greedy), result.action, info
 
     def init(key: jax.Array, obs_spec, action_spec) -> DynaState:

@@ -24,6 +24,7 @@ running count is `state.calls`), the call probability (`p_sft`) and the memory's
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -31,15 +32,18 @@ import jax.numpy as jnp
 import optax
 
 from oakrl.agents.common import (
-    STREAM_DEFAULTS,
+    ActorCriticOptions,
+    DiscreteOnly,
     Normalizers,
     actor_critic_update,
+    configure,
     head_width,
     make_optimizer,
     net,
     normalizers_init,
     preprocess,
 )
+from oakrl.core.config import option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
 
@@ -78,20 +82,26 @@ class SFTToolState(NamedTuple):
     calls: jax.Array  # [] int32 tool calls so far
 
 
-DEFAULTS = dict(
-    **STREAM_DEFAULTS,
-    kappa_value=2.0,
-    kappa_policy=3.0,
-    entropy=0.01,
-    memory_episodes=4,  # K
-    episode_len=500,  # L
-    memory_decay=0.95,  # stored scores shrink by this per finished episode
-    sft_steps=1,  # SGD steps per call
-    sft_batch=16,  # memory rows per step
-    sft_lr=0.05,
-    tool_cost=0.0,  # subtracted from the reward of a step that called the tool
-    tool_bias=-2.0,  # initial tool logit: p(call) = sigmoid(-2) ~ 0.12 at the start
-)
+@dataclasses.dataclass(frozen=True)
+class SFTToolConfig(DiscreteOnly, ActorCriticOptions):
+    """sft-tool's options: stream AC's, the episode memory's and the tool call's."""
+
+    NAME = "sft-tool"
+    memory_episodes: int = option(4, "episodes K the memory keeps", ge=1)
+    episode_len: int = option(500, "steps L kept of each episode", ge=1)
+    memory_decay: float = option(0.95, "stored scores shrink by this per finished episode", gt=0, le=1)
+    sft_steps: int = option(1, "SGD steps per call", ge=1)
+    sft_batch: int = option(16, "memory rows per SGD step", ge=1)
+    sft_lr: float = option(0.05, "SGD step size of a call", gt=0)
+    tool_cost: float = option(0.0, "subtracted from the reward of a step that called the tool", ge=0)
+    tool_bias: float = option(-2.0, "initial tool logit: p(call) = sigmoid(-2) ~ 0.12 at the start")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.hidden:
+            raise ConfigError(
+                "sft-tool needs hidden layers (the tool's prior is its head bias); hidden=linear has none"
+            )
 
 
 def sft_update(
@@ -138,39 +148,26 @@ def remember(memory: Memory, episode: Episode, decay: float) -> Memory:
     )
 
 
-def sft_tool(**overrides) -> Agent:
+def sft_tool(config: SFTToolConfig | None = None, **overrides) -> Agent:
     """Stream AC(lambda) with an SFT tool call (see module docstring). Discrete actions."""
-    cfg = {**DEFAULTS, **overrides}
-    for name in ("memory_episodes", "episode_len", "sft_steps", "sft_batch"):
-        if not isinstance(cfg[name], int) or cfg[name] <= 0:
-            raise ConfigError(f"sft-tool option {name} must be a positive integer, got {cfg[name]!r}")
-    if not 0 < cfg["memory_decay"] <= 1:
-        raise ConfigError(f"sft-tool option memory_decay must be in (0, 1], got {cfg['memory_decay']!r}")
-    if not cfg["sft_lr"] > 0 or not cfg["tool_cost"] >= 0:
-        raise ConfigError("sft-tool options sft_lr must be > 0 and tool_cost >= 0")
-    gamma, entropy = cfg["gamma"], cfg["entropy"]
-    k_mem, l_ep = cfg["memory_episodes"], cfg["episode_len"]
-    value_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_value"])
-    policy_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_policy"])
+    cfg = configure(SFTToolConfig, config, overrides)
+    gamma, entropy = cfg.gamma, cfg.entropy
+    k_mem, l_ep = cfg.memory_episodes, cfg.episode_len
+    value_opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_value)
+    policy_opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_policy)
 
     def nets(obs_shape, out: int):
-        return net(obs_shape, 1, cfg["hidden"], cfg["sparsity"]), net(
-            obs_shape, out, cfg["hidden"], cfg["sparsity"]
-        )
+        return net(obs_shape, 1, cfg.hidden, cfg.sparsity), net(obs_shape, out, cfg.hidden, cfg.sparsity)
 
     def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> SFTToolState:
         if not isinstance(action_spec, DiscreteSpec):
             raise ConfigError("sft-tool needs discrete actions")
-        if not cfg["hidden"]:
-            raise ConfigError(
-                "sft-tool needs hidden layers (the tool's prior is its head bias); hidden=linear has none"
-            )
         n = action_spec.num_values
         k_v, k_p = jax.random.split(key)
         v_net, p_net = nets(obs_spec.shape, n + 1)
         v, p = v_net.init(k_v, obs_spec.shape), p_net.init(k_p, obs_spec.shape)
         # The tool logit starts at tool_bias (its head weights are sparse, its bias sets the prior).
-        p["head"]["bias"] = p["head"]["bias"].at[n].set(cfg["tool_bias"])
+        p["head"]["bias"] = p["head"]["bias"].at[n].set(cfg.tool_bias)
         shape = tuple(obs_spec.shape)
         return SFTToolState(
             value=v,
@@ -202,8 +199,8 @@ def sft_tool(**overrides) -> Agent:
         n = head_width(state.policy) - 1
         v_net, p_net = nets(state.prev_obs.shape, n + 1)
         called = state.prev_call.astype(jnp.float32)
-        learn_ts = ts._replace(reward=ts.reward.astype(jnp.float32) - cfg["tool_cost"] * called)
-        norm, obs, reward = preprocess(state.norm, learn_ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
+        learn_ts = ts._replace(reward=ts.reward.astype(jnp.float32) - cfg.tool_cost * called)
+        norm, obs, reward = preprocess(state.norm, learn_ts, gamma, cfg.normalize_obs, cfg.scale_reward)
         done = ts.done
         learn = state.has_prev.astype(jnp.float32)
 
@@ -239,7 +236,7 @@ def sft_tool(**overrides) -> Agent:
         finished = done & state.has_prev
         memory = jax.tree.map(
             lambda new, old: jnp.where(finished, new, old),
-            remember(state.memory, ep, cfg["memory_decay"]),
+            remember(state.memory, ep, cfg.memory_decay),
             state.memory,
         )
         ep = jax.tree.map(lambda x: jnp.where(finished, jnp.zeros_like(x), x), ep)
@@ -250,9 +247,7 @@ def sft_tool(**overrides) -> Agent:
         call = jax.random.bernoulli(k_call, jax.nn.sigmoid(tool_logit))
 
         def do_sft(p):
-            return sft_update(
-                p_net.apply, p, memory, k_sft, cfg["sft_steps"], cfg["sft_batch"], cfg["sft_lr"], n
-            )[0]
+            return sft_update(p_net.apply, p, memory, k_sft, cfg.sft_steps, cfg.sft_batch, cfg.sft_lr, n)[0]
 
         policy = jax.lax.cond(call, do_sft, lambda p: p, policy)
         action = jax.random.categorical(k_act, p_net.apply(policy, obs)[:n]).astype(jnp.int32)

@@ -13,19 +13,20 @@ deviation is a softplus of a second head (as stream-x).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from oakrl.agents.common import (
-    PLASTICITY_DEFAULTS,
-    STREAM_DEFAULTS,
+    ActorCriticOptions,
     Normalizers,
+    PlasticityOptions,
     actor_critic_update,
+    configure,
     head_width,
     make_optimizer,
-    make_remedy,
     net,
     normalizers_init,
     preprocess,
@@ -46,13 +47,11 @@ class StreamACState(NamedTuple):
     plasticity: Any = ()  # (critic, actor) PlasticityState when a remedy or diagnostics is on
 
 
-DEFAULTS = dict(
-    **STREAM_DEFAULTS,
-    kappa_value=2.0,
-    kappa_policy=3.0,
-    entropy=0.01,
-    **PLASTICITY_DEFAULTS,
-)
+@dataclasses.dataclass(frozen=True)
+class StreamACConfig(PlasticityOptions, ActorCriticOptions):
+    """Stream AC(lambda)'s options: the stream options, the actor-critic's, plasticity."""
+
+    NAME = "stream-ac"
 
 
 def _gaussian(out: jax.Array):
@@ -68,17 +67,17 @@ def _gaussian_entropy(std):
     return jnp.sum(0.5 + 0.5 * jnp.log(2 * jnp.pi) + jnp.log(std))
 
 
-def stream_ac(**overrides) -> Agent:
+def stream_ac(config: StreamACConfig | None = None, **overrides) -> Agent:
     """Stream AC(lambda) for discrete or continuous (Box) actions, chosen from the action spec."""
-    cfg = {**DEFAULTS, **overrides}
-    gamma, entropy = cfg["gamma"], cfg["entropy"]
-    value_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_value"])
-    policy_opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa_policy"])
-    remedy = make_remedy(cfg)
+    cfg = configure(StreamACConfig, config, overrides)
+    gamma, entropy = cfg.gamma, cfg.entropy
+    value_opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_value)
+    policy_opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_policy)
+    remedy = cfg.remedy()
 
     def nets(obs_shape, policy_out: int):
-        value = net(obs_shape, 1, cfg["hidden"], cfg["sparsity"])
-        policy = net(obs_shape, policy_out, cfg["hidden"], cfg["sparsity"])
+        value = net(obs_shape, 1, cfg.hidden, cfg.sparsity)
+        policy = net(obs_shape, policy_out, cfg.hidden, cfg.sparsity)
         return value, policy
 
     def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> StreamACState:
@@ -106,7 +105,7 @@ def stream_ac(**overrides) -> Agent:
         discrete = state.prev_action.ndim == 0
         v_net, p_net = nets(state.prev_obs.shape, head_width(state.policy))
 
-        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
+        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg.normalize_obs, cfg.scale_reward)
         done = ts.done
         learn = state.has_prev.astype(jnp.float32)
 

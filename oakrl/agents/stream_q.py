@@ -11,22 +11,26 @@ Each call to `step`:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from oakrl.agents.common import (
-    PLASTICITY_DEFAULTS,
-    STREAM_DEFAULTS,
+    DiscreteOnly,
+    EpsilonGreedyOptions,
     Normalizers,
+    PlasticityOptions,
+    configure,
+    epsilon_schedule,
     head_width,
     make_optimizer,
-    make_remedy,
     net,
     normalizers_init,
     preprocess,
     q_lambda_update,
+    redefault,
 )
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
@@ -44,29 +48,25 @@ class StreamQState(NamedTuple):
     plasticity: Any = ()  # PlasticityState when a remedy or diagnostics is on
 
 
-DEFAULTS = dict(
-    **STREAM_DEFAULTS,
-    kappa=2.0,
-    epsilon_start=1.0,
-    epsilon_end=0.01,
-    exploration_steps=50_000,
-    **PLASTICITY_DEFAULTS,
-)
+@dataclasses.dataclass(frozen=True)
+class StreamQConfig(DiscreteOnly, PlasticityOptions, EpsilonGreedyOptions):
+    """Stream Q(lambda)'s options: the stream options, kappa, the epsilon schedule, plasticity."""
+
+    NAME = "stream-q"
+    # None: the paper's schedule, epsilon decays over the first 5% of the run (`resolve`).
+    exploration_steps: int | None = redefault(EpsilonGreedyOptions, "exploration_steps", None)
 
 
-def stream_q(**overrides) -> Agent:
+def stream_q(config: StreamQConfig | None = None, **overrides) -> Agent:
     """Stream Q(lambda) for discrete actions."""
-    cfg = {**DEFAULTS, **overrides}
-    gamma = cfg["gamma"]
-    opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa"])
-    remedy = make_remedy(cfg)
+    cfg = configure(StreamQConfig, config, overrides)
+    gamma = cfg.gamma
+    opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa)
+    remedy = cfg.remedy()
+    epsilon = epsilon_schedule(cfg)
 
     def q_net(obs_shape, actions: int):
-        return net(obs_shape, actions, cfg["hidden"], cfg["sparsity"])
-
-    def epsilon(t: jax.Array) -> jax.Array:
-        frac = jnp.clip(t.astype(jnp.float32) / max(cfg["exploration_steps"], 1), 0.0, 1.0)
-        return cfg["epsilon_start"] + frac * (cfg["epsilon_end"] - cfg["epsilon_start"])
+        return net(obs_shape, actions, cfg.hidden, cfg.sparsity)
 
     def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> StreamQState:
         if not isinstance(action_spec, DiscreteSpec):
@@ -87,7 +87,7 @@ def stream_q(**overrides) -> Agent:
     def step(state: StreamQState, ts: TimeStep, key: jax.Array):
         n_actions = head_width(state.q)
         qn = q_net(state.prev_obs.shape, n_actions)
-        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
+        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg.normalize_obs, cfg.scale_reward)
         done = ts.done
         learn = state.has_prev.astype(jnp.float32)
 

@@ -12,6 +12,7 @@ Each call to `step`:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -19,15 +20,18 @@ import jax.numpy as jnp
 import optax
 
 from oakrl.agents.common import (
-    STREAM_DEFAULTS,
     Normalizers,
+    StreamLearnerOptions,
+    StreamOptions,
+    configure,
     make_optimizer,
     net,
     normalizers_init,
     preprocess,
+    redefault,
 )
+from oakrl.core.config import option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
-from oakrl.errors import ConfigError
 
 
 class ReturnBuffer(NamedTuple):
@@ -52,25 +56,25 @@ class StreamTDState(NamedTuple):
     steps: jax.Array
 
 
-DEFAULTS = {
-    **STREAM_DEFAULTS,
-    "kappa": 2.0,
-    "scale_reward": False,  # a prediction agent reports value error in the reward's own units
-    "return_horizon": 500,
-}
+@dataclasses.dataclass(frozen=True)
+class StreamTDConfig(StreamLearnerOptions):
+    """Stream TD(lambda)'s options: the stream options, kappa, the value-error horizon."""
+
+    NAME = "stream-td"
+    # A prediction agent reports value error in the reward's own units.
+    scale_reward: bool = redefault(StreamOptions, "scale_reward", False)
+    return_horizon: int = option(500, "steps H of the return the value error compares with", ge=1)
 
 
-def stream_td(**overrides) -> Agent:
+def stream_td(config: StreamTDConfig | None = None, **overrides) -> Agent:
     """Stream TD(lambda) evaluating the uniformly random policy."""
-    cfg = {**DEFAULTS, **overrides}
-    gamma, horizon = cfg["gamma"], int(cfg["return_horizon"])
-    if horizon < 1:
-        raise ConfigError(f"return_horizon must be a positive integer, got {horizon}")
-    opt = make_optimizer(cfg["optimizer"], cfg["lr"], gamma, cfg["lamda"], cfg["kappa"])
+    cfg = configure(StreamTDConfig, config, overrides)
+    gamma, horizon = cfg.gamma, int(cfg.return_horizon)
+    opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa)
     discounts = gamma ** jnp.arange(horizon, dtype=jnp.float32)
 
     def v_net(obs_shape):
-        return net(obs_shape, 1, cfg["hidden"], cfg["sparsity"])
+        return net(obs_shape, 1, cfg.hidden, cfg.sparsity)
 
     def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> StreamTDState:
         params = v_net(obs_spec.shape).init(key, obs_spec.shape)
@@ -104,7 +108,7 @@ def stream_td(**overrides) -> Agent:
 
     def step(state: StreamTDState, ts: TimeStep, key: jax.Array):
         vn = v_net(state.prev_obs.shape)
-        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg["normalize_obs"], cfg["scale_reward"])
+        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg.normalize_obs, cfg.scale_reward)
         done = ts.done.astype(jnp.float32)
         learn = state.has_prev.astype(jnp.float32)
         v_s, g = jax.value_and_grad(lambda p: vn.apply(p, state.prev_obs)[0])(state.v)
