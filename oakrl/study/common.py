@@ -86,7 +86,7 @@ def echo_methods(summary: dict[str, Any], echo: Callable[[str], None]) -> None:
 
 def save_study_figure(fig, path: Path, command: str) -> None:
     """The command that made it along the bottom, then an atomic save (no half-written file)."""
-    from oakrl.report.plots import save_figure
+    from oakrl.io import save_figure
 
     fig.text(0.01, 0.005, command, fontsize=6, family="monospace")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
@@ -139,7 +139,7 @@ def command_line() -> str:
 
 def start_study(out: str | os.PathLike, config: dict[str, Any]) -> tuple[Path, str]:
     """(results directory, command line): the directory made ready and its config.json written."""
-    from oakrl.lab.files import write_json
+    from oakrl.io import write_json
 
     path = prepare_out(out)
     cmd = command_line()

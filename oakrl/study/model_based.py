@@ -349,7 +349,8 @@ def study_model_based(
 ) -> dict[str, Any]:
     """The whole study: runs, summary.json, metrics.parquet, figure.png; results to `echo`,
     progress to `log`. Every input is checked (one-line ConfigError) before `out` is made."""
-    from oakrl.lab.files import machine, write_json, write_table
+    from oakrl.io import write_json, write_table
+    from oakrl.lab.files import machine
     from oakrl.study.common import start_study, step_progress
 
     plans = prepare_runs(cfg)

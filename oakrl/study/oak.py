@@ -306,7 +306,8 @@ def study_oak(cfg: OakStudyConfig, out: str, echo: Callable[[str], None] = print
     """The whole study: runs, summary.json, figure.png, options.png / options.txt (Rooms)."""
     import time
 
-    from oakrl.lab.files import machine, write_json
+    from oakrl.io import write_json
+    from oakrl.lab.files import machine
     from oakrl.study.common import start_study, step_progress
 
     cfg.check()

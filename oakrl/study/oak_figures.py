@@ -1,5 +1,8 @@
 """The oak study's figures: figure.png (reward rate, recovery per relocation, OaK's options over
-time) and options.png / options.txt (every option of one seed at the end of its lifetime)."""
+time) and options.png / options.txt (every option of one seed at the end of its lifetime).
+
+`cfg` is the study's OakStudyConfig (oakrl/study/oak.py, which imports this module: typed Any
+here so that the two do not import each other)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from oakrl.study.common import save_study_figure
 
 if TYPE_CHECKING:
     from oakrl.lab.run import RunPlan
-    from oakrl.study.oak import OakStudyConfig
 
 
 def feature_name(env: str, feature: int) -> str:
@@ -25,7 +27,7 @@ def feature_name(env: str, feature: int) -> str:
     return f"obs[{int(feature)}]"
 
 
-def plot_study(path: Path, cfg: OakStudyConfig, result: dict[str, Any], command: str) -> None:
+def plot_study(path: Path, cfg: Any, result: dict[str, Any], command: str) -> None:
     """figure.png: reward rate over the lifetime, recovery per relocation, OaK's options over time."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -89,11 +91,12 @@ def draw_options_over_time(ax, records: dict[str, np.ndarray], seed: int, env: s
     ax.figure.colorbar(im, ax=ax, fraction=0.04)
 
 
-def render_final_options(cfg: OakStudyConfig, path: Path, plan: RunPlan, seed: int = 0) -> list[str]:
+def render_final_options(cfg: Any, path: Path, plan: RunPlan, seed: int = 0) -> list[str]:
     """options.txt and options.png: every option of OaK's seed `seed` at the end of its lifetime
     (`plan`: OaK's finished run; its final state is read from the run's last checkpoint)."""
+    from oakrl.io import write_text
     from oakrl.lab.run import final_state
-    from oakrl.options.render import plot_options, render_option
+    from oakrl.report.rooms import plot_options, render_option
 
     state = final_state(plan).agent
     q = np.asarray(state.pool.q[seed])
@@ -108,8 +111,7 @@ def render_final_options(cfg: OakStudyConfig, path: Path, plan: RunPlan, seed: i
         texts.append(name + "\n" + render_option(q[k], theta, int(feature[k]), bonus))
         panels.append((name, q[k], theta, int(feature[k]), bonus))
     legend = "'^>v<' the option's action, 'o' it stops here, '*' its feature's cell, '.' nothing learned"
-    (path / "options.txt").write_text(
-        f"OaK seed {seed} at step {cfg.steps}; {legend}\n\n" + "\n\n".join(texts)
-    )
+    header = f"OaK seed {seed} at step {cfg.steps}; {legend}\n\n"
+    write_text(path / "options.txt", header + "\n\n".join(texts))
     plot_options(path / "options.png", panels, f"OaK options, seed {seed}, step {cfg.steps} (shaded: stops)")
     return ["options.txt", "options.png"]

@@ -374,7 +374,8 @@ def study_prior(
 ) -> dict[str, Any]:
     """The whole study: datasets, runs, summary.json, metrics.parquet, figure.png; results to
     `echo`, progress to `log`. The input is checked (one-line ConfigError) before `out` is made."""
-    from oakrl.lab.files import machine, write_json, write_table
+    from oakrl.io import write_json, write_table
+    from oakrl.lab.files import machine
     from oakrl.study.common import start_study
 
     cfg.check()

@@ -286,7 +286,8 @@ def study_rl(
 ) -> dict[str, Any]:
     """The whole study: runs, summary.json, metrics.parquet, figure.png; results to `echo`,
     progress to `log`. Every input is checked (one-line ConfigError) before `out` is made."""
-    from oakrl.lab.files import machine, write_json, write_table
+    from oakrl.io import write_json, write_table
+    from oakrl.lab.files import machine
 
     plans = prepare_runs(cfg)
     path, cmd = start_study(out, config_json(cfg))

@@ -280,7 +280,8 @@ def study_supervised(
 ) -> dict[str, Any]:
     """The whole study: summary.json, metrics.parquet, figure.png; results to `echo`, progress
     to `log`. The input is checked (one-line ConfigError) before `out` is made."""
-    from oakrl.lab.files import machine, write_json, write_table
+    from oakrl.io import write_json, write_table
+    from oakrl.lab.files import machine
     from oakrl.study.common import echo_methods, per_task_table, plot_per_task, retention_summary, start_study
 
     cfg.check()
