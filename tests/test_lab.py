@@ -6,7 +6,6 @@ Runs are tiny (hidden 16,16, a few thousand steps) so that each costs about one 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -129,9 +128,10 @@ def test_run_summary(cartpole_run):
         assert key in s, key
     assert s["oakrl_version"] == __version__
     assert (s["env"], s["agent"], s["steps"], s["seeds"]) == ("CartPole-v1", "stream-ac", STEPS, SEEDS)
-    for key in ("wall_seconds", "compile_seconds", "steps_per_second"):
-        assert math.isfinite(s[key]) and s[key] > 0, key
-    assert s["wall_seconds"] >= s["compile_seconds"]
+    # Catches a wall time that drops the compilation (or counts it twice) and a throughput that
+    # forgets the seeds or divides by the wall time instead of the stream's.
+    assert s["wall_seconds"] == pytest.approx(s["compile_seconds"] + s["stream_seconds"], rel=1e-12)
+    assert s["steps_per_second"] == pytest.approx(STEPS * SEEDS / s["stream_seconds"], rel=1e-12)
     assert set(s["final_return"]) >= {"mean", "per_seed"}
     assert len(s["final_return"]["per_seed"]) == SEEDS
     assert set(s["average_reward"]) >= {"mean", "per_seed"}
@@ -232,12 +232,62 @@ def test_gym_bridge_run(tmp_path):
     summary = run(config, out=tmp_path / "gym", plot=False)
     on_disk = json.loads((tmp_path / "gym" / "summary.json").read_text())
     assert on_disk["env"] == "gym:CartPole-v1"
-    assert math.isfinite(on_disk["steps_per_second"]) and on_disk["steps_per_second"] > 0
+    # Catches a gym-bridge throughput that forgets the seeds or times the compilation too.
+    assert on_disk["steps_per_second"] == pytest.approx(300 / on_disk["stream_seconds"], rel=1e-12)
     assert summary["average_reward"]["mean"] == pytest.approx(1.0)
     ep = read_episodes(tmp_path / "gym" / "episodes.parquet")
     assert ep["seed"].size > 0  # 300 random-ish CartPole steps end several episodes
     assert ep["step"].min() >= 1 and ep["step"].max() <= 300
     assert float(ep["return"].sum()) == pytest.approx(float(ep["step"].max()))
+
+
+def test_stream_clock_starts_after_compilation_and_agrees_with_the_test_clock():
+    """run_jax's (compile s, stream s) against the test's own clock and jax's compile log: all
+    compilation is done before the stream's clock starts, and the stream time is the time the
+    chunks took."""
+    import logging
+    import time
+
+    import jax
+
+    from oakrl.agents import make_agent
+    from oakrl.envs import make_env
+    from oakrl.lab.stream import run_jax
+
+    handle = make_env("CartPole-v1")
+    agent = make_agent("stream-ac", handle.action_spec, **TINY)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0, impl="unsafe_rbg"), i))(np.arange(2))
+    events: list[tuple[str, float, object]] = []
+
+    class Compiles(logging.Handler):
+        def emit(self, record):
+            if "compil" in record.getMessage().lower():
+                events.append(("compile", time.perf_counter(), record.getMessage()))
+
+    def on_chunk(record):
+        events.append(("chunk", time.perf_counter(), record.end_step))
+
+    handler = Compiles()
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        t0 = time.perf_counter()
+        with jax.log_compiles():
+            _, compile_s, stream_s = run_jax(agent, handle, 3000, keys, chunk=1000, on_chunk=on_chunk)
+        t_end = time.perf_counter()
+    finally:
+        logger.removeHandler(handler)
+    chunks = [(t, step) for kind, t, step in events if kind == "chunk"]
+    compiles = [t for kind, t, _ in events if kind == "compile"]
+    assert [step for _, step in chunks] == [0, 1000, 2000, 3000]
+    started, last = chunks[0][0], chunks[-1][0]
+    # Catches a stream that compiles lazily, inside the timed loop (a dropped ahead-of-time
+    # compile, or a chunk length that was not compiled up front): its compile time would be
+    # counted as streaming, and the steps/s of every summary would fall.
+    assert compiles and max(compiles) < started, "compilation after the stream started"
+    # Catches timers started or stopped at the wrong place, or reported in other units.
+    assert compile_s <= started - t0
+    assert last - started <= stream_s <= t_end - started
 
 
 # --------------------------------------------------------------------------- prepare_out
