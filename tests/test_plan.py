@@ -10,6 +10,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from oakrl.cli import main
@@ -294,6 +295,42 @@ def test_study_recovery_steps_hand_computed():
     assert rates.shape == (5,) and rates[0] == rates[4] and 1 / 11 < rates[0] < 1 / 10
 
 
+def test_study_model_based_summary_recovery_by_hand():
+    """summarize() on goal reaches laid out by hand: per change, the step after the change at
+    which the window first holds `need` reaches, or `every` (censored)."""
+    from oakrl.study.model_based import ModelBasedConfig, optimal_rates, summarize
+
+    # threshold 0.535, window 100: need = 53.5 x rate = 4.92 and 4.98 reaches after changes 1 and
+    # 2 (5 reaches), but 5.07 at the first segment's rate (6 reaches).
+    cfg = ModelBasedConfig(every=1000, changes=2, seeds=2, window=100, threshold=0.535,
+                           agents=("stream-q", "dyna"))  # fmt: skip
+    assert [int(np.ceil(53.5 * r)) for r in optimal_rates(cfg)] == [6, 5, 5]
+    seed, step, ret = [], [], []
+
+    def episodes(s, steps, r):
+        seed.extend([s] * len(steps)), step.extend(steps), ret.extend([r] * len(steps))
+
+    for s in (0, 1):
+        episodes(s, range(10, 1000, 10), 1.0)  # the first segment: not a recovery
+        episodes(s, range(2001, 3000, 3), 0.0)  # change 2: time-outs only (return 0), never the goal
+    episodes(0, range(1010, 2000, 10), 1.0)  # change 1: a reach every 10 steps: the 5th at +50
+    episodes(1, range(1500, 2001, 10), 1.0)  # change 1 from step 1500: the 5th at 1540, +540
+    episodes(1, [2000] * 9, 1.0)  # at the change's own step: still change 1's segment
+    order = np.argsort(step, kind="stable")
+    r = {"seed": np.asarray(seed)[order], "step": np.asarray(step)[order], "return": np.asarray(ret)[order],
+         "diagnostics": {}, "timing": {"agent_steps_per_second": 1.0}}  # fmt: skip
+    summary, table = summarize(cfg, {"stream-q": r, "dyna": r})
+    rec = summary["agents"]["stream-q"]["recovery_steps"]
+    # Catches a recovery counted from the wrong change step, with the wrong segment's rate (6
+    # reaches: +60, +550), counting time-outs as reaches, or averaged over the wrong axis.
+    assert rec["per_seed"] == pytest.approx([(50 + 1000) / 2, (540 + 1000) / 2])
+    assert rec["per_change"] == pytest.approx([(50 + 540) / 2, 1000])
+    assert rec["mean"] == pytest.approx((525 + 770) / 2) and rec["censored"] == 2
+    assert table["recovery_steps"][:4] == [50, 1000, 540, 1000]
+    assert table["censored"][:4] == [False, True, False, True]
+    assert summary["verdict"]["recovery_ratio_vs_model_free"] == {"dyna": pytest.approx(1.0)}
+
+
 def test_study_model_based_end_to_end(tmp_path):
     out = tmp_path / "mb"
     code = main(["study", "model-based", "--out", str(out), "--every", "1000", "--changes", "1",
@@ -301,10 +338,17 @@ def test_study_model_based_end_to_end(tmp_path):
                  "--planning-steps", "2"])  # fmt: skip
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
+    table = pq.read_table(out / "metrics.parquet").to_pylist()
     for name in ("stream-q", "dyna"):
         a = summary["agents"][name]
         assert len(a["recovery_steps"]["per_seed"]) == 2
-        assert 0 < a["recovery_steps"]["mean"] <= 1000 and np.isfinite(a["final_return"]["mean"])
+        # Catches a summary that disagrees with the per-change table it writes.
+        rows = [r for r in table if r["agent"] == name]
+        assert a["recovery_steps"]["per_seed"] == pytest.approx(
+            [np.mean([r["recovery_steps"] for r in rows if r["seed"] == seed]) for seed in (0, 1)]
+        )
+        assert a["recovery_steps"]["censored"] == sum(r["censored"] for r in rows)
+        assert np.isfinite(a["final_return"]["mean"])
         # The default value learner is linear in the one-hot cell, for every agent alike.
         assert a["options"]["hidden"] == [] and a["options"]["normalize_obs"] is False
     assert len(summary["agents"]["dyna"]["model_error"]["one_step_per_segment"]) == 2
