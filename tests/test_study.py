@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -96,6 +97,7 @@ def test_plasticity_supervised_tiny(tmp_path):
 )
 def test_plasticity_rl_tiny(tmp_path, agent, schedule, env):
     out = tmp_path / "rl"
+    t0 = time.perf_counter()
     r = CliRunner().invoke(
         study,
         [
@@ -119,10 +121,15 @@ def test_plasticity_rl_tiny(tmp_path, agent, schedule, env):
             "cbp",
         ],
     )
+    elapsed = time.perf_counter() - t0
     assert r.exit_code == 0, r.output + repr(r.exception)
     summary, table = _check_dir(out, ("cbp",))
     assert len(table["return"]) == 2 * 10
-    assert summary["timing"]["cbp"]["agent_steps_per_second"] > 0
+    timing = summary["timing"]["cbp"]
+    # Catches a throughput that forgets the seeds or the changes, or divides by the compile or
+    # wall time; and timings that are not seconds of this run (units, a clock started early).
+    assert timing["agent_steps_per_second"] == pytest.approx(10 * 100 * 2 / timing["stream_seconds"])
+    assert timing["compile_seconds"] + timing["stream_seconds"] <= summary["wall_seconds"] <= elapsed
     # The dormant-unit diagnostic is kept for either agent (stream Q names it without a prefix).
     dormant = table["dormant" if agent == "stream-q" else "value_dormant"]
     assert all(0 <= d <= 1 for d in dormant)
