@@ -162,6 +162,12 @@ def test_run_episodes(cartpole_run):
         lengths = np.diff(np.concatenate([[0], steps]))
         np.testing.assert_allclose(ep["return"][mine], lengths)
 
+    # Catches a final return over the wrong part of the stream (not the last 10%: steps > 1800)
+    # or with the seeds mixed up: by hand from the episodes each seed ended there.
+    late = [ep["return"][(ep["seed"] == s) & (ep["step"] > 0.9 * STEPS)] for s in range(SEEDS)]
+    assert all(r.size for r in late)
+    assert summary["final_return"]["per_seed"] == pytest.approx([float(r.mean()) for r in late])
+
     diag = pq.read_table(out / "diagnostics.parquet").to_pydict()
     assert {"seed", "step", "td_error"} <= set(diag)
     assert sorted(set(diag["step"])) == [1000, 2000]
@@ -202,6 +208,20 @@ def test_schedule_run(tmp_path):
     assert set(np.unique(ep["task"]).tolist()) == {0, 1}
     # Cyclic switching every 500 steps: task (step - 1) // 500 % 2 is in force when an episode ends.
     np.testing.assert_array_equal(ep["task"], (ep["step"] - 1) // 500 % 2)
+
+    # By hand: task k is visited in (500k, 500k + 500] and (500k + 1000, 500k + 1500]; quarters of
+    # 125 steps (an empty quarter: the visit's first or last episode stands in). Catches task
+    # metrics fed the wrong segment length, task count or order.
+    def quarter(visit, which):
+        inside = (ep["step"] > visit) & (ep["step"] <= visit + 500)
+        q = (ep["step"] <= visit + 125) if which == "first" else (ep["step"] > visit + 375)
+        r = ep["return"][inside & q]
+        return float(r.mean()) if r.size else float(ep["return"][inside][0 if which == "first" else -1])
+
+    for k, entry in enumerate(summary["tasks"]):
+        first, second = 500 * k, 500 * k + 1000
+        assert entry["final_return"]["mean"] == pytest.approx(quarter(second, "last"))
+        assert entry["forgetting"]["mean"] == pytest.approx(quarter(first, "last") - quarter(second, "first"))
 
 
 def test_continuing_world_reports_windows(tmp_path):
