@@ -87,7 +87,17 @@ def test_plasticity_supervised_tiny(tmp_path):
     assert r.exit_code == 0, r.output + repr(r.exception)
     summary, table = _check_dir(out, ("backprop", "cbp"))
     assert len(table["accuracy"]) == 2 * 2 * 10
-    assert all(0 <= a <= 1 for a in table["accuracy"])
+    # Online accuracy over a task's 30 samples: a multiple of 1/30. Catches an accuracy taken
+    # on something other than the task's own stream (a probe batch, a running average).
+    assert all(abs(a * 30 - round(a * 30)) < 1e-4 for a in table["accuracy"])
+    # early / late: task 0 / task 9 of each seed (10% of 10 tasks). Catches a summary read from
+    # the wrong metric, task or seed.
+    for m in ("backprop", "cbp"):
+        rows = zip(table["method"], table["seed"], table["task"], table["accuracy"], strict=True)
+        acc = {(s, t): a for mm, s, t, a in rows if mm == m}
+        per_seed = summary["methods"][m]["per_seed"]
+        assert per_seed["early"] == pytest.approx([acc[(s, 0)] for s in (0, 1)])
+        assert per_seed["late"] == pytest.approx([acc[(s, 9)] for s in (0, 1)])
     assert "retention" in r.output
 
 
