@@ -6,7 +6,7 @@ Runs are tiny (hidden 16,16, a few thousand steps) so that each costs about one 
 from __future__ import annotations
 
 import json
-import math
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -94,12 +94,14 @@ def _step(event) -> int | str:
 def cartpole_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab") / "r"
     calls = []
+    t0 = time.perf_counter()
     summary = run(cartpole_config().replace(out=str(out)), lambda e: calls.append(_step(e))).summary
-    return out, summary, calls
+    elapsed = time.perf_counter() - t0  # the seconds run() took, on the test's own clock
+    return out, summary, calls, elapsed
 
 
 def test_run_writes_results_directory(cartpole_run):
-    out, summary, calls = cartpole_run
+    out, summary, calls, _ = cartpole_run
     for name in ("config.json", "summary.json", "episodes.parquet", "diagnostics.parquet"):
         assert (out / name).is_file(), name
         assert (out / name).stat().st_size > 0, name
@@ -120,7 +122,7 @@ def test_run_writes_results_directory(cartpole_run):
 
 
 def test_run_summary(cartpole_run):
-    out, _, _ = cartpole_run
+    out, _, _, elapsed = cartpole_run
     s = json.loads((out / "summary.json").read_text())
     for key in (
         "oakrl_version",
@@ -137,9 +139,12 @@ def test_run_summary(cartpole_run):
         assert key in s, key
     assert s["oakrl_version"] == __version__
     assert (s["env"], s["agent"], s["steps"], s["seeds"]) == ("CartPole-v1", "stream-ac", STEPS, SEEDS)
-    for key in ("wall_seconds", "compile_seconds", "steps_per_second"):
-        assert math.isfinite(s[key]) and s[key] > 0, key
-    assert s["wall_seconds"] >= s["compile_seconds"]
+    # Catches a wall time that drops the compilation, times that are not seconds of this run
+    # (units, a clock started at import), and a throughput that forgets the seeds or divides by
+    # the wall time instead of the stream's.
+    assert s["compile_seconds"] + s["stream_seconds"] <= s["wall_seconds"] * (1 + 1e-12)
+    assert s["wall_seconds"] <= elapsed
+    assert s["steps_per_second"] == pytest.approx(STEPS * SEEDS / s["stream_seconds"], rel=1e-12)
     assert set(s["final_return"]) >= {"mean", "per_seed"}
     assert len(s["final_return"]["per_seed"]) == SEEDS
     assert set(s["average_reward"]) >= {"mean", "per_seed"}
@@ -151,7 +156,7 @@ def test_run_summary(cartpole_run):
 
 
 def test_run_episodes(cartpole_run):
-    out, summary, _ = cartpole_run
+    out, summary, _, _ = cartpole_run
     ep = read_episodes(out / "episodes.parquet")
     assert set(ep) >= {"seed", "step", "return", "task"}
     n = ep["seed"].size
@@ -170,6 +175,12 @@ def test_run_episodes(cartpole_run):
         lengths = np.diff(np.concatenate([[0], steps]))
         np.testing.assert_allclose(ep["return"][mine], lengths)
 
+    # Catches a final return over the wrong part of the stream (not the last 10%: steps > 1800)
+    # or with the seeds mixed up: by hand from the episodes each seed ended there.
+    late = [ep["return"][(ep["seed"] == s) & (ep["step"] > 0.9 * STEPS)] for s in range(SEEDS)]
+    assert all(r.size for r in late)
+    assert summary["final_return"]["per_seed"] == pytest.approx([float(r.mean()) for r in late])
+
     diag = pq.read_table(out / "diagnostics.parquet").to_pydict()
     assert {"seed", "step", "td_error"} <= set(diag)
     assert sorted(set(diag["step"])) == [1000, 2000]
@@ -177,7 +188,7 @@ def test_run_episodes(cartpole_run):
 
 
 def test_run_is_deterministic(cartpole_run, tmp_path):
-    out, _, _ = cartpole_run
+    out, _, _, _ = cartpole_run
     again = tmp_path / "again"
     run(cartpole_config().replace(out=str(again)))
     a = pq.read_table(out / "episodes.parquet")
@@ -211,6 +222,20 @@ def test_schedule_run(tmp_path):
     # Cyclic switching every 500 steps: task (step - 1) // 500 % 2 is in force when an episode ends.
     np.testing.assert_array_equal(ep["task"], (ep["step"] - 1) // 500 % 2)
 
+    # By hand: task k is visited in (500k, 500k + 500] and (500k + 1000, 500k + 1500]; quarters of
+    # 125 steps (an empty quarter: the visit's first or last episode stands in). Catches task
+    # metrics fed the wrong segment length, task count or order.
+    def quarter(visit, which):
+        inside = (ep["step"] > visit) & (ep["step"] <= visit + 500)
+        q = (ep["step"] <= visit + 125) if which == "first" else (ep["step"] > visit + 375)
+        r = ep["return"][inside & q]
+        return float(r.mean()) if r.size else float(ep["return"][inside][0 if which == "first" else -1])
+
+    for k, entry in enumerate(summary["tasks"]):
+        first, second = 500 * k, 500 * k + 1000
+        assert entry["final_return"]["mean"] == pytest.approx(quarter(second, "last"))
+        assert entry["forgetting"]["mean"] == pytest.approx(quarter(first, "last") - quarter(second, "first"))
+
 
 def test_continuing_world_reports_windows(tmp_path):
     config = RunSpec(
@@ -240,12 +265,62 @@ def test_gym_bridge_run(tmp_path):
     summary = run(config.replace(out=str(tmp_path / "gym"))).summary
     on_disk = json.loads((tmp_path / "gym" / "summary.json").read_text())
     assert on_disk["env"] == "gym:CartPole-v1"
-    assert math.isfinite(on_disk["steps_per_second"]) and on_disk["steps_per_second"] > 0
+    # Catches a gym-bridge throughput that forgets the seeds or times the compilation too.
+    assert on_disk["steps_per_second"] == pytest.approx(300 / on_disk["stream_seconds"], rel=1e-12)
     assert summary["average_reward"]["mean"] == pytest.approx(1.0)
     ep = read_episodes(tmp_path / "gym" / "episodes.parquet")
     assert ep["seed"].size > 0  # 300 random-ish CartPole steps end several episodes
     assert ep["step"].min() >= 1 and ep["step"].max() <= 300
     assert float(ep["return"].sum()) == pytest.approx(float(ep["step"].max()))
+
+
+def test_stream_clock_starts_after_compilation_and_agrees_with_the_test_clock():
+    """run_jax's (compile s, stream s) against the test's own clock and jax's compile log: all
+    compilation is done before the stream's clock starts, and the stream time is the time the
+    chunks took."""
+    import logging
+    import time
+
+    import jax
+
+    from oakrl.agents import make_agent
+    from oakrl.envs import make_env
+    from oakrl.lab.stream import run_jax
+
+    handle = make_env("CartPole-v1")
+    agent = make_agent("stream-ac", handle.action_spec, **TINY)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0, impl="unsafe_rbg"), i))(np.arange(2))
+    events: list[tuple[str, float, object]] = []
+
+    class Compiles(logging.Handler):
+        def emit(self, record):
+            if "compil" in record.getMessage().lower():
+                events.append(("compile", time.perf_counter(), record.getMessage()))
+
+    def on_chunk(record):
+        events.append(("chunk", time.perf_counter(), record.end_step))
+
+    handler = Compiles()
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        t0 = time.perf_counter()
+        with jax.log_compiles():
+            _, compile_s, stream_s = run_jax(agent, handle, 3000, keys, chunk=1000, on_chunk=on_chunk)
+        t_end = time.perf_counter()
+    finally:
+        logger.removeHandler(handler)
+    chunks = [(t, step) for kind, t, step in events if kind == "chunk"]
+    compiles = [t for kind, t, _ in events if kind == "compile"]
+    assert [step for _, step in chunks] == [0, 1000, 2000, 3000]
+    started, last = chunks[0][0], chunks[-1][0]
+    # Catches a stream that compiles lazily, inside the timed loop (a dropped ahead-of-time
+    # compile, or a chunk length that was not compiled up front): its compile time would be
+    # counted as streaming, and the steps/s of every summary would fall.
+    assert compiles and max(compiles) < started, "compilation after the stream started"
+    # Catches timers started or stopped at the wrong place, or reported in other units.
+    assert compile_s <= started - t0
+    assert last - started <= stream_s <= t_end - started
 
 
 # --------------------------------------------------------------------------- prepare_out
@@ -321,6 +396,17 @@ def test_one_oakrl_run_builds_environment_and_agent_once(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(oakrl.envs, "make_env", count("env", real_env))
     monkeypatch.setattr(run_module, "make_agent", count("agent", real_agent))
-    argv = ["run", "--steps", "200", "--chunk", "100", "--opt", "hidden=8", "--no-plot", "--out", str(tmp_path / "r")]
+    argv = [
+        "run",
+        "--steps",
+        "200",
+        "--chunk",
+        "100",
+        "--opt",
+        "hidden=8",
+        "--no-plot",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     assert counts == {"env": 1, "agent": 1}

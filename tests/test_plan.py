@@ -10,6 +10,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from oakrl.cli import main
@@ -149,9 +150,10 @@ def test_one_model_serves_any_commanded_goal(rooms_model):
 def _occupancy(goal: str | None, steps: int, target: int) -> float:
     """Fraction of the last third of `steps` a planner built through the CLI's path spends on `target`."""
     from oakrl.core.types import TimeStep, first_timestep
-    from oakrl.lab.run import RunConfig, build
+    from oakrl.lab.run import build
+    from oakrl.lab.spec import RunSpec
 
-    config = RunConfig(
+    config = RunSpec(
         env="Rooms-v0",
         agent="planner",
         goal=goal,
@@ -187,6 +189,40 @@ def test_planner_goes_to_the_goal_given_on_the_command_line():
     assert with_goal > 5 * without, (with_goal, without)
 
 
+@pytest.mark.parametrize("tolerance, elsewhere", [(0.25, 0.0), (2.0, 0.75)])
+def test_goal_score_is_the_time_at_the_goal_by_hand(tolerance, elsewhere):
+    """A planner fed a stream whose one-hot cell is the goal (18) at 6 of 12 steps: its goal score
+    is 1 on those steps and 1 - 1 / tolerance^2 (floored at 0) elsewhere, step by step."""
+    from oakrl.agents import make_agent
+    from oakrl.core.types import TimeStep
+    from oakrl.envs import make_env
+
+    handle = make_env("Rooms-v0")
+    agent = make_agent("planner", handle.action_spec, goal={"18": 1.0}, goal_tolerance=tolerance,
+                       hidden=(8,), model_hidden=(8,), num_simulations=4)  # fmt: skip
+    cells = np.array([42, 18, 18, 5, 18, 30, 18, 18, 100, 0, 18, 7])
+    at_goal = cells == 18
+    obs = jax.nn.one_hot(cells, 169).reshape(-1, *handle.obs_spec.shape)
+    no = jnp.zeros(cells.size, bool)
+    stream = TimeStep(obs, jnp.zeros(cells.size), no, no)
+
+    def run(key):
+        state = agent.init(key, handle.obs_spec, handle.action_spec)
+
+        def body(state, x):
+            ts, k = x
+            state, _, info = agent.step(state, ts, k)
+            return state, info["goal_score"]
+
+        return jax.lax.scan(body, state, (stream, jax.random.split(key, cells.size)))[1]
+
+    score = np.asarray(jax.jit(run)(jax.random.key(0)))
+    # Catches a goal score taken from the normalised observation, the model's prediction or the
+    # search value instead of the observation the agent is at, and a wrong distance formula.
+    np.testing.assert_allclose(score, np.where(at_goal, 1.0, elsewhere), atol=1e-6)
+    assert float(score.mean()) == pytest.approx((6 + 6 * elsewhere) / 12, abs=1e-6)
+
+
 def test_run_goal_flag_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--env", "Rooms-v0", "--agent", "planner", "--goal", "18=1", "--steps", "300",
@@ -197,7 +233,9 @@ def test_run_goal_flag_end_to_end(tmp_path, capsys):
     assert cfg["goal"] == "18=1" and cfg["agent_config"]["goal"] == {"18": 1.0}
     summary = json.loads((out / "summary.json").read_text())
     assert np.isfinite(summary["diagnostics"]["search_value"])
-    assert 0.0 <= summary["diagnostics"]["goal_score"] <= 1.0  # the share of steps spent at the goal
+    # Catches the goal score not reaching the summary (its value is checked by hand in
+    # test_goal_score_is_the_time_at_the_goal_by_hand; 300 steps here never reach cell 18).
+    assert summary["diagnostics"]["goal_score"] is not None
     # Runs without a goal keep their config.json exactly as before (no goal field).
     code = main(["run", "--env", "Rooms-v0", "--agent", "stream-q", "--steps", "100", "--opt", "hidden=8",
                  "--out", str(tmp_path / "plain"), "--no-plot"])  # fmt: skip
@@ -258,6 +296,42 @@ def test_study_recovery_steps_hand_computed():
     assert rates.shape == (5,) and rates[0] == rates[4] and 1 / 11 < rates[0] < 1 / 10
 
 
+def test_study_model_based_summary_recovery_by_hand():
+    """summarize() on goal reaches laid out by hand: per change, the step after the change at
+    which the window first holds `need` reaches, or `every` (censored)."""
+    from oakrl.study.model_based import ModelBasedConfig, optimal_rates, summarize
+
+    # threshold 0.535, window 100: need = 53.5 x rate = 4.92 and 4.98 reaches after changes 1 and
+    # 2 (5 reaches), but 5.07 at the first segment's rate (6 reaches).
+    cfg = ModelBasedConfig(every=1000, changes=2, seeds=2, window=100, threshold=0.535,
+                           agents=("stream-q", "dyna"))  # fmt: skip
+    assert [int(np.ceil(53.5 * r)) for r in optimal_rates(cfg)] == [6, 5, 5]
+    seed, step, ret = [], [], []
+
+    def episodes(s, steps, r):
+        seed.extend([s] * len(steps)), step.extend(steps), ret.extend([r] * len(steps))
+
+    for s in (0, 1):
+        episodes(s, range(10, 1000, 10), 1.0)  # the first segment: not a recovery
+        episodes(s, range(2001, 3000, 3), 0.0)  # change 2: time-outs only (return 0), never the goal
+    episodes(0, range(1010, 2000, 10), 1.0)  # change 1: a reach every 10 steps: the 5th at +50
+    episodes(1, range(1500, 2001, 10), 1.0)  # change 1 from step 1500: the 5th at 1540, +540
+    episodes(1, [2000] * 9, 1.0)  # at the change's own step: still change 1's segment
+    order = np.argsort(step, kind="stable")
+    r = {"seed": np.asarray(seed)[order], "step": np.asarray(step)[order], "return": np.asarray(ret)[order],
+         "diagnostics": {}, "timing": {"agent_steps_per_second": 1.0}}  # fmt: skip
+    summary, table = summarize(cfg, {"stream-q": r, "dyna": r})
+    rec = summary["agents"]["stream-q"]["recovery_steps"]
+    # Catches a recovery counted from the wrong change step, with the wrong segment's rate (6
+    # reaches: +60, +550), counting time-outs as reaches, or averaged over the wrong axis.
+    assert rec["per_seed"] == pytest.approx([(50 + 1000) / 2, (540 + 1000) / 2])
+    assert rec["per_change"] == pytest.approx([(50 + 540) / 2, 1000])
+    assert rec["mean"] == pytest.approx((525 + 770) / 2) and rec["censored"] == 2
+    assert table["recovery_steps"][:4] == [50, 1000, 540, 1000]
+    assert table["censored"][:4] == [False, True, False, True]
+    assert summary["verdict"]["recovery_ratio_vs_model_free"] == {"dyna": pytest.approx(1.0)}
+
+
 def test_study_model_based_end_to_end(tmp_path):
     out = tmp_path / "mb"
     code = main(["study", "model-based", "--out", str(out), "--every", "1000", "--changes", "1",
@@ -265,10 +339,17 @@ def test_study_model_based_end_to_end(tmp_path):
                  "--planning-steps", "2"])  # fmt: skip
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
+    table = pq.read_table(out / "metrics.parquet").to_pylist()
     for name in ("stream-q", "dyna"):
         a = summary["agents"][name]
         assert len(a["recovery_steps"]["per_seed"]) == 2
-        assert 0 < a["recovery_steps"]["mean"] <= 1000 and np.isfinite(a["final_return"]["mean"])
+        # Catches a summary that disagrees with the per-change table it writes.
+        rows = [r for r in table if r["agent"] == name]
+        assert a["recovery_steps"]["per_seed"] == pytest.approx(
+            [np.mean([r["recovery_steps"] for r in rows if r["seed"] == seed]) for seed in (0, 1)]
+        )
+        assert a["recovery_steps"]["censored"] == sum(r["censored"] for r in rows)
+        assert np.isfinite(a["final_return"]["mean"])
         # The default value learner is linear in the one-hot cell, for every agent alike.
         assert a["options"]["hidden"] == [] and a["options"]["normalize_obs"] is False
     assert len(summary["agents"]["dyna"]["model_error"]["one_step_per_segment"]) == 2

@@ -235,9 +235,10 @@ def test_stream_q_redo_and_tidbd_in_a_vmapped_scan():
 
 
 def test_lab_run_with_cbp_writes_plasticity_diagnostics(tmp_path):
-    from oakrl.lab.run import RunConfig, run
+    from oakrl.lab.run import run
+    from oakrl.lab.spec import RunSpec
 
-    config = RunConfig(
+    config = RunSpec(
         steps=400,
         seeds=2,
         chunk=200,
@@ -249,7 +250,7 @@ def test_lab_run_with_cbp_writes_plasticity_diagnostics(tmp_path):
             "plasticity_options": {"rate": 0.01, "maturity": 20, "rank_every": 100, "rank_window": 16},
         },
     )
-    summary = run(config, tmp_path / "r", plot=False)
+    summary = run(config.replace(out=str(tmp_path / "r"))).summary
     diag = pq.read_table(tmp_path / "r" / "diagnostics.parquet").to_pydict()
     for k in ("value_dormant", "policy_weight_mag", "value_eff_rank", "policy_replaced"):
         assert k in diag and np.all(np.isfinite(diag[k])), k

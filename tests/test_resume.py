@@ -26,8 +26,8 @@ import pytest
 
 from oakrl.cli import main
 from oakrl.errors import ConfigError
-from oakrl.lab.checkpoint import load_checkpoint, read_pointer
 from oakrl.lab import run as run_module
+from oakrl.lab.checkpoint import load_checkpoint, read_pointer
 from oakrl.lab.outdir import compat_hash
 from oakrl.lab.run import run
 from oakrl.lab.spec import RunSpec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -86,7 +87,17 @@ def test_plasticity_supervised_tiny(tmp_path):
     assert r.exit_code == 0, r.output + repr(r.exception)
     summary, table = _check_dir(out, ("backprop", "cbp"))
     assert len(table["accuracy"]) == 2 * 2 * 10
-    assert all(0 <= a <= 1 for a in table["accuracy"])
+    # Online accuracy over a task's 30 samples: a multiple of 1/30. Catches an accuracy taken
+    # on something other than the task's own stream (a probe batch, a running average).
+    assert all(abs(a * 30 - round(a * 30)) < 1e-4 for a in table["accuracy"])
+    # early / late: task 0 / task 9 of each seed (10% of 10 tasks). Catches a summary read from
+    # the wrong metric, task or seed.
+    for m in ("backprop", "cbp"):
+        rows = zip(table["method"], table["seed"], table["task"], table["accuracy"], strict=True)
+        acc = {(s, t): a for mm, s, t, a in rows if mm == m}
+        per_seed = summary["methods"][m]["per_seed"]
+        assert per_seed["early"] == pytest.approx([acc[(s, 0)] for s in (0, 1)])
+        assert per_seed["late"] == pytest.approx([acc[(s, 9)] for s in (0, 1)])
     assert "retention" in r.output
 
 
@@ -96,6 +107,7 @@ def test_plasticity_supervised_tiny(tmp_path):
 )
 def test_plasticity_rl_tiny(tmp_path, agent, schedule, env):
     out = tmp_path / "rl"
+    t0 = time.perf_counter()
     r = CliRunner().invoke(
         study,
         [
@@ -119,10 +131,15 @@ def test_plasticity_rl_tiny(tmp_path, agent, schedule, env):
             "cbp",
         ],
     )
+    elapsed = time.perf_counter() - t0
     assert r.exit_code == 0, r.output + repr(r.exception)
     summary, table = _check_dir(out, ("cbp",))
     assert len(table["return"]) == 2 * 10
-    assert summary["timing"]["cbp"]["agent_steps_per_second"] > 0
+    timing = summary["timing"]["cbp"]
+    # Catches a throughput that forgets the seeds or the changes, or divides by the compile or
+    # wall time; and timings that are not seconds of this run (units, a clock started early).
+    assert timing["agent_steps_per_second"] == pytest.approx(10 * 100 * 2 / timing["stream_seconds"])
+    assert timing["compile_seconds"] + timing["stream_seconds"] <= summary["wall_seconds"] <= elapsed
     # The dormant-unit diagnostic is kept for either agent (stream Q names it without a prefix).
     dormant = table["dormant" if agent == "stream-q" else "value_dormant"]
     assert all(0 <= d <= 1 for d in dormant)
