@@ -48,7 +48,9 @@ def scan_body_kernels(hlo: str) -> tuple[int, dict[str, int]]:
 def lab_step() -> tuple[int, dict[str, int]]:
     cfg = RunSpec(env="CartPole-v1", agent="stream-ac", steps=2000, seeds=1)
     handle, agent = build(cfg)
-    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(cfg.seed, cfg.seeds, cfg.prng))
+    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(
+        seed_keys(cfg.seed, cfg.seeds, cfg.prng)
+    )
     chunk = jax.jit(jax.vmap(make_chunk(agent, handle, 2000, 1000)))
     return scan_body_kernels(chunk.lower(carry).compile(compiler_options()).as_text())
 

@@ -12,7 +12,6 @@ visits of the old goal and the episodes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
 import jax
@@ -48,7 +47,9 @@ def main() -> None:
     def stream(k):
         return jax.lax.scan(one, init_carry(agent, handle, k), None, length=cfg.steps)[1]
 
-    cell, executing, reward, done = (np.asarray(v) for v in jax.jit(jax.vmap(stream))(seed_keys(rc.seed, rc.seeds, rc.prng)))
+    cell, executing, reward, done = (
+        np.asarray(v) for v in jax.jit(jax.vmap(stream))(seed_keys(rc.seed, rc.seeds, rc.prng))
+    )
     rows = []
     for s in range(cfg.seeds):
         for c in range(1, cfg.relocations + 1):

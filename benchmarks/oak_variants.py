@@ -10,7 +10,6 @@ reach are read with the study's own `recovery`. Prints one line per variant.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time

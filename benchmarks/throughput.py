@@ -65,9 +65,7 @@ def main() -> None:
     sps, comp, rates = timed_jax(cfg, r)
     rows.append(("(i) stream AC, CartPole, 1 agent, lax.scan", sps, comp, rates))
 
-    cfg = RunSpec(
-        env="CartPole-v1", agent="stream-ac", steps=4_000 // scale, seeds=256, chunk=2_000 // scale
-    )
+    cfg = RunSpec(env="CartPole-v1", agent="stream-ac", steps=4_000 // scale, seeds=256, chunk=2_000 // scale)
     sps, comp, rates = timed_jax(cfg, r)
     rows.append(("(ii) stream AC, CartPole, 256 seeds vmapped", sps, comp, rates))
     bytes_step = bytes_per_agent_step(cfg)
@@ -80,7 +78,9 @@ def main() -> None:
     handle, agent = build(cfg)
     rates = []
     for _ in range(r):
-        _, comp, stream_s = run_gym(agent, handle, cfg.steps, seed_keys(cfg.seed, cfg.seeds, cfg.prng), [0], cfg.chunk)
+        _, comp, stream_s = run_gym(
+            agent, handle, cfg.steps, seed_keys(cfg.seed, cfg.seeds, cfg.prng), [0], cfg.chunk
+        )
         rates.append(cfg.steps / stream_s)
     rows.append(("(iii) stream AC, gym:CartPole-v1 bridge, 1 agent", statistics.median(rates), comp, rates))
 

@@ -26,7 +26,9 @@ def timed_jax(config: RunSpec, repeats: int) -> tuple[float, float, list[float]]
 def bytes_per_agent_step(config: RunSpec) -> float:
     """XLA's own count of bytes accessed by one step of the vmapped stream, per seed."""
     handle, agent = build(config)
-    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys(config.seed, config.seeds, config.prng))
+    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(
+        seed_keys(config.seed, config.seeds, config.prng)
+    )
     one = jax.jit(jax.vmap(make_chunk(agent, handle, 1, config.window)))
     one = one.lower(carry).compile(compiler_options())
     cost = one.cost_analysis()

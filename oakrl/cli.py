@@ -265,9 +265,8 @@ def record(out, env, steps, quality, noise, seed, agent, train_steps, opt, from_
     The dataset format is documented in oakrl/priors/demos.py: one .npz with observations,
     actions, rewards, terminated, truncated, episode and a JSON header.
     """
-    from oakrl.lab.record_demos import record as do_record
-
     from oakrl.lab.parse import parse_options
+    from oakrl.lab.record_demos import record as do_record
 
     options = parse_options(agent, opt) if agent is not None else {}
     if opt and agent is None:

@@ -143,7 +143,9 @@ class Config:
         typed = {}
         for key, value in (values or {}).items():
             if not isinstance(key, str) or key not in opts:
-                raise ConfigError(f"{cls.agent_name()} has no option {key!r}; valid: {', '.join(sorted(opts))}")
+                raise ConfigError(
+                    f"{cls.agent_name()} has no option {key!r}; valid: {', '.join(sorted(opts))}"
+                )
             typed[key] = _coerce(opts[key], value, where)
         config = cls(**typed)
         config.check(where)
@@ -250,7 +252,9 @@ def _coerce(info: OptionInfo, value: Any, where: str) -> Any:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif typing.get_origin(base) is tuple:
-        ok = isinstance(value, list | tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ok = isinstance(value, list | tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        )
         value = tuple(value) if ok else value
         kind = "list of integers"
     elif base is str:

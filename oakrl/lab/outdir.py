@@ -21,7 +21,12 @@ from oakrl.lab.spec import RunSpec
 
 def identity(spec: RunSpec, continuing: bool, agent_config: dict[str, Any]) -> dict[str, Any]:
     """What config.json holds: the spec, the oakrl version and the agent's full (resolved) config."""
-    d = {**spec.to_json(), "oakrl_version": __version__, "continuing": continuing, "agent_config": agent_config}
+    d = {
+        **spec.to_json(),
+        "oakrl_version": __version__,
+        "continuing": continuing,
+        "agent_config": agent_config,
+    }
     return json.loads(json.dumps(d, default=json_default))
 
 

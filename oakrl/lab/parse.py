@@ -46,7 +46,9 @@ def read_file(path: str | Path) -> dict[str, Any]:
         try:
             import yaml
         except ImportError:
-            raise ConfigError(f"{path}: YAML config files need pyyaml (pip install pyyaml); or use TOML") from None
+            raise ConfigError(
+                f"{path}: YAML config files need pyyaml (pip install pyyaml); or use TOML"
+            ) from None
         try:
             data = yaml.safe_load(text.decode("utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as e:
@@ -82,7 +84,9 @@ def fields_of(data: Mapping[str, Any], where: str, allow_derived: bool = False) 
         if key == "schedule" and isinstance(value, dict):
             for sub, v in value.items():
                 if sub not in ("kind", "every", "tasks", "order"):
-                    raise ConfigError(f"{where}: unknown field schedule.{sub}; valid: schedule.kind, every, tasks, order")
+                    raise ConfigError(
+                        f"{where}: unknown field schedule.{sub}; valid: schedule.kind, every, tasks, order"
+                    )
                 kwargs["schedule" if sub == "kind" else sub] = v
             continue
         if key == "agent_options":

@@ -138,8 +138,7 @@ def summarize(
         "wall_seconds": compile_s + stream_s,
         "compile_seconds": compile_s,
         "stream_seconds": stream_s,
-        "steps_per_second": steps_run * spec.seeds
-        / max(stream_s, 1e-9),
+        "steps_per_second": steps_run * spec.seeds / max(stream_s, 1e-9),
         "final_return": ep["final_return"],
         "average_reward": {
             "mean": float(np.mean(avg)),

@@ -112,7 +112,9 @@ def make_handle(spec: RunSpec):
         return make_gym(spec.env[len("gym:") :])
     from oakrl.envs import make_env
 
-    return make_env(spec.env, schedule=spec.schedule, every=spec.every, tasks=spec.tasks, order=spec.order, seed=spec.seed)
+    return make_env(
+        spec.env, schedule=spec.schedule, every=spec.every, tasks=spec.tasks, order=spec.order, seed=spec.seed
+    )
 
 
 def build(spec: RunSpec) -> tuple[Any, Agent]:

@@ -86,7 +86,9 @@ def run_sweep(
     from oakrl.lab.run import prepare
 
     limit_cpu_threads(cpu_threads)  # this process: before `prepare` below first computes
-    todo = [(name, point, trial.replace(out=str(Path(out) / name))) for name, point, trial in sweep_specs(spec)]
+    todo = [
+        (name, point, trial.replace(out=str(Path(out) / name))) for name, point, trial in sweep_specs(spec)
+    ]
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory; choose another path")
@@ -124,9 +126,7 @@ def run_sweep(
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
-            futures = {
-                pool.submit(run_trial, trial, finish, cpu_threads): name for name, trial in pending
-            }
+            futures = {pool.submit(run_trial, trial, finish, cpu_threads): name for name, trial in pending}
             for future in as_completed(futures):
                 try:
                     result = future.result()
