@@ -375,7 +375,7 @@ def test_make_agent_overrides_defaults():
         ("oak", "lr_model", 1.5, "> 0 and <= 1"),
         ("prior-ac", "bc_smoothing", 1.0, "in [0, 1)"),
         ("sft-tool", "memory_decay", 0.0, "> 0 and <= 1"),
-        ("stream-ac", "sparsity", float("nan"), "in [0, 1)"),
+        ("stream-ac", "sparsity", float("nan"), "must be finite"),  # what check_option said
     ],
 )
 def test_config_bounds_refuse_in_one_line(name, option, value, rule):
