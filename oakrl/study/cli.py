@@ -46,23 +46,9 @@ def study() -> None:
 @click.option("--sigma", default=1e-3, show_default=True)
 @click.option("--l2", default=1e-3, show_default=True)
 def plasticity_supervised(
-    out,
-    tasks,
-    steps_per_task,
-    seeds,
-    seed,
-    hidden,
-    lr,
-    activation,
-    layer_norm,
-    methods,
-    cbp_rate,
-    maturity,
-    redo_every,
-    shrink,
-    sigma,
-    l2,
-) -> None:
+    out, tasks, steps_per_task, seeds, seed, hidden, lr, activation, layer_norm, methods, cbp_rate, maturity,
+    redo_every, shrink, sigma, l2,
+) -> None:  # fmt: skip
     """Loss of plasticity on online permuted inputs: plain backprop vs each remedy."""
     from oakrl.study.supervised import SupervisedConfig, study_supervised
 
@@ -98,21 +84,9 @@ def plasticity_supervised(
     "--methods", default=None, help="comma-separated subset of backprop,cbp,redo,shrink-perturb,l2-init"
 )
 def plasticity_rl(
-    out,
-    env,
-    agent,
-    schedule,
-    changes,
-    every,
-    tasks,
-    gamma,
-    epsilon_end,
-    seeds,
-    seed,
-    hidden,
-    methods,
+    out, env, agent, schedule, changes, every, tasks, gamma, epsilon_end, seeds, seed, hidden, methods,
     remedy_options,
-) -> None:
+) -> None:  # fmt: skip
     """Streaming RL whose dynamics change every K steps: per-change return per remedy."""
     from oakrl.study.rl import RLConfig, study_rl
 
