@@ -213,9 +213,10 @@ def run_spec(cfg: PriorConfig, group: tuple[str, ...], paths: dict[str, Path]) -
 def start_from_clones(plan: RunPlan, cfg: PriorConfig, group: tuple[str, ...], paths: dict[str, Path]):
     """(the plan whose streams start from each condition's cloned states, the datasets' headers).
 
-    Every condition uses the same seed keys (a paired comparison): condition j's seed i starts
-    from `seed_keys(...)[i]`, its agent cloned from the condition's dataset with that key. The
-    plan's fresh state only gives the shapes (its init skips cloning)."""
+    Every condition uses the same seed keys: condition j's seed i starts from `seed_keys(...)[i]`,
+    its agent cloned from the condition's dataset with that key. (Under unsafe_rbg a vmapped
+    stream's draws also depend on its place in the batch, so only the first condition replays
+    scratch's draws exactly.) The plan's fresh state only gives the shapes (its init skips cloning)."""
     from oakrl.agents.prior_ac import demo_arrays, prior_ac_parts
     from oakrl.lab.run import seed_keys
     from oakrl.lab.stream import init_carry
