@@ -285,11 +285,12 @@ def test_stream_clock_starts_after_compilation_and_agrees_with_the_test_clock():
 
     from oakrl.agents import make_agent
     from oakrl.envs import make_env
+    from oakrl.lab.run import seed_keys
     from oakrl.lab.stream import run_jax
 
     handle = make_env("CartPole-v1")
     agent = make_agent("stream-ac", handle.action_spec, **TINY)
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0, impl="unsafe_rbg"), i))(np.arange(2))
+    keys = seed_keys(0, 2)
     events: list[tuple[str, float, object]] = []
 
     class Compiles(logging.Handler):
@@ -300,13 +301,17 @@ def test_stream_clock_starts_after_compilation_and_agrees_with_the_test_clock():
     def on_chunk(record):
         events.append(("chunk", time.perf_counter(), record.end_step))
 
+    def on_start(done, _compile_s):  # the stream starts: a chunk boundary at step `done`
+        events.append(("chunk", time.perf_counter(), done))
+
     handler = Compiles()
     logger = logging.getLogger("jax")
     logger.addHandler(handler)
     try:
         t0 = time.perf_counter()
         with jax.log_compiles():
-            _, compile_s, stream_s = run_jax(agent, handle, 3000, keys, chunk=1000, on_chunk=on_chunk)
+            hooks = dict(on_chunk=on_chunk, on_start=on_start)
+            _, compile_s, stream_s = run_jax(agent, handle, 3000, keys, chunk=1000, **hooks)
         t_end = time.perf_counter()
     finally:
         logger.removeHandler(handler)
