@@ -240,7 +240,7 @@ def test_stream_q_redo_and_tidbd_in_a_vmapped_scan():
     # carried in between; the last one is the effective rank of the window the state holds. Catches
     # a rank of the wrong features, a window not written, or a value not carried.
     rank = np.asarray(infos["eff_rank"])
-    window = np.asarray(state.plasticity.window)
+    window = np.asarray(state.opt.plasticity.window)
     for s in range(2):
         assert rank[s, -1] == pytest.approx(float(effective_rank(jnp.asarray(window[s]))), rel=1e-5)
         np.testing.assert_array_equal(rank[s, 39:59], rank[s, 39])
