@@ -448,3 +448,45 @@ def test_every_network_agent_takes_a_plasticity_remedy(name):
     if name not in ("stream-ac", "stream-q"):
         assert "plasticity" not in make_agent(name).config.to_dict()
         assert make_agent(name, plasticity="cbp").config.to_dict()["plasticity"] == "cbp"
+
+
+# --------------------------------------------------------------------------- adding an agent
+
+
+def test_an_agent_is_one_file_and_one_registry_line(monkeypatch):
+    """A new agent against the skeleton: a config, a learner, a factory; one AGENTS entry."""
+    import dataclasses
+
+    from oakrl.agents import AgentInfo
+    from oakrl.agents.common import StreamOptions, configure
+    from oakrl.agents.skeleton import Learner, Start, streaming, zero_action
+    from oakrl.core.config import option
+
+    @dataclasses.dataclass(frozen=True)
+    class MeanRewardConfig(StreamOptions):
+        NAME = "mean-reward"
+        rate: float = option(0.1, "step size of the running mean", gt=0, le=1)
+
+    def mean_reward(config: MeanRewardConfig | None = None, **overrides):
+        cfg = configure(MeanRewardConfig, config, overrides)
+
+        def init(key, obs_spec, action_spec):
+            return Start(jnp.zeros(()), zero_action(action_spec))
+
+        def step(mean, t, key):  # learns the mean scaled reward; always acts 0
+            mean = mean + t.learn * cfg.rate * (t.reward - mean)
+            return mean, jnp.zeros((), jnp.int32), {"td_error": t.reward - mean}
+
+        return streaming("mean-reward", cfg, Learner(init, step))
+
+    monkeypatch.setitem(
+        AGENTS, "mean-reward", AgentInfo(mean_reward, MeanRewardConfig, "running mean reward")
+    )
+    agent = make_agent("mean-reward", rate=0.5, scale_reward=False)
+    state = agent.init(jax.random.key(0), CARTPOLE_OBS, CARTPOLE_ACT)
+    for r in (0.0, 2.0, 4.0):  # the first step has no transition: only 2 and 4 are learned from
+        state, action, _ = agent.step(state, ts(jnp.ones(4), reward=r), jax.random.key(0))
+    assert float(state.learner) == pytest.approx(0.5 * 2.0 + 0.5 * (4.0 - 1.0))  # 1, then 1 + 1.5
+    assert int(state.steps) == 3 and agent.config.to_dict()["rate"] == 0.5
+    with pytest.raises(ConfigError, match="rate must be > 0 and <= 1"):
+        make_agent("mean-reward", rate=2.0)

@@ -250,7 +250,11 @@ def test_sft_update_moves_the_policy_towards_the_memory():
     update = jax.jit(sft_update, static_argnums=(0, 4, 5, 6, 7))
     new, loss0 = update(p_net.apply, params, memory, KEY, 20, 16, 0.05, 4)
     assert p2(new) > p2(params) + 0.2
-    assert float(loss0) > 0
+    # The first loss is a mean of cross-entropies of valid rows (slot 0's 6, slot 1's first 4) over
+    # the 4 action logits: within their range. Catches the tool logit in the softmax (~ln 5 > ln 4).
+    ce = jax.vmap(lambda x: -jax.nn.log_softmax(p_net.apply(params, x)[:4])[2])
+    valid = np.concatenate([np.asarray(ce(obs[0])), np.asarray(ce(obs[1, :4]))])
+    assert valid.min() - 1e-6 <= float(loss0) <= valid.max() + 1e-6
     # An empty memory changes nothing.
     empty = memory._replace(length=jnp.zeros(3, jnp.int32))
     same, _ = update(p_net.apply, params, empty, KEY, 20, 16, 0.05, 4)
