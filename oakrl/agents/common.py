@@ -121,7 +121,11 @@ class ActorCriticOptions(StreamOptions):
 
 @dataclasses.dataclass(frozen=True)
 class PlasticityOptions(Config):
-    """The loss-of-plasticity remedy and diagnostics of oakrl.learn.plasticity."""
+    """The loss-of-plasticity remedy and diagnostics of oakrl.learn.plasticity.
+
+    Every network agent takes them (one RemedyOptimizer per network). OaK does not: it is linear
+    in the observation, with no hidden units for cbp/redo/dormancy to act on.
+    """
 
     plasticity: str = option("none", "remedy for loss of plasticity", choices=REMEDIES)
     plasticity_diagnostics: bool = option(False, "dormant, weight_mag, eff_rank, replaced in info")

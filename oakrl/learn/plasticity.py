@@ -24,6 +24,8 @@ unit resets (their units feed the next layer through a flatten).
 
 Where an optimiser state with a `trace` field (ObGD, AdaptiveObGD, TIDBD-ObGD) is passed, the
 eligibility-trace entries of a replaced unit's incoming and outgoing weights are zeroed too.
+Agents do not wire this themselves: `with_remedy(optimiser, remedy)` is the one piece (a
+RemedyOptimizer) that steps a network's optimiser and then applies its remedy.
 
 Everything is fixed-shape and jittable: resets are masks. At most `max_resets` units per layer
 are replaced per step (static, so the fresh weights are drawn for that many columns only);
