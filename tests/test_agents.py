@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from oakrl.agents import AGENTS, DynaConfig, PlannerConfig, StreamQConfig, make_agent
-from oakrl.agents.common import DiscreteOnly
+from oakrl.agents.common import DiscreteOnly, PlasticityOptions
 from oakrl.core.config import RunFacts
 from oakrl.core.types import ArraySpec, DiscreteSpec, TimeStep, first_timestep
 from oakrl.errors import ConfigError
@@ -207,19 +207,23 @@ def test_stream_q_epsilon_linear_schedule(t):
     assert float(info["epsilon"]) == pytest.approx(expected, abs=1e-6)
 
 
+def _explored(state, explored: bool):
+    return state._replace(learner=state.learner._replace(prev_explored=jnp.asarray(explored)))
+
+
 def test_stream_q_trace_reset_after_exploratory_action():
     c, state = _q_state_after(3)
     assert bool(state.has_prev)
     timestep = ts(jnp.array([0.5, 0.5, -0.5, 0.2]), reward=0.5)
     key = jax.random.key(11)
 
-    greedy_state, _, _ = c.step(state._replace(prev_explored=jnp.asarray(False)), timestep, key)
-    explored_state, _, info = c.step(state._replace(prev_explored=jnp.asarray(True)), timestep, key)
+    greedy_state, _, _ = c.step(_explored(state, False), timestep, key)
+    explored_state, _, info = c.step(_explored(state, True), timestep, key)
 
     # Without exploration (and no episode end) the trace carries on ...
-    assert any(np.any(np.asarray(z) != 0) for z in jax.tree.leaves(greedy_state.opt.trace))
+    assert any(np.any(np.asarray(z) != 0) for z in jax.tree.leaves(greedy_state.opt.opt.trace))
     # ... after a non-greedy action it is cut (Watkins' Q(lambda)).
-    for z in jax.tree.leaves(explored_state.opt.trace):
+    for z in jax.tree.leaves(explored_state.opt.opt.trace):
         np.testing.assert_array_equal(np.asarray(z), 0.0)
     # The transition itself is still learned from.
     assert float(info["td_error"]) != 0.0
@@ -406,3 +410,83 @@ def test_config_round_trips_through_its_dict(name):
     config = AGENTS[name].config()
     assert AGENTS[name].config.build(config.to_dict()) == config
     assert make_agent(name).config == config
+
+
+# --------------------------------------------------------------------------- plasticity, every network agent
+
+NETWORK_PARAMS = {
+    "stream-ac": ("value", "policy"),
+    "stream-q": ("q",),
+    "stream-td": ("v",),
+    "dyna": ("q",),
+    "planner": ("q",),
+    "prior-ac": ("value", "policy"),
+    "sft-tool": ("value", "policy"),
+}
+
+
+@pytest.mark.parametrize("name", list(NETWORK_PARAMS))
+def test_every_network_agent_takes_a_plasticity_remedy(name):
+    """l2-init with l2 = 1 pulls every weight back to its initial value after each update: a
+    learning step that leaves the networks where they started shows the remedy runs after the
+    optimiser in this agent (an agent that accepted the option but did not wire it would move)."""
+    assert issubclass(AGENTS[name].config, PlasticityOptions)
+    extra = {"model_hidden": (8,), "planning_steps": 0} if name in ("dyna", "planner") else {}
+    agent = make_agent(name, hidden=(8,), plasticity="l2-init", plasticity_options={"l2": 1.0}, **extra)
+    init = agent.init(jax.random.key(0), CARTPOLE_OBS, CARTPOLE_ACT)
+    step = jax.jit(agent.step)
+    obs = jnp.array([0.1, -0.2, 0.3, -0.4])
+    state, _, _ = step(init, first_timestep(obs), jax.random.key(1))
+    state, _, info = step(state, ts(-obs, reward=1.0), jax.random.key(2))
+    assert float(info["td_error"]) != 0.0  # it learned from a real transition ...
+    for field in NETWORK_PARAMS[name]:  # ... and was pulled back
+        for a, b in zip(
+            jax.tree.leaves(getattr(init, field)), jax.tree.leaves(getattr(state, field)), strict=True
+        ):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)
+    # Agents that took no remedy before keep their config.json as it was when none is set.
+    if name not in ("stream-ac", "stream-q"):
+        assert "plasticity" not in make_agent(name).config.to_dict()
+        assert make_agent(name, plasticity="cbp").config.to_dict()["plasticity"] == "cbp"
+
+
+# --------------------------------------------------------------------------- adding an agent
+
+
+def test_an_agent_is_one_file_and_one_registry_line(monkeypatch):
+    """A new agent against the skeleton: a config, a learner, a factory; one AGENTS entry."""
+    import dataclasses
+
+    from oakrl.agents import AgentInfo
+    from oakrl.agents.common import StreamOptions, configure
+    from oakrl.agents.skeleton import Learner, Start, streaming, zero_action
+    from oakrl.core.config import option
+
+    @dataclasses.dataclass(frozen=True)
+    class MeanRewardConfig(StreamOptions):
+        NAME = "mean-reward"
+        rate: float = option(0.1, "step size of the running mean", gt=0, le=1)
+
+    def mean_reward(config: MeanRewardConfig | None = None, **overrides):
+        cfg = configure(MeanRewardConfig, config, overrides)
+
+        def init(key, obs_spec, action_spec):
+            return Start(jnp.zeros(()), zero_action(action_spec))
+
+        def step(mean, t, key):  # learns the mean scaled reward; always acts 0
+            mean = mean + t.learn * cfg.rate * (t.reward - mean)
+            return mean, jnp.zeros((), jnp.int32), {"td_error": t.reward - mean}
+
+        return streaming("mean-reward", cfg, Learner(init, step))
+
+    monkeypatch.setitem(
+        AGENTS, "mean-reward", AgentInfo(mean_reward, MeanRewardConfig, "running mean reward")
+    )
+    agent = make_agent("mean-reward", rate=0.5, scale_reward=False)
+    state = agent.init(jax.random.key(0), CARTPOLE_OBS, CARTPOLE_ACT)
+    for r in (0.0, 2.0, 4.0):  # the first step has no transition: only 2 and 4 are learned from
+        state, action, _ = agent.step(state, ts(jnp.ones(4), reward=r), jax.random.key(0))
+    assert float(state.learner) == pytest.approx(0.5 * 2.0 + 0.5 * (4.0 - 1.0))  # 1, then 1 + 1.5
+    assert int(state.steps) == 3 and agent.config.to_dict()["rate"] == 0.5
+    with pytest.raises(ConfigError, match="rate must be > 0 and <= 1"):
+        make_agent("mean-reward", rate=2.0)

@@ -250,7 +250,11 @@ def test_sft_update_moves_the_policy_towards_the_memory():
     update = jax.jit(sft_update, static_argnums=(0, 4, 5, 6, 7))
     new, loss0 = update(p_net.apply, params, memory, KEY, 20, 16, 0.05, 4)
     assert p2(new) > p2(params) + 0.2
-    assert float(loss0) > 0
+    # The first loss is a mean of cross-entropies of valid rows (slot 0's 6, slot 1's first 4) over
+    # the 4 action logits: within their range. Catches the tool logit in the softmax (~ln 5 > ln 4).
+    ce = jax.vmap(lambda x: -jax.nn.log_softmax(p_net.apply(params, x)[:4])[2])
+    valid = np.concatenate([np.asarray(ce(obs[0])), np.asarray(ce(obs[1, :4]))])
+    assert valid.min() - 1e-6 <= float(loss0) <= valid.max() + 1e-6
     # An empty memory changes nothing.
     empty = memory._replace(length=jnp.zeros(3, jnp.int32))
     same, _ = update(p_net.apply, params, empty, KEY, 20, 16, 0.05, 4)
@@ -313,17 +317,31 @@ def test_sft_tool_is_a_chosen_logged_action():
     names = info_keys(agent, handle)
     rate = np.asarray(carry.info_sum)[:, names.index("sft_call")] / 4000
     np.testing.assert_allclose(rate, calls / 4000, atol=1e-6)
-    # Learning moves the probability of calling away from its start (it is credited by reward).
-    p_end = jax.vmap(lambda p, o: jax.nn.sigmoid(agent_logits(agent, p, o)[n]))(
-        carry.agent.policy, carry.agent.prev_obs
+
+
+@pytest.mark.parametrize(("called", "reward"), [(1, 5.0), (0, 5.0), (1, -5.0), (0, -5.0)])
+def test_sft_tool_call_is_credited_by_the_td_error(called, reward):
+    """The tool bit's log-probability is in the actor's traced objective: after a call, a positive
+    TD error makes calling likelier and a negative one less likely; after no call, the reverse.
+    Catches the tool left out of the objective (its logit then moves only through the entropy
+    bonus and the shared torso, the same way whether it was called or not) and its two branches
+    swapped. The tool's head bias is read: only the actor-critic update moves it."""
+    handle = make_env("TextWorld-v0")
+    agent = make_agent("sft-tool", normalize_obs=False, scale_reward=False, **SMALL)
+    n = handle.action_spec.num_values
+    state = agent.init(KEY, handle.obs_spec, handle.action_spec)
+    extra = state.learner.extra._replace(prev_call=jnp.int32(called))
+    state = state._replace(
+        learner=state.learner._replace(extra=extra),
+        prev_obs=jnp.eye(15)[3],
+        prev_action=jnp.int32(1),
+        has_prev=jnp.asarray(True),
     )
-    assert (np.abs(np.asarray(p_end[2:]) - float(jax.nn.sigmoid(-2.0))) > 1e-3).all()
-
-
-def agent_logits(agent, params, obs):
-    from oakrl.agents.common import net
-
-    return net(obs.shape, 5, agent.config.hidden, agent.config.sparsity).apply(params, obs)
+    ts = TimeStep(jnp.eye(15)[4], jnp.float32(reward), jnp.asarray(False), jnp.asarray(False))
+    new, _, info = jax.jit(agent.step)(state, ts, jax.random.key(1))
+    assert np.sign(float(info["td_error"])) == np.sign(reward)
+    moved = float(new.policy["head"]["bias"][n] - state.policy["head"]["bias"][n])
+    assert np.sign(moved) == np.sign(reward) * (1 if called else -1), moved
 
 
 # --- command line and study -------------------------------------------------------------------

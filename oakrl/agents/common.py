@@ -16,7 +16,6 @@ from typing import Any, NamedTuple, Self
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from oakrl.core.config import Config, RunFacts, option
 from oakrl.core.types import ArraySpec, DiscreteSpec, Spec, TimeStep
@@ -31,7 +30,7 @@ from oakrl.learn.normalize import (
     reward_scale_update,
 )
 from oakrl.learn.obgd import adaptive_obgd, obgd
-from oakrl.learn.plasticity import REMEDIES, Remedy, hidden_features, remedy
+from oakrl.learn.plasticity import REMEDIES, Remedy, RemedyOptimizer, hidden_features, remedy
 from oakrl.learn.stepsize import tidbd_obgd
 
 OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd")
@@ -122,15 +121,32 @@ class ActorCriticOptions(StreamOptions):
 
 @dataclasses.dataclass(frozen=True)
 class PlasticityOptions(Config):
-    """The loss-of-plasticity remedy and diagnostics of oakrl.learn.plasticity."""
+    """The loss-of-plasticity remedy and diagnostics of oakrl.learn.plasticity.
+
+    Every network agent takes them (one RemedyOptimizer per network). OaK does not: it is linear
+    in the observation, with no hidden units for cbp/redo/dormancy to act on.
+    """
 
     plasticity: str = option("none", "remedy for loss of plasticity", choices=REMEDIES)
     plasticity_diagnostics: bool = option(False, "dormant, weight_mag, eff_rank, replaced in info")
     plasticity_options: dict = option({}, "PlasticityConfig fields, e.g. {rate = 1e-4, maturity = 100}")
 
+    # stream-ac and stream-q took these options before every network agent did: their
+    # config.json always lists them. Other agents list them only when set, so the config (and
+    # the identity) of every run made before they took them stays what it was.
+    PLASTICITY_ALWAYS_LISTED = False
+
     def validate(self) -> None:
         super().validate()
         make_remedy(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if not self.PLASTICITY_ALWAYS_LISTED:
+            for name, info in PlasticityOptions.options().items():
+                if d[name] == info.default:
+                    del d[name]
+        return d
 
     def remedy(self) -> Remedy:
         return make_remedy(self)
@@ -224,28 +240,16 @@ def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: floa
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
-def actor_critic_update(value_opt, policy_opt, state: Any, g_v: Any, g_p: Any, delta, done, learn):
-    """One ObGD step of the critic and the actor of an actor-critic state, from their gradients.
+def q_lambda_update(opt: RemedyOptimizer, q_fn, state: Any, bootstrap, reward, learn, reset, key):
+    """One Watkins Q(lambda) step with a traced optimiser and remedy, shared by stream-q and dyna.
 
-    `state` has fields value, policy, value_opt, policy_opt; `learn` (0 or 1) masks the
-    gradients before the first transition. Returns (value, policy, value_opt, policy_opt).
+    q_fn: params -> (q(s, a) of the last transition, hidden features for the remedy);
+    bootstrap: gamma (1 - done) max_a' q(s', a'); `state` has fields q and opt; `learn` (0 or 1)
+    masks the very first step; `reset` clears the trace after the update (an episode end, or an
+    exploratory action); `key`: the remedy's. Returns (q params, opt state, q(s, a), delta, info).
     """
-    g_v, g_p = jax.tree.map(lambda g: g * learn, (g_v, g_p))
-    v_upd, v_opt = value_opt.update(g_v, state.value_opt, delta=delta, reset=done)
-    p_upd, p_opt = policy_opt.update(g_p, state.policy_opt, delta=delta, reset=done)
-    return optax.apply_updates(state.value, v_upd), optax.apply_updates(state.policy, p_upd), v_opt, p_opt
-
-
-def q_lambda_update(opt, q_fn, state: Any, bootstrap, reward, learn, reset):
-    """One Watkins Q(lambda) step with a traced optimiser (ObGD...), shared by stream-q and dyna.
-
-    q_fn: params -> (q(s, a) of the last transition, aux); bootstrap: gamma (1 - done) max_a' q(s', a');
-    `state` has fields q and opt; `learn` (0 or 1) masks the very first step; `reset` clears the trace
-    after the update (an episode end, or an exploratory action).
-    Returns (q params, optimiser state, q(s, a), delta, aux).
-    """
-    (q_sa, aux), g = jax.value_and_grad(q_fn, has_aux=True)(state.q)
+    (q_sa, feats), g = jax.value_and_grad(q_fn, has_aux=True)(state.q)
     delta = (reward + bootstrap - q_sa) * learn
     g = jax.tree.map(lambda x: x * learn, g)
-    updates, opt_state = opt.update(g, state.opt, delta=delta, reset=reset)
-    return optax.apply_updates(state.q, updates), opt_state, q_sa, delta, aux
+    q, opt_state, info = opt.update(state.q, state.opt, g, key, feats, delta=delta, reset=reset)
+    return q, opt_state, q_sa, delta, info

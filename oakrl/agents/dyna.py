@@ -29,39 +29,36 @@ from oakrl.agents.common import (
     DiscreteOnly,
     EpsilonGreedyOptions,
     Normalizers,
-    StreamLearnerOptions,
+    PlasticityOptions,
     configure,
     epsilon_schedule,
     head_width,
     make_optimizer,
     net,
-    normalizers_init,
     q_lambda_update,
 )
-from oakrl.agents.common import preprocess as _preprocess
+from oakrl.agents.skeleton import Learner, Start, Transition, streaming, zero_action
 from oakrl.core.config import Config, option
-from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec
 from oakrl.errors import ConfigError
 from oakrl.learn.normalize import welford_var
 from oakrl.learn.obgd import obgd
+from oakrl.learn.plasticity import RemedyOptState, split_keys, with_remedy
 from oakrl.model import HEADS, ModelState, transition_model
 from oakrl.plan.dyna import PlanCarry, dyna_updates
 from oakrl.plan.search_control import SearchControlState, search_control_add, search_control_init
 
 
 class DynaState(NamedTuple):
+    """Dyna's (and the planner's) learner state (inside the skeleton's StreamState)."""
+
     q: Any  # Q-network parameters (Flax pytree), one output per action
-    opt: Any  # ObGD state of the real updates: trace, last step size
+    opt: RemedyOptState  # ObGD state of the real updates (trace, last step size) and the remedy's
     plan_opt: Any  # ObGD state of the simulated updates (trace always zero between them)
-    norm: Normalizers
     model: ModelState  # transition model parameters, optimiser state, k-step history
     control: SearchControlState  # recent states and their priorities
-    prev_obs: jax.Array  # [*obs_shape] normalised observation the last action was taken in
-    prev_raw: jax.Array  # [D] the same observation raw and flat (what the model sees)
-    prev_action: jax.Array  # [] int32
+    prev_raw: jax.Array  # [D] the last action's observation raw and flat (what the model sees)
     prev_explored: jax.Array  # [] bool: the last action was not greedy
-    has_prev: jax.Array  # [] bool: a transition exists to learn from
-    steps: jax.Array  # [] int32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,25 +84,25 @@ class ModelOptions(Config):
 
 
 @dataclasses.dataclass(frozen=True)
-class DynaConfig(DiscreteOnly, ModelOptions, EpsilonGreedyOptions):
-    """Dyna's options: stream Q(lambda)'s (without plasticity), the model's and planning's."""
+class DynaConfig(DiscreteOnly, PlasticityOptions, ModelOptions, EpsilonGreedyOptions):
+    """Dyna's options: stream Q(lambda)'s, the model's and planning's."""
 
     NAME = "dyna"
 
 
-class Learner(NamedTuple):
-    """Steps 1-5 of the module docstring, shared by `dyna` and `planner`."""
+class ModelLearner(NamedTuple):
+    """Steps 2-5 of the module docstring, shared by `dyna` and `planner`."""
 
-    init: Any  # (key, obs_spec, action_spec) -> DynaState
-    learn: Any  # (state, ts, key) -> (state, obs [normalised], raw obs [D], info)
-    q_values: Any  # (state, raw obs [D]) -> q [A], with the state's normalisers
+    init: Any  # (key, obs_spec, action_spec) -> Start
+    learn: Any  # (state, t: Transition, key) -> (state, raw obs [D], info)
+    q_values: Any  # (state, norm, raw obs [D], obs_shape) -> q [A], in the normalisers' units
     model: Any  # the TransitionModel
-    model_reward: Any  # (state, raw reward) -> reward in the units the values learn in
+    model_reward: Any  # (norm, raw reward) -> reward in the units the values learn in
 
 
-def make_learner(cfg: ModelOptions | StreamLearnerOptions, name: str) -> Learner:
+def make_learner(cfg: Any, name: str) -> ModelLearner:
     gamma = cfg.gamma
-    opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa)
+    opt = with_remedy(make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa), cfg.remedy())
     plan_opt = obgd(cfg.lr, gamma, 0.0, cfg.kappa)
     model = transition_model(cfg.model_head, cfg.model_hidden, cfg.model_lr, cfg.sparsity, cfg.model_kstep)
 
@@ -125,64 +122,62 @@ def make_learner(cfg: ModelOptions | StreamLearnerOptions, name: str) -> Learner
             return reward / jnp.sqrt(welford_var(norm.reward.stats) + 1e-8)
         return reward
 
-    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> DynaState:
+    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> Start:
         if not isinstance(action_spec, DiscreteSpec):
             raise ConfigError(f"{name} needs discrete actions")
         k_q, k_m = jax.random.split(key)
         n_actions = action_spec.num_values
         obs_dim = math.prod(obs_spec.shape)
         params = q_net(obs_spec.shape, n_actions).init(k_q, obs_spec.shape)
-        return DynaState(
+        state = DynaState(
             q=params,
             opt=opt.init(params),
             plan_opt=plan_opt.init(params),
-            norm=normalizers_init(obs_spec),
             model=model.init(k_m, obs_dim, n_actions),
             control=search_control_init(cfg.buffer_size, obs_dim),
-            prev_obs=jnp.zeros(obs_spec.shape, jnp.float32),
             prev_raw=jnp.zeros((obs_dim,), jnp.float32),
-            prev_action=jnp.zeros((), jnp.int32),
             prev_explored=jnp.zeros((), bool),
-            has_prev=jnp.zeros((), bool),
-            steps=jnp.zeros((), jnp.int32),
         )
+        return Start(state, zero_action(action_spec))
 
-    def q_values(state: DynaState, raw: jax.Array) -> jax.Array:
-        qn = q_net(state.prev_obs.shape, head_width(state.q))
-        return qn.apply(state.q, normalise(state.norm, raw, state.prev_obs.shape))
+    def q_values(state: DynaState, norm: Normalizers, raw: jax.Array, obs_shape) -> jax.Array:
+        qn = q_net(obs_shape, head_width(state.q))
+        return qn.apply(state.q, normalise(norm, raw, obs_shape))
 
-    def learn(state: DynaState, ts: TimeStep, key: jax.Array):
+    def learn(state: DynaState, t: Transition, key: jax.Array):
         n_actions = head_width(state.q)
-        obs_shape = state.prev_obs.shape
+        obs_shape = t.obs.shape
         qn = q_net(obs_shape, n_actions)
+        ts, norm = t.ts, t.norm
         raw = ts.observation.astype(jnp.float32).reshape(-1)
 
-        # 1-2. Stream Q(lambda) on the real transition.
-        norm, obs, reward = _preprocess(state.norm, ts, gamma, cfg.normalize_obs, cfg.scale_reward)
-        done = ts.done
-        learn_mask = state.has_prev.astype(jnp.float32)
-        bootstrap = gamma * (1.0 - done) * jnp.max(qn.apply(state.q, obs))
-        reset = jnp.logical_or(done, state.prev_explored)
-        q, opt_state, q_sa, delta, _ = q_lambda_update(
-            opt, lambda p: (qn.apply(p, state.prev_obs)[state.prev_action], ()), state, bootstrap, reward,
-            learn_mask, reset,
-        )  # fmt: skip
+        # 2. Stream Q(lambda) on the real transition (and the plasticity remedy, if any).
+        def q_fn(p):
+            out, feats = qn.apply_features(p, t.obs) if opt.active else (qn.apply(p, t.obs), {})
+            return out[t.action], feats
+
+        bootstrap = gamma * (1.0 - t.done) * jnp.max(qn.apply(state.q, t.next_obs))
+        reset = jnp.logical_or(t.done, state.prev_explored)
+        key, (k_pl,) = split_keys(key, opt.active, 1)
+        q, opt_state, q_sa, delta, pl_info = q_lambda_update(
+            opt, q_fn, state, bootstrap, t.reward, t.learn, reset, k_pl
+        )
 
         # 3. The model learns from the same transition (raw observation and reward).
         model_state, model_info = model.update(
             state.model,
             state.prev_raw,
-            state.prev_action,
+            t.action,
             ts.reward.astype(jnp.float32),
             raw,
             # A time limit is not a termination (some environments flag both at once).
             jnp.logical_and(ts.terminated, jnp.logical_not(ts.truncated)),
-            done,
-            state.has_prev,
+            t.done,
+            t.has_prev,
         )
 
         # 4. Search control: the state just acted in, prioritised by |TD error|.
-        control = search_control_add(state.control, state.prev_raw, delta, state.has_prev)
+        control = search_control_add(state.control, state.prev_raw, delta, t.has_prev)
 
         # 5. Background planning with the model just updated.
         def q_apply(p, x_raw):
@@ -204,40 +199,24 @@ def make_learner(cfg: ModelOptions | StreamLearnerOptions, name: str) -> Learner
             cfg.priority_alpha,
         )
         new_state = state._replace(
-            q=planned.q,
-            opt=opt_state,
-            plan_opt=planned.opt,
-            norm=norm,
-            model=model_state,
-            control=planned.control,
+            q=planned.q, opt=opt_state, plan_opt=planned.opt, model=model_state, control=planned.control
         )
         info = {
+            **pl_info,
             **model_info,
             "td_error": delta,
             "q": q_sa,
-            "step_size": opt_state.step_size,
+            "step_size": opt_state.opt.step_size,
             "plan_td_error": planned.td_abs / max(cfg.planning_steps, 1),
         }
-        return new_state, obs, raw, info
+        return new_state, raw, info
 
-    def model_reward(state: DynaState, reward: jax.Array) -> jax.Array:
-        return scale(state.norm, reward)
-
-    return Learner(init, learn, q_values, model, model_reward)
+    return ModelLearner(init, learn, q_values, model, scale)
 
 
-def finish(
-    state: DynaState, obs: jax.Array, raw: jax.Array, action: jax.Array, greedy: jax.Array
-) -> DynaState:
-    """The state after acting `action` in `obs` (greedy: the action a greedy policy takes)."""
-    return state._replace(
-        prev_obs=obs,
-        prev_raw=raw,
-        prev_action=action,
-        prev_explored=action != greedy,
-        has_prev=jnp.ones((), bool),
-        steps=state.steps + 1,
-    )
+def finish(state: DynaState, raw: jax.Array, action: jax.Array, greedy: jax.Array) -> DynaState:
+    """The learner state after acting `action` in `raw` (greedy: the action a greedy policy takes)."""
+    return state._replace(prev_raw=raw, prev_explored=action != greedy)
 
 
 def dyna(config: DynaConfig | None = None, **overrides) -> Agent:
@@ -246,16 +225,16 @@ def dyna(config: DynaConfig | None = None, **overrides) -> Agent:
     learner = make_learner(cfg, "dyna")
     epsilon = epsilon_schedule(cfg)
 
-    def step(state: DynaState, ts: TimeStep, key: jax.Array):
+    def step(state: DynaState, t: Transition, key: jax.Array):
         k_learn, k_explore, k_action = jax.random.split(key, 3)
-        state, obs, raw, info = learner.learn(state, ts, k_learn)
+        state, raw, info = learner.learn(state, t, k_learn)
 
         # 6. Act epsilon-greedily with the parameters just learned (and planned).
         n_actions = head_width(state.q)
-        greedy = jnp.argmax(learner.q_values(state, raw)).astype(jnp.int32)
+        greedy = jnp.argmax(learner.q_values(state, t.norm, raw, t.obs.shape)).astype(jnp.int32)
         random_action = jax.random.randint(k_action, (), 0, n_actions, jnp.int32)
-        eps = epsilon(state.steps)
+        eps = epsilon(t.steps)
         action = jnp.where(jax.random.uniform(k_explore) < eps, random_action, greedy)
-        return finish(state, obs, raw, action, greedy), action, {**info, "epsilon": eps}
+        return finish(state, raw, action, greedy), action, {**info, "epsilon": eps}
 
-    return Agent("dyna", learner.init, step, cfg)
+    return streaming("dyna", cfg, Learner(learner.init, step))

@@ -24,15 +24,16 @@ from typing import Self
 import jax
 import jax.numpy as jnp
 
-from oakrl.agents.common import DiscreteOnly, StreamLearnerOptions, configure, redefault
+from oakrl.agents.common import DiscreteOnly, PlasticityOptions, StreamLearnerOptions, configure, redefault
 from oakrl.agents.dyna import DynaState, ModelOptions, finish, make_learner
+from oakrl.agents.skeleton import Learner, Transition, streaming
 from oakrl.core.config import RunFacts, option
-from oakrl.core.types import Agent, TimeStep
+from oakrl.core.types import Agent
 from oakrl.plan.goal import check_goal_table, goal_arrays, goal_reward
 
 
 @dataclasses.dataclass(frozen=True)
-class PlannerConfig(DiscreteOnly, ModelOptions, StreamLearnerOptions):
+class PlannerConfig(DiscreteOnly, PlasticityOptions, ModelOptions, StreamLearnerOptions):
     """The planner's options: stream Q(lambda)'s, the model's, the search's and the goal."""
 
     NAME = "planner"
@@ -64,11 +65,14 @@ def planner(config: PlannerConfig | None = None, **overrides) -> Agent:
 
     model, gamma = learner.model, cfg.gamma
 
-    def step(state: DynaState, ts: TimeStep, key: jax.Array):
+    def step(state: DynaState, t: Transition, key: jax.Array):
         k_learn, k_search = jax.random.split(key)
-        state, obs, raw, info = learner.learn(state, ts, k_learn)
+        state, raw, info = learner.learn(state, t, k_learn)
         n_actions = int(state.q["head"]["kernel"].shape[-1])
         params = state.model.params
+
+        def q_values(emb):
+            return learner.q_values(state, t.norm, emb, t.obs.shape)
 
         if goal:
             values, mask = (jnp.asarray(x) for x in goal_arrays(goal, raw.shape[0]))
@@ -82,25 +86,25 @@ def planner(config: PlannerConfig | None = None, **overrides) -> Agent:
         else:
 
             def evaluate(emb):
-                q = learner.q_values(state, emb)
+                q = q_values(emb)
                 return q / cfg.prior_temperature, jnp.max(q)
 
             def transition(emb, a):
                 pred = model.predict(params, emb, a)
-                return learner.model_reward(state, pred.reward), gamma * (1.0 - pred.term), model.mode(pred)
+                return learner.model_reward(t.norm, pred.reward), gamma * (1.0 - pred.term), model.mode(pred)
 
         # 6. Act by tree search from s' over the model just learned.
         result = tree_search(
             k_search, raw, evaluate, transition, cfg.num_simulations, gumbel_scale=cfg.gumbel_scale
         )
-        greedy = jnp.argmax(learner.q_values(state, raw)).astype(jnp.int32)
+        greedy = jnp.argmax(q_values(raw)).astype(jnp.int32)
         info = {**info, "search_value": result.value}
         if goal:  # how near the commanded goal the agent is now (1: on it); the run's mean is its time there
             info["goal_score"] = goal_reward(raw, values, mask, cfg.goal_tolerance)
-        return finish(state, obs, raw, result.action, greedy), result.action, info
+        return finish(state, raw, result.action, greedy), result.action, info
 
-    def init(key: jax.Array, obs_spec, action_spec) -> DynaState:
+    def init(key: jax.Array, obs_spec, action_spec):
         check_goal_table(goal, math.prod(obs_spec.shape))  # indices inside this observation
         return learner.init(key, obs_spec, action_spec)
 
-    return Agent("planner", init, step, cfg)
+    return streaming("planner", cfg, Learner(init, step))

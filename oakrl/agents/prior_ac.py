@@ -28,6 +28,7 @@ way with `beta_half_life`. Without a prior this is stream AC (discrete actions).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -37,38 +38,29 @@ import numpy as np
 from oakrl.agents.common import (
     ActorCriticOptions,
     DiscreteOnly,
-    Normalizers,
-    actor_critic_update,
+    PlasticityOptions,
     configure,
-    head_width,
-    make_optimizer,
     net,
     normalizers_init,
-    preprocess,
 )
+from oakrl.agents.skeleton import Transition
+from oakrl.agents.stream_ac import Actor, ActorStart, actor_critic
 from oakrl.core.config import option
-from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec
 from oakrl.errors import ConfigError
 
 
-class PriorACState(NamedTuple):
-    value: Any  # critic parameters
-    policy: Any  # actor parameters (the learned part of the logits)
-    value_opt: Any
-    policy_opt: Any
-    norm: Normalizers
-    prev_obs: jax.Array  # [*obs_shape] normalised observation of the last action
-    prev_raw: jax.Array  # [*obs_shape] the same observation as the world gave it (for the table)
-    prev_action: jax.Array  # [] int32
-    has_prev: jax.Array  # [] bool
-    steps: jax.Array  # [] int32
+class PriorExtra(NamedTuple):
+    """What prior-ac keeps besides stream AC's state (ACState.extra)."""
+
+    prev_raw: jax.Array  # [*obs_shape] the last action's observation as the world gave it (for the table)
     prior: Any  # frozen cloned policy parameters, or () without demonstrations
     table: jax.Array  # [obs_dim, A] LM log-likelihoods, or [0, A] without one
     trust: jax.Array  # [] float32 in [-1, 1]: does reward agree with the prior?
 
 
 @dataclasses.dataclass(frozen=True)
-class PriorACConfig(DiscreteOnly, ActorCriticOptions):
+class PriorACConfig(DiscreteOnly, PlasticityOptions, ActorCriticOptions):
     """prior-ac's options: stream AC's, the demonstrations to clone, the LM table and the KL pull."""
 
     NAME = "prior-ac"
@@ -133,10 +125,6 @@ def prior_ac_parts(config: PriorACConfig | None = None, **overrides) -> tuple[Ag
     left at the initial policy; same state structure). Conditions that differ only in their
     dataset share one compiled init and one compiled stream this way (oakrl.study.prior)."""
     cfg = configure(PriorACConfig, config, overrides)
-    gamma, entropy = cfg.gamma, cfg.entropy
-    value_opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_value)
-    policy_opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_policy)
-
     demos = None
     if cfg.demos:
         from oakrl.priors.demos import read_demos
@@ -145,12 +133,25 @@ def prior_ac_parts(config: PriorACConfig | None = None, **overrides) -> tuple[Ag
         if "discrete" not in demos.header["action"]:
             raise ConfigError(f"prior-ac clones discrete actions; {cfg.demos} holds continuous ones")
     table_np = load_table(cfg.lm_table) if cfg.lm_table else None
-    has_prior = demos is not None or table_np is not None
 
-    def nets(obs_shape, actions: int):
-        value = net(obs_shape, 1, cfg.hidden, cfg.sparsity)
-        policy = net(obs_shape, actions, cfg.hidden, cfg.sparsity)
-        return value, policy
+    def agent_cloning(data: Callable[[], DemoArrays | None]) -> Agent:
+        return actor_critic("prior-ac", cfg, prior_actor(cfg, demos, table_np, data))
+
+    agent = agent_cloning(lambda: demo_arrays(demos) if demos is not None else None)
+
+    def init_with(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec, data: DemoArrays | None):
+        return agent_cloning(lambda: data).init(key, obs_spec, action_spec)
+
+    return agent, init_with
+
+
+def prior_actor(cfg: PriorACConfig, demos, table_np: np.ndarray | None, data) -> Actor:
+    """Stream AC's actor with a prior: its logits, the KL pull, the trust estimate, BC at init.
+
+    data: () -> the DemoArrays to clone at init (None: none)."""
+    gamma, entropy = cfg.gamma, cfg.entropy
+    use_net, use_table = demos is not None, table_np is not None
+    has_prior = use_net or use_table
 
     def check_fit(obs_spec: ArraySpec, action_spec: Spec) -> None:
         if not isinstance(action_spec, DiscreteSpec):
@@ -170,23 +171,21 @@ def prior_ac_parts(config: PriorACConfig | None = None, **overrides) -> tuple[Ag
                 f"[{', '.join(map(str, obs_spec.shape))}, {n}] (one-hot observations x actions)"
             )
 
-    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> PriorACState:
-        return init_with(key, obs_spec, action_spec, demo_arrays(demos) if demos is not None else None)
-
-    def init_with(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec, data: DemoArrays | None):
+    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec, nets) -> ActorStart:
         check_fit(obs_spec, action_spec)
+        arrays = data()
         n = action_spec.num_values
         k_v, k_p, k_bc, k_val = jax.random.split(key, 4)
         v_net, p_net = nets(obs_spec.shape, n)
         v, p = v_net.init(k_v, obs_spec.shape), p_net.init(k_p, obs_spec.shape)
         norm = normalizers_init(obs_spec)
         prior: Any = ()
-        if demos is not None and data is None:
+        if demos is not None and arrays is None:
             prior = p
-        if demos is not None and data is not None:
+        if demos is not None and arrays is not None:
             from oakrl.priors.bc import bc_policy_loss, discounted_returns, fit, stream_stats, value_loss
 
-            obs, done, rewards = data.observations, data.done, data.rewards
+            obs, done, rewards = arrays.observations, arrays.done, arrays.rewards
             norm_fit, z, scaled = stream_stats(norm, obs, rewards, done, gamma)
             if cfg.normalize_obs:
                 norm = norm._replace(obs=norm_fit.obs)
@@ -198,108 +197,64 @@ def prior_ac_parts(config: PriorACConfig | None = None, **overrides) -> tuple[Ag
                 scaled = rewards
             rows = int(obs.shape[0])
             steps, batch, lr = cfg.bc_steps, cfg.bc_batch, cfg.bc_lr
-            loss = bc_policy_loss(p_net.apply, z, data.actions, n, cfg.bc_smoothing)
+            loss = bc_policy_loss(p_net.apply, z, arrays.actions, n, cfg.bc_smoothing)
             p, _ = fit(p, loss, rows, steps, batch, lr, k_bc)
             if cfg.bc_value:
                 targets = discounted_returns(scaled, done, gamma)
                 v, _ = fit(v, value_loss(v_net.apply, z, targets), rows, steps, batch, lr, k_val)
             prior = p
         table = jnp.asarray(table_np) if table_np is not None else jnp.zeros((0, n), jnp.float32)
-        zeros = jnp.zeros(obs_spec.shape, jnp.float32)
-        return PriorACState(
-            value=v,
-            policy=p,
-            value_opt=value_opt.init(v),
-            policy_opt=policy_opt.init(p),
-            norm=norm,
-            prev_obs=zeros,
-            prev_raw=zeros,
-            prev_action=jnp.zeros((), jnp.int32),
-            has_prev=jnp.zeros((), bool),
-            steps=jnp.zeros((), jnp.int32),
+        extra = PriorExtra(
+            prev_raw=jnp.zeros(obs_spec.shape, jnp.float32),
             prior=prior,
             table=table,
             trust=jnp.ones((), jnp.float32),
         )
+        return ActorStart(v, p, jnp.zeros((), jnp.int32), extra, norm)
 
-    def step(state: PriorACState, ts: TimeStep, key: jax.Array):
-        v_net, p_net = nets(state.prev_obs.shape, head_width(state.policy))
-        use_net, use_table = demos is not None, table_np is not None
+    def table_logits(extra: PriorExtra, beta_t, x_raw):
+        return beta_t * (x_raw @ extra.table) if use_table else 0.0
 
-        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg.normalize_obs, cfg.scale_reward)
-        raw = ts.observation.astype(jnp.float32)
-        done = ts.done
-        learn = state.has_prev.astype(jnp.float32)
-        beta_t = cfg.prior_beta * _decay(state.steps, cfg.beta_half_life)
-
-        def table_logits(x_raw):
-            return beta_t * (x_raw @ state.table) if use_table else 0.0
-
-        def prior_logp(z, x_raw):
-            # q(.|s): the cloned policy and/or the LM table, as one distribution.
-            logits = jnp.zeros(state.table.shape[1])
+    def context(extra: PriorExtra, t: Transition):
+        """(beta_t, log q(.|s) or None, kl_t): the prior's side of this step."""
+        beta_t = cfg.prior_beta * _decay(t.steps, cfg.beta_half_life)
+        logq = None
+        if has_prior:  # q(.|s): the cloned policy and/or the LM table, as one distribution
+            logits = jnp.zeros(extra.table.shape[1])
             if use_net:
-                logits = logits + p_net.apply(state.prior, z)
+                logits = logits + net(t.obs.shape, extra.table.shape[1], cfg.hidden, cfg.sparsity).apply(
+                    extra.prior, t.obs
+                )
             if use_table:
-                logits = logits + x_raw @ state.table
-            return jax.nn.log_softmax(logits)
+                logits = logits + extra.prev_raw @ extra.table
+            logq = jax.nn.log_softmax(logits)
+        kl_t = cfg.kl * _decay(t.steps, cfg.kl_half_life) * jnp.clip(extra.trust, 0.0, 1.0)
+        return beta_t, logq, kl_t
 
-        def logits_fn(p, z, x_raw):
-            return p_net.apply(p, z) + table_logits(x_raw)
+    def objective(out: jax.Array, extra: PriorExtra, t: Transition, delta: jax.Array, ctx):
+        # log pi(a|s) + entropy sign(delta) H(pi(.|s)) - kl_t sign(delta) KL(pi(.|s) || q(.|s))
+        beta_t, logq, kl_t = ctx
+        logp = jax.nn.log_softmax(out + table_logits(extra, beta_t, extra.prev_raw))
+        pi = jnp.exp(logp)
+        ent = -jnp.sum(pi * logp)
+        obj = logp[t.action] + entropy * jnp.sign(delta) * ent
+        kl = jnp.sum(pi * (logp - logq)) if has_prior else jnp.zeros(())
+        if has_prior and cfg.kl > 0:
+            obj = obj - kl_t * jnp.sign(delta) * kl
+        return obj, (ent, (kl, pi))
 
-        v_s, g_v = jax.value_and_grad(lambda p: v_net.apply(p, state.prev_obs)[0])(state.value)
-        v_next = v_net.apply(state.value, obs)[0]
-        delta = (reward + gamma * (1.0 - done) * v_next - v_s) * learn
-
-        logq = prior_logp(state.prev_obs, state.prev_raw) if has_prior else None
-        kl_t = cfg.kl * _decay(state.steps, cfg.kl_half_life) * jnp.clip(state.trust, 0.0, 1.0)
-
-        def actor_objective(p):
-            logp = jax.nn.log_softmax(logits_fn(p, state.prev_obs, state.prev_raw))
-            pi = jnp.exp(logp)
-            ent = -jnp.sum(pi * logp)
-            obj = logp[state.prev_action] + entropy * jnp.sign(delta) * ent
-            kl = jnp.sum(pi * (logp - logq)) if has_prior else jnp.zeros(())
-            if has_prior and cfg.kl > 0:
-                obj = obj - kl_t * jnp.sign(delta) * kl
-            return obj, (ent, kl, pi)
-
-        (_, (ent, kl, pi)), g_p = jax.value_and_grad(actor_objective, has_aux=True)(state.policy)
-        value, policy, v_opt, p_opt = actor_critic_update(
-            value_opt, policy_opt, state, g_v, g_p, delta, done, learn
-        )
-
-        trust = state.trust
+    def act(extra: PriorExtra, policy, p_net, t: Transition, aux, delta, ctx, key: jax.Array):
+        beta_t, logq, kl_t = ctx
+        kl, pi = aux
+        trust = extra.trust
         if has_prior and cfg.kl_adapt > 0:
-            pref = logq[state.prev_action] - jnp.sum(pi * logq)
+            pref = logq[t.action] - jnp.sum(pi * logq)
             signal = jnp.sign(delta) * jnp.sign(pref)
-            trust = trust + learn * cfg.kl_adapt * (signal - trust)
+            trust = trust + t.learn * cfg.kl_adapt * (signal - trust)
+        raw = t.ts.observation.astype(jnp.float32)
+        logits = p_net.apply(policy, t.next_obs) + table_logits(extra, beta_t, raw)
+        action = jax.random.categorical(key, logits).astype(jnp.int32)
+        info = dict(kl=kl, kl_strength=kl_t, trust=trust, prior_beta=beta_t) if has_prior else {}
+        return extra._replace(prev_raw=raw, trust=trust), policy, action, info
 
-        action = jax.random.categorical(key, logits_fn(policy, obs, raw)).astype(jnp.int32)
-        new_state = PriorACState(
-            value=value,
-            policy=policy,
-            value_opt=v_opt,
-            policy_opt=p_opt,
-            norm=norm,
-            prev_obs=obs,
-            prev_raw=raw,
-            prev_action=action,
-            has_prev=jnp.ones((), bool),
-            steps=state.steps + 1,
-            prior=state.prior,
-            table=state.table,
-            trust=trust,
-        )
-        info = {
-            "td_error": delta,
-            "value": v_s,
-            "entropy": ent,
-            "step_size_value": v_opt.step_size,
-            "step_size_policy": p_opt.step_size,
-        }
-        if has_prior:
-            info.update(kl=kl, kl_strength=kl_t, trust=trust, prior_beta=beta_t)
-        return new_state, action, info
-
-    return Agent("prior-ac", init, step, cfg), init_with
+    return Actor(init, context, objective, act)

@@ -31,18 +31,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from oakrl.agents.common import (
-    ActorCriticOptions,
-    DiscreteOnly,
-    Normalizers,
-    actor_critic_update,
-    configure,
-    head_width,
-    make_optimizer,
-    net,
-    normalizers_init,
-    preprocess,
-)
+from oakrl.agents.common import ActorCriticOptions, DiscreteOnly, PlasticityOptions, configure
+from oakrl.agents.skeleton import Transition
+from oakrl.agents.stream_ac import Actor, ActorStart, actor_critic
 from oakrl.core.config import option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
@@ -66,24 +57,17 @@ class Episode(NamedTuple):
     ret: jax.Array  # [] float32 return so far (raw reward)
 
 
-class SFTToolState(NamedTuple):
-    value: Any
-    policy: Any  # actor: A action logits and one tool logit
-    value_opt: Any
-    policy_opt: Any
-    norm: Normalizers
-    prev_obs: jax.Array
-    prev_action: jax.Array  # [] int32
+class ToolExtra(NamedTuple):
+    """What sft-tool keeps besides stream AC's state (ACState.extra)."""
+
     prev_call: jax.Array  # [] int32 0/1: did the last step call the tool
-    has_prev: jax.Array
-    steps: jax.Array
     episode: Episode
     memory: Memory
     calls: jax.Array  # [] int32 tool calls so far
 
 
 @dataclasses.dataclass(frozen=True)
-class SFTToolConfig(DiscreteOnly, ActorCriticOptions):
+class SFTToolConfig(DiscreteOnly, PlasticityOptions, ActorCriticOptions):
     """sft-tool's options: stream AC's, the episode memory's and the tool call's."""
 
     NAME = "sft-tool"
@@ -151,15 +135,15 @@ def remember(memory: Memory, episode: Episode, decay: float) -> Memory:
 def sft_tool(config: SFTToolConfig | None = None, **overrides) -> Agent:
     """Stream AC(lambda) with an SFT tool call (see module docstring). Discrete actions."""
     cfg = configure(SFTToolConfig, config, overrides)
-    gamma, entropy = cfg.gamma, cfg.entropy
+    return actor_critic("sft-tool", cfg, tool_actor(cfg))
+
+
+def tool_actor(cfg: SFTToolConfig) -> Actor:
+    """Stream AC's actor with one more output, the tool logit, and the memory a call learns from."""
+    entropy = cfg.entropy
     k_mem, l_ep = cfg.memory_episodes, cfg.episode_len
-    value_opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_value)
-    policy_opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_policy)
 
-    def nets(obs_shape, out: int):
-        return net(obs_shape, 1, cfg.hidden, cfg.sparsity), net(obs_shape, out, cfg.hidden, cfg.sparsity)
-
-    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> SFTToolState:
+    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec, nets) -> ActorStart:
         if not isinstance(action_spec, DiscreteSpec):
             raise ConfigError("sft-tool needs discrete actions")
         n = action_spec.num_values
@@ -169,17 +153,8 @@ def sft_tool(config: SFTToolConfig | None = None, **overrides) -> Agent:
         # The tool logit starts at tool_bias (its head weights are sparse, its bias sets the prior).
         p["head"]["bias"] = p["head"]["bias"].at[n].set(cfg.tool_bias)
         shape = tuple(obs_spec.shape)
-        return SFTToolState(
-            value=v,
-            policy=p,
-            value_opt=value_opt.init(v),
-            policy_opt=policy_opt.init(p),
-            norm=normalizers_init(obs_spec),
-            prev_obs=jnp.zeros(shape, jnp.float32),
-            prev_action=jnp.zeros((), jnp.int32),
+        extra = ToolExtra(
             prev_call=jnp.zeros((), jnp.int32),
-            has_prev=jnp.zeros((), bool),
-            steps=jnp.zeros((), jnp.int32),
             episode=Episode(
                 jnp.zeros((l_ep, *shape), jnp.float32),
                 jnp.zeros(l_ep, jnp.int32),
@@ -194,91 +169,67 @@ def sft_tool(config: SFTToolConfig | None = None, **overrides) -> Agent:
             ),
             calls=jnp.zeros((), jnp.int32),
         )
+        return ActorStart(v, p, jnp.zeros((), jnp.int32), extra)
 
-    def step(state: SFTToolState, ts: TimeStep, key: jax.Array):
-        n = head_width(state.policy) - 1
-        v_net, p_net = nets(state.prev_obs.shape, n + 1)
-        called = state.prev_call.astype(jnp.float32)
-        learn_ts = ts._replace(reward=ts.reward.astype(jnp.float32) - cfg.tool_cost * called)
-        norm, obs, reward = preprocess(state.norm, learn_ts, gamma, cfg.normalize_obs, cfg.scale_reward)
-        done = ts.done
-        learn = state.has_prev.astype(jnp.float32)
+    def observe(extra: ToolExtra, ts: TimeStep) -> TimeStep:
+        # The tool's cost is part of the reward of the step that called it.
+        called = extra.prev_call.astype(jnp.float32)
+        return ts._replace(reward=ts.reward.astype(jnp.float32) - cfg.tool_cost * called)
 
-        v_s, g_v = jax.value_and_grad(lambda p: v_net.apply(p, state.prev_obs)[0])(state.value)
-        v_next = v_net.apply(state.value, obs)[0]
-        delta = (reward + gamma * (1.0 - done) * v_next - v_s) * learn
+    def objective(out: jax.Array, extra: ToolExtra, t: Transition, delta: jax.Array, ctx):
+        # pi(a, u | s) = pi(a | s) pi(u | s): the tool bit is credited by reward like the action.
+        n = out.shape[0] - 1
+        logp = jax.nn.log_softmax(out[:n])
+        tool = out[n]
+        log_u = jnp.where(extra.prev_call > 0, jax.nn.log_sigmoid(tool), jax.nn.log_sigmoid(-tool))
+        ent = -jnp.sum(jnp.exp(logp) * logp)
+        pu = jax.nn.sigmoid(tool)
+        ent_u = -(pu * jax.nn.log_sigmoid(tool) + (1 - pu) * jax.nn.log_sigmoid(-tool))
+        return logp[t.action] + log_u + entropy * jnp.sign(delta) * (ent + ent_u), (ent, ())
 
-        def actor_objective(p):
-            out = p_net.apply(p, state.prev_obs)
-            logp = jax.nn.log_softmax(out[:n])
-            tool = out[n]
-            log_u = jnp.where(state.prev_call > 0, jax.nn.log_sigmoid(tool), jax.nn.log_sigmoid(-tool))
-            ent = -jnp.sum(jnp.exp(logp) * logp)
-            pu = jax.nn.sigmoid(tool)
-            ent_u = -(pu * jax.nn.log_sigmoid(tool) + (1 - pu) * jax.nn.log_sigmoid(-tool))
-            return logp[state.prev_action] + log_u + entropy * jnp.sign(delta) * (ent + ent_u), ent
-
-        (_, ent), g_p = jax.value_and_grad(actor_objective, has_aux=True)(state.policy)
-        value, policy, v_opt, p_opt = actor_critic_update(
-            value_opt, policy_opt, state, g_v, g_p, delta, done, learn
-        )
-
+    def act(extra: ToolExtra, policy, p_net, t: Transition, aux, delta, ctx, key: jax.Array):
+        n = int(policy["head"]["kernel"].shape[-1]) - 1
         # The transition just learned from belongs to the running episode; at its end, remember it.
-        ep = state.episode
-        write = state.has_prev & (ep.length < l_ep)
+        ep = extra.episode
+        write = t.has_prev & (ep.length < l_ep)
         idx = jnp.minimum(ep.length, l_ep - 1)
         ep = Episode(
-            obs=ep.obs.at[idx].set(jnp.where(write, state.prev_obs, ep.obs[idx])),
-            actions=ep.actions.at[idx].set(jnp.where(write, state.prev_action, ep.actions[idx])),
+            obs=ep.obs.at[idx].set(jnp.where(write, t.obs, ep.obs[idx])),
+            actions=ep.actions.at[idx].set(jnp.where(write, t.action, ep.actions[idx])),
             length=ep.length + write.astype(jnp.int32),
-            ret=ep.ret + ts.reward.astype(jnp.float32) * learn,
+            ret=ep.ret + t.ts.reward.astype(jnp.float32) * t.learn,
         )
-        finished = done & state.has_prev
+        finished = t.done & t.has_prev
         memory = jax.tree.map(
             lambda new, old: jnp.where(finished, new, old),
-            remember(state.memory, ep, cfg.memory_decay),
-            state.memory,
+            remember(extra.memory, ep, cfg.memory_decay),
+            extra.memory,
         )
         ep = jax.tree.map(lambda x: jnp.where(finished, jnp.zeros_like(x), x), ep)
 
         # Decide the tool call in s', run it if chosen, then act with the policy it leaves.
         k_call, k_sft, k_act = jax.random.split(key, 3)
-        tool_logit = p_net.apply(policy, obs)[n]
+        tool_logit = p_net.apply(policy, t.next_obs)[n]
         call = jax.random.bernoulli(k_call, jax.nn.sigmoid(tool_logit))
 
         def do_sft(p):
             return sft_update(p_net.apply, p, memory, k_sft, cfg.sft_steps, cfg.sft_batch, cfg.sft_lr, n)[0]
 
         policy = jax.lax.cond(call, do_sft, lambda p: p, policy)
-        action = jax.random.categorical(k_act, p_net.apply(policy, obs)[:n]).astype(jnp.int32)
+        action = jax.random.categorical(k_act, p_net.apply(policy, t.next_obs)[:n]).astype(jnp.int32)
 
-        calls = state.calls + call.astype(jnp.int32)
-        new_state = SFTToolState(
-            value=value,
-            policy=policy,
-            value_opt=v_opt,
-            policy_opt=p_opt,
-            norm=norm,
-            prev_obs=obs,
-            prev_action=action,
-            prev_call=call.astype(jnp.int32),
-            has_prev=jnp.ones((), bool),
-            steps=state.steps + 1,
-            episode=ep,
-            memory=memory,
-            calls=calls,
-        )
         filled = memory.length > 0
         info = {
-            "td_error": delta,
-            "value": v_s,
-            "entropy": ent,
-            "step_size_value": v_opt.step_size,
-            "step_size_policy": p_opt.step_size,
             "sft_call": call.astype(jnp.float32),
             "p_sft": jax.nn.sigmoid(tool_logit),
             "memory_score": jnp.sum(jnp.where(filled, memory.score, 0.0)) / jnp.maximum(jnp.sum(filled), 1),
         }
-        return new_state, action, info
+        extra = ToolExtra(
+            prev_call=call.astype(jnp.int32),
+            episode=ep,
+            memory=memory,
+            calls=extra.calls + call.astype(jnp.int32),
+        )
+        return extra, policy, action, info
 
-    return Agent("sft-tool", init, step, cfg)
+    return Actor(init, lambda extra, t: (), objective, act, observe)

@@ -20,32 +20,27 @@ import jax.numpy as jnp
 from oakrl.agents.common import (
     DiscreteOnly,
     EpsilonGreedyOptions,
-    Normalizers,
     PlasticityOptions,
     configure,
     epsilon_schedule,
     head_width,
     make_optimizer,
     net,
-    normalizers_init,
-    preprocess,
     q_lambda_update,
     redefault,
 )
-from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.agents.skeleton import Learner, Start, Transition, streaming, zero_action
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec
 from oakrl.errors import ConfigError
+from oakrl.learn.plasticity import RemedyOptState, split_keys, with_remedy
 
 
 class StreamQState(NamedTuple):
+    """Stream Q's learner state (inside the skeleton's StreamState)."""
+
     q: Any  # Q-network parameters (Flax pytree), one output per action
-    opt: Any  # ObGD state: trace, last step size
-    norm: Normalizers
-    prev_obs: jax.Array  # [*obs_shape] normalised observation the last action was taken in
-    prev_action: jax.Array  # [] int32
+    opt: RemedyOptState  # ObGD state (trace, last step size) and the plasticity remedy's
     prev_explored: jax.Array  # [] bool: the last action was not greedy
-    has_prev: jax.Array  # [] bool: a transition exists to learn from
-    steps: jax.Array  # [] int32
-    plasticity: Any = ()  # PlasticityState when a remedy or diagnostics is on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +48,7 @@ class StreamQConfig(DiscreteOnly, PlasticityOptions, EpsilonGreedyOptions):
     """Stream Q(lambda)'s options: the stream options, kappa, the epsilon schedule, plasticity."""
 
     NAME = "stream-q"
+    PLASTICITY_ALWAYS_LISTED = True
     # None: the paper's schedule, epsilon decays over the first 5% of the run (`resolve`).
     exploration_steps: int | None = redefault(EpsilonGreedyOptions, "exploration_steps", None)
 
@@ -61,69 +57,47 @@ def stream_q(config: StreamQConfig | None = None, **overrides) -> Agent:
     """Stream Q(lambda) for discrete actions."""
     cfg = configure(StreamQConfig, config, overrides)
     gamma = cfg.gamma
-    opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa)
-    remedy = cfg.remedy()
+    opt = with_remedy(make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa), cfg.remedy())
     epsilon = epsilon_schedule(cfg)
 
     def q_net(obs_shape, actions: int):
         return net(obs_shape, actions, cfg.hidden, cfg.sparsity)
 
-    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> StreamQState:
+    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> Start:
         if not isinstance(action_spec, DiscreteSpec):
             raise ConfigError("stream-q needs discrete actions; use stream-ac for continuous ones")
         params = q_net(obs_spec.shape, action_spec.num_values).init(key, obs_spec.shape)
-        return StreamQState(
-            q=params,
-            opt=opt.init(params),
-            norm=normalizers_init(obs_spec),
-            prev_obs=jnp.zeros(obs_spec.shape, jnp.float32),
-            prev_action=jnp.zeros((), jnp.int32),
-            prev_explored=jnp.zeros((), bool),
-            has_prev=jnp.zeros((), bool),
-            steps=jnp.zeros((), jnp.int32),
-            plasticity=remedy.init(params) if remedy.active else (),
+        return Start(
+            StreamQState(q=params, opt=opt.init(params), prev_explored=jnp.zeros((), bool)),
+            zero_action(action_spec),
         )
 
-    def step(state: StreamQState, ts: TimeStep, key: jax.Array):
+    def step(state: StreamQState, t: Transition, key: jax.Array):
         n_actions = head_width(state.q)
-        qn = q_net(state.prev_obs.shape, n_actions)
-        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg.normalize_obs, cfg.scale_reward)
-        done = ts.done
-        learn = state.has_prev.astype(jnp.float32)
+        qn = q_net(t.obs.shape, n_actions)
 
         def q_fn(p):
-            if remedy.active:  # the hidden features come out of the same forward pass
-                out, feats = qn.apply_features(p, state.prev_obs)
-                return out[state.prev_action], feats
-            return qn.apply(p, state.prev_obs)[state.prev_action], {}
+            out, feats = qn.apply_features(p, t.obs) if opt.active else (qn.apply(p, t.obs), {})
+            return out[t.action], feats
 
-        bootstrap = gamma * (1.0 - done) * jnp.max(qn.apply(state.q, obs))
-        reset = jnp.logical_or(done, state.prev_explored)
-        q, opt_state, q_sa, delta, feats = q_lambda_update(opt, q_fn, state, bootstrap, reward, learn, reset)
-        plasticity, pl_info = state.plasticity, {}
-        if remedy.active:
-            key, k_pl = jax.random.split(key)
-            q, opt_state, plasticity, pl_info = remedy.update(q, state.plasticity, feats, k_pl, opt_state)
+        bootstrap = gamma * (1.0 - t.done) * jnp.max(qn.apply(state.q, t.next_obs))
+        reset = jnp.logical_or(t.done, state.prev_explored)
+        key, (k_pl,) = split_keys(key, opt.active, 1)
+        q, opt_state, q_sa, delta, pl_info = q_lambda_update(
+            opt, q_fn, state, bootstrap, t.reward, t.learn, reset, k_pl
+        )
 
         k_explore, k_action = jax.random.split(key)
-        greedy = jnp.argmax(qn.apply(q, obs)).astype(jnp.int32)
+        greedy = jnp.argmax(qn.apply(q, t.next_obs)).astype(jnp.int32)
         random_action = jax.random.randint(k_action, (), 0, n_actions, jnp.int32)
-        eps = epsilon(state.steps)
+        eps = epsilon(t.steps)
         explore = jax.random.uniform(k_explore) < eps
         action = jnp.where(explore, random_action, greedy)
 
         new_state = StreamQState(
-            q=q,
-            opt=opt_state,
-            norm=norm,
-            prev_obs=obs,
-            prev_action=action,
-            prev_explored=jnp.logical_and(explore, random_action != greedy),
-            has_prev=jnp.ones((), bool),
-            steps=state.steps + 1,
-            plasticity=plasticity,
+            q=q, opt=opt_state, prev_explored=jnp.logical_and(explore, random_action != greedy)
         )
-        info = {**pl_info, "td_error": delta, "q": q_sa, "epsilon": eps, "step_size": opt_state.step_size}
+        info = {**pl_info, "td_error": delta, "q": q_sa, "epsilon": eps, "step_size": opt_state.opt.step_size}
         return new_state, action, info
 
-    return Agent("stream-q", init, step, cfg)
+    return streaming("stream-q", cfg, Learner(init, step))

@@ -17,21 +17,20 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from oakrl.agents.common import (
-    Normalizers,
+    PlasticityOptions,
     StreamLearnerOptions,
     StreamOptions,
     configure,
     make_optimizer,
     net,
-    normalizers_init,
-    preprocess,
     redefault,
 )
+from oakrl.agents.skeleton import Learner, Start, Transition, streaming, zero_action
 from oakrl.core.config import option
-from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec
+from oakrl.learn.plasticity import RemedyOptState, split_keys, with_remedy
 
 
 class ReturnBuffer(NamedTuple):
@@ -45,20 +44,18 @@ class ReturnBuffer(NamedTuple):
 
 
 class StreamTDState(NamedTuple):
+    """Stream TD's learner state (inside the skeleton's StreamState)."""
+
     v: Any  # value-network parameters (Flax pytree)
-    opt: Any  # ObGD state
-    norm: Normalizers
-    prev_obs: jax.Array
-    has_prev: jax.Array
+    opt: RemedyOptState  # ObGD state and the plasticity remedy's
     returns: ReturnBuffer
     action_low: jax.Array  # [action_dim] or [] bounds of the random behaviour policy
     action_high: jax.Array
-    steps: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
-class StreamTDConfig(StreamLearnerOptions):
-    """Stream TD(lambda)'s options: the stream options, kappa, the value-error horizon."""
+class StreamTDConfig(PlasticityOptions, StreamLearnerOptions):
+    """Stream TD(lambda)'s options: the stream options, kappa, the value-error horizon, plasticity."""
 
     NAME = "stream-td"
     # A prediction agent reports value error in the reward's own units.
@@ -70,13 +67,13 @@ def stream_td(config: StreamTDConfig | None = None, **overrides) -> Agent:
     """Stream TD(lambda) evaluating the uniformly random policy."""
     cfg = configure(StreamTDConfig, config, overrides)
     gamma, horizon = cfg.gamma, int(cfg.return_horizon)
-    opt = make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa)
+    opt = with_remedy(make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa), cfg.remedy())
     discounts = gamma ** jnp.arange(horizon, dtype=jnp.float32)
 
     def v_net(obs_shape):
         return net(obs_shape, 1, cfg.hidden, cfg.sparsity)
 
-    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> StreamTDState:
+    def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec) -> Start:
         params = v_net(obs_spec.shape).init(key, obs_spec.shape)
         if isinstance(action_spec, DiscreteSpec):
             # Discrete: sample integers in [low, high).
@@ -85,17 +82,14 @@ def stream_td(config: StreamTDConfig | None = None, **overrides) -> Agent:
             low = jnp.broadcast_to(jnp.float32(action_spec.low), action_spec.shape)
             high = jnp.broadcast_to(jnp.float32(action_spec.high), action_spec.shape)
         zeros = jnp.zeros((horizon,), jnp.float32)
-        return StreamTDState(
+        state = StreamTDState(
             v=params,
             opt=opt.init(params),
-            norm=normalizers_init(obs_spec),
-            prev_obs=jnp.zeros(obs_spec.shape, jnp.float32),
-            has_prev=jnp.zeros((), bool),
             returns=ReturnBuffer(zeros, zeros, zeros, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)),
             action_low=low,
             action_high=high,
-            steps=jnp.zeros((), jnp.int32),
         )
+        return Start(state, zero_action(action_spec))
 
     def value_error(buf: ReturnBuffer) -> jax.Array:
         """(v(s_oldest) - G_oldest)^2 once the buffer is full, else NaN."""
@@ -106,22 +100,25 @@ def stream_td(config: StreamTDConfig | None = None, **overrides) -> Agent:
         ret = jnp.sum(discounts * alive * reward)
         return jnp.where(buf.count >= horizon, jnp.square(buf.value[order[0]] - ret), jnp.nan)
 
-    def step(state: StreamTDState, ts: TimeStep, key: jax.Array):
-        vn = v_net(state.prev_obs.shape)
-        norm, obs, reward = preprocess(state.norm, ts, gamma, cfg.normalize_obs, cfg.scale_reward)
-        done = ts.done.astype(jnp.float32)
-        learn = state.has_prev.astype(jnp.float32)
-        v_s, g = jax.value_and_grad(lambda p: vn.apply(p, state.prev_obs)[0])(state.v)
-        v_next = vn.apply(state.v, obs)[0]
+    def step(state: StreamTDState, t: Transition, key: jax.Array):
+        vn = v_net(t.obs.shape)
+        done, reward, learn = t.done.astype(jnp.float32), t.reward, t.learn
+
+        def value_fn(p):
+            out, feats = vn.apply_features(p, t.obs) if opt.active else (vn.apply(p, t.obs), {})
+            return out[0], feats
+
+        (v_s, feats), g = jax.value_and_grad(value_fn, has_aux=True)(state.v)
+        v_next = vn.apply(state.v, t.next_obs)[0]
         delta = (reward + gamma * (1.0 - done) * v_next - v_s) * learn
-        updates, opt_state = opt.update(
-            jax.tree.map(lambda x: x * learn, g), state.opt, delta=delta, reset=ts.done
+        key, (k_pl,) = split_keys(key, opt.active, 1)
+        v, opt_state, pl_info = opt.update(
+            state.v, state.opt, jax.tree.map(lambda x: x * learn, g), k_pl, feats, delta=delta, reset=t.done
         )
-        v = optax.apply_updates(state.v, updates)
 
         # Record the transition just learned from; the oldest entry's return is now complete.
         buf = state.returns
-        write = state.has_prev
+        write = t.has_prev
         pos = buf.pos
         buf = ReturnBuffer(
             value=jnp.where(write, buf.value.at[pos].set(v_s), buf.value),
@@ -137,23 +134,13 @@ def stream_td(config: StreamTDConfig | None = None, **overrides) -> Agent:
         if state.action_low.ndim == 0:
             action = jnp.floor(action).astype(jnp.int32)
 
-        new_state = StreamTDState(
-            v=v,
-            opt=opt_state,
-            norm=norm,
-            prev_obs=obs,
-            has_prev=jnp.ones((), bool),
-            returns=buf,
-            action_low=state.action_low,
-            action_high=state.action_high,
-            steps=state.steps + 1,
-        )
         info = {
+            **pl_info,
             "td_error": delta,
             "value": v_s,
             "value_error": value_error(buf),
-            "step_size": opt_state.step_size,
+            "step_size": opt_state.opt.step_size,
         }
-        return new_state, action, info
+        return state._replace(v=v, opt=opt_state, returns=buf), action, info
 
-    return Agent("stream-td", init, step, cfg)
+    return streaming("stream-td", cfg, Learner(init, step))

@@ -24,6 +24,8 @@ unit resets (their units feed the next layer through a flatten).
 
 Where an optimiser state with a `trace` field (ObGD, AdaptiveObGD, TIDBD-ObGD) is passed, the
 eligibility-trace entries of a replaced unit's incoming and outgoing weights are zeroed too.
+Agents do not wire this themselves: `with_remedy(optimiser, remedy)` is the one piece (a
+RemedyOptimizer) that steps a network's optimiser and then applies its remedy.
 
 Everything is fixed-shape and jittable: resets are masks. At most `max_resets` units per layer
 are replaced per step (static, so the fresh weights are drawn for that many columns only);
@@ -372,3 +374,62 @@ class Remedy(NamedTuple):
 
 def remedy(kind: str = "none", diagnostics: bool = False, **options) -> Remedy:
     return Remedy(make_config(kind, diagnostics, **options))
+
+
+class RemedyOptState(NamedTuple):
+    opt: Any  # the optimiser's state (ObGD...: trace, last step size)
+    plasticity: Any  # PlasticityState, or () when no remedy or diagnostics is on
+
+
+class RemedyOptimizer(NamedTuple):
+    """A traced optimiser and a plasticity remedy as one piece, for one network.
+
+    `update` takes the optimiser's step on the gradients, then applies the remedy to the new
+    parameters (and zeroes the trace entries of units it replaced): the composition every
+    network agent needs, so none wires the remedy by hand. Not an optax transform returning
+    updates: the remedy acts on the parameters after the step, and expressing it as an update
+    (new - old) would change their last bits.
+    """
+
+    opt: Any  # optax.GradientTransformationExtraArgs taking delta= and reset=
+    remedy: Remedy
+
+    @property
+    def active(self) -> bool:
+        return self.remedy.active
+
+    def init(self, params: PyTree) -> RemedyOptState:
+        return RemedyOptState(self.opt.init(params), self.remedy.init(params) if self.active else ())
+
+    def update(
+        self, params: PyTree, state: RemedyOptState, grads: PyTree, key: jax.Array, features: dict, **extra
+    ) -> tuple[PyTree, RemedyOptState, dict]:
+        """(params, state, info) after one step; `extra` (delta=, reset=) goes to the optimiser.
+
+        features: {Dense_i: activations} of the sample learned on (see `hidden_features`);
+        key: the remedy's randomness (unused when it is off).
+        """
+        import optax
+
+        updates, opt_state = self.opt.update(grads, state.opt, **extra)
+        params = optax.apply_updates(params, updates)
+        if not self.active:
+            return params, RemedyOptState(opt_state, state.plasticity), {}
+        params, opt_state, plasticity, info = self.remedy.update(
+            params, state.plasticity, features, key, opt_state
+        )
+        return params, RemedyOptState(opt_state, plasticity), info
+
+
+def with_remedy(opt: Any, rem: Remedy | None = None) -> RemedyOptimizer:
+    """`opt` followed by the remedy `rem` (none: the optimiser alone)."""
+    return RemedyOptimizer(opt, rem if rem is not None else remedy("none"))
+
+
+def split_keys(key: jax.Array, active: bool, n: int) -> tuple[jax.Array, list]:
+    """(key, n keys for remedies): split only when a remedy is on, so an agent without one draws
+    exactly the random numbers it drew before remedies existed."""
+    if not active:
+        return key, [key] * n
+    key, *keys = jax.random.split(key, n + 1)
+    return key, keys

@@ -7,7 +7,7 @@ oakrl.agents.prior_ac; delete this file then (it imports upwards, priors -> agen
 from oakrl.agents.prior_ac import (  # noqa: F401
     DemoArrays,
     PriorACConfig,
-    PriorACState,
+    PriorExtra,
     demo_arrays,
     load_table,
     prior_ac,
