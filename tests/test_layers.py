@@ -5,11 +5,6 @@ __main__ <- cli <- study <- report <- lab <- agents <- priors <- (envs | model |
 <- learn <- core <- (errors | io). Each contract is checked on its own, so a failure names the
 contract and prints import-linter's broken chains (module -> module (l.LINE)).
 
-KNOWN_VIOLATIONS are the upward imports that remain in files being rewritten elsewhere. They are
-ignored by `test_contract` (so any *new* violation fails at once), must still exist
-(`test_known_violations_are_still_there`: a fixed one fails until it is struck from the list) and
-make `test_contracts_hold_without_exceptions` an expected failure until the list is empty.
-
 What the contracts do not see: imports made from strings (importlib.import_module, __import__),
 and the implicit import of a package's __init__ when one of its modules is imported
 (`from oakrl.agents.common import X` runs oakrl/agents/__init__.py; grimp records only
@@ -30,21 +25,6 @@ from importlinter.cli import lint_imports  # noqa: E402
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
-# importer -> imported: why it is still there, and the change that removes it.
-KNOWN_VIOLATIONS = {
-    "oakrl.priors -> oakrl.agents": (
-        "priors/__init__.py:11 imports oakrl.agents to fix the import order for prior-ac; goes "
-        "when prior-ac moves to oakrl/agents/ (agents/__init__.py:23 then imports it from there)"
-    ),
-    "oakrl.priors.agent -> oakrl.agents.common": (
-        "prior-ac is an agent: move priors/agent.py to oakrl/agents/prior_ac.py"
-    ),
-    "oakrl.priors.bc -> oakrl.agents.common": (
-        "bc.py:22 needs only the Normalizers NamedTuple: move it (and normalizers_init) to "
-        "oakrl/learn/normalize.py, next to the functions it holds the state of"
-    ),
-}
-
 CONTRACTS = [c["id"] for c in read_configuration(str(PYPROJECT))["contracts_options"]]
 
 
@@ -53,17 +33,11 @@ def _toml(options: dict) -> str:
     return "".join(f"{key} = {json.dumps(value)}\n" for key, value in options.items())
 
 
-def _lint(tmp_path: Path, capsys, contract: str | None, ignore: dict[str, str]) -> tuple[int, str]:
-    """(exit code, import-linter's report) of pyproject.toml's contracts, `ignore` ignored."""
+def _lint(tmp_path: Path, capsys, contract: str | None) -> tuple[int, str]:
+    """(exit code, import-linter's report) of pyproject.toml's contracts."""
     config = read_configuration(str(PYPROJECT))
     text = "[tool.importlinter]\n" + _toml(config["session_options"])
     for options in config["contracts_options"]:
-        if ignore:
-            options = {
-                **options,
-                "ignore_imports": [*options.get("ignore_imports", []), *ignore],
-                "unmatched_ignore_imports_alerting": "none",  # not every contract meets each one
-            }
         text += "\n[[tool.importlinter.contracts]]\n" + _toml(options)
     path = tmp_path / "importlinter.toml"
     path.write_text(text)
@@ -83,28 +57,6 @@ def test_the_contracts_are_the_documented_ones():
 
 @pytest.mark.parametrize("contract", CONTRACTS)
 def test_contract(contract, tmp_path, capsys):
-    """No import breaks the contract, apart from KNOWN_VIOLATIONS."""
-    code, report = _lint(tmp_path, capsys, contract, KNOWN_VIOLATIONS)
+    """No import breaks the contract; a failure prints import-linter's chain (file and line)."""
+    code, report = _lint(tmp_path, capsys, contract)
     assert code == 0, f"contract {contract!r} broken (fix the import, not the contract):\n{report}"
-
-
-def test_known_violations_are_still_there():
-    import grimp
-
-    graph = grimp.build_graph("oakrl", cache_dir=None)
-    gone = []
-    for expression in KNOWN_VIOLATIONS:
-        importer, imported = (m.strip() for m in expression.split("->"))
-        if not graph.direct_import_exists(importer=importer, imported=imported):
-            gone.append(expression)
-    assert not gone, f"fixed, strike from KNOWN_VIOLATIONS in {__file__}: {gone}"
-
-
-@pytest.mark.xfail(
-    bool(KNOWN_VIOLATIONS),
-    reason="upward imports remain in files being rewritten: " + "; ".join(KNOWN_VIOLATIONS),
-    strict=True,
-)
-def test_contracts_hold_without_exceptions(tmp_path, capsys):
-    code, report = _lint(tmp_path, capsys, None, {})
-    assert code == 0, report

@@ -18,17 +18,9 @@ import jax
 import jax.numpy as jnp
 
 from oakrl.core.config import Config, RunFacts, option
-from oakrl.core.types import ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.core.types import DiscreteSpec, Spec
 from oakrl.errors import ConfigError
 from oakrl.learn.nets import make_network
-from oakrl.learn.normalize import (
-    ObsNormState,
-    RewardScaleState,
-    obs_norm_init,
-    obs_norm_update,
-    reward_scale_init,
-    reward_scale_update,
-)
 from oakrl.learn.obgd import adaptive_obgd, obgd
 from oakrl.learn.plasticity import REMEDIES, Remedy, RemedyOptimizer, hidden_features, remedy
 from oakrl.learn.stepsize import tidbd_obgd
@@ -173,29 +165,6 @@ def configure(cls: type[Config], config: Config | None, overrides: dict[str, Any
         return type(config).build({**config.to_dict(), **overrides})
     config.check()
     return config
-
-
-class Normalizers(NamedTuple):
-    obs: ObsNormState
-    reward: RewardScaleState
-
-
-def normalizers_init(obs_spec: ArraySpec) -> Normalizers:
-    return Normalizers(obs_norm_init(tuple(obs_spec.shape)), reward_scale_init())
-
-
-def preprocess(
-    norm: Normalizers, ts: TimeStep, gamma: float, normalize_obs: bool, scale_reward: bool
-) -> tuple[Normalizers, jax.Array, jax.Array]:
-    """Updates the running statistics with this timestep; returns (norm, obs, reward) as learned on."""
-    obs = ts.observation.astype(jnp.float32)
-    reward = ts.reward.astype(jnp.float32)
-    obs_state, reward_state = norm.obs, norm.reward
-    if normalize_obs:
-        obs_state, obs = obs_norm_update(norm.obs, obs)
-    if scale_reward:
-        reward_state, reward = reward_scale_update(norm.reward, reward, ts.done, gamma)
-    return Normalizers(obs_state, reward_state), obs, reward
 
 
 class Net(NamedTuple):

@@ -28,7 +28,6 @@ import jax.numpy as jnp
 from oakrl.agents.common import (
     DiscreteOnly,
     EpsilonGreedyOptions,
-    Normalizers,
     PlasticityOptions,
     configure,
     epsilon_schedule,
@@ -41,7 +40,7 @@ from oakrl.agents.skeleton import Learner, Start, Transition, streaming, zero_ac
 from oakrl.core.config import Config, option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec
 from oakrl.errors import ConfigError
-from oakrl.learn.normalize import welford_var
+from oakrl.learn.normalize import Normalizers, welford_var
 from oakrl.learn.obgd import obgd
 from oakrl.learn.plasticity import RemedyOptState, split_keys, with_remedy
 from oakrl.model import HEADS, ModelState, transition_model

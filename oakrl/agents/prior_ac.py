@@ -41,13 +41,13 @@ from oakrl.agents.common import (
     PlasticityOptions,
     configure,
     net,
-    normalizers_init,
 )
 from oakrl.agents.skeleton import Transition
 from oakrl.agents.stream_ac import Actor, ActorStart, actor_critic
 from oakrl.core.config import option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec
 from oakrl.errors import ConfigError
+from oakrl.learn.normalize import normalizers_init
 
 
 class PriorExtra(NamedTuple):

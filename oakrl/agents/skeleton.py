@@ -27,8 +27,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from oakrl.agents.common import Normalizers, StreamOptions, normalizers_init, preprocess
+from oakrl.agents.common import StreamOptions
 from oakrl.core.types import Agent, ArraySpec, Spec, TimeStep
+from oakrl.learn.normalize import Normalizers, normalizers_init, preprocess
 
 
 class StreamState(NamedTuple):

@@ -27,7 +27,6 @@ import jax.numpy as jnp
 from oakrl.agents.common import (
     ActorCriticOptions,
     Net,
-    Normalizers,
     PlasticityOptions,
     configure,
     head_width,
@@ -36,6 +35,7 @@ from oakrl.agents.common import (
 )
 from oakrl.agents.skeleton import Learner, Start, Transition, streaming, zero_action
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
+from oakrl.learn.normalize import Normalizers
 from oakrl.learn.plasticity import RemedyOptState, remedy, split_keys, with_remedy
 
 

@@ -12,6 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from oakrl.core.types import ArraySpec, TimeStep
+
 
 class MeanStd(NamedTuple):
     mean: jax.Array  # [*shape]
@@ -65,3 +67,26 @@ def reward_scale_update(
     trace = state.trace * gamma * (1.0 - done.astype(jnp.float32)) + reward
     stats = welford_update(state.stats, trace)
     return RewardScaleState(trace, stats), reward / jnp.sqrt(welford_var(stats) + eps)
+
+
+class Normalizers(NamedTuple):
+    obs: ObsNormState
+    reward: RewardScaleState
+
+
+def normalizers_init(obs_spec: ArraySpec) -> Normalizers:
+    return Normalizers(obs_norm_init(tuple(obs_spec.shape)), reward_scale_init())
+
+
+def preprocess(
+    norm: Normalizers, ts: TimeStep, gamma: float, normalize_obs: bool, scale_reward: bool
+) -> tuple[Normalizers, jax.Array, jax.Array]:
+    """Updates the running statistics with this timestep; returns (norm, obs, reward) as learned on."""
+    obs = ts.observation.astype(jnp.float32)
+    reward = ts.reward.astype(jnp.float32)
+    obs_state, reward_state = norm.obs, norm.reward
+    if normalize_obs:
+        obs_state, obs = obs_norm_update(norm.obs, obs)
+    if scale_reward:
+        reward_state, reward = reward_scale_update(norm.reward, reward, ts.done, gamma)
+    return Normalizers(obs_state, reward_state), obs, reward

@@ -19,8 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from oakrl.agents.common import Normalizers
-from oakrl.learn.normalize import obs_norm_update, reward_scale_update, welford_var
+from oakrl.learn.normalize import Normalizers, obs_norm_update, reward_scale_update, welford_var
 
 
 def stream_stats(
