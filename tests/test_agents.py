@@ -490,3 +490,27 @@ def test_an_agent_is_one_file_and_one_registry_line(monkeypatch):
     assert int(state.steps) == 3 and agent.config.to_dict()["rate"] == 0.5
     with pytest.raises(ConfigError, match="rate must be > 0 and <= 1"):
         make_agent("mean-reward", rate=2.0)
+
+
+def test_stream_sarsa_bootstraps_on_the_action_it_takes():
+    """Sarsa's delta uses q(s', a') of the action it then takes, explored or not (Q-learning
+    would use max q(s', .)); catches an off-policy target or a delta from the updated weights."""
+    from oakrl.core.types import first_timestep
+
+    agent = make_agent("stream-sarsa", hidden=(), normalize_obs=False, scale_reward=False,
+                       epsilon_start=1.0, epsilon_end=1.0, exploration_steps=1, gamma=0.9)  # fmt: skip
+    state = agent.init(jax.random.key(0), CARTPOLE_OBS, CARTPOLE_ACT)
+    s, s2 = jnp.array([0.5, -1.0, 0.25, 2.0]), jnp.array([1.0, 0.5, -0.5, 0.0])
+    state, a, _ = agent.step(state, first_timestep(s), jax.random.key(1))
+    from oakrl.agents.common import net
+
+    qn, params = net((4,), 2, (), 0.9), state.learner.q  # the weights before the update
+
+    def q(x):
+        return qn.apply(params, x)
+
+    for k in range(8):  # always exploring: a' is random, sometimes the non-greedy action
+        new, a2, info = agent.step(state, ts(s2, reward=1.0), jax.random.key(10 + k))
+        expected = 1.0 + 0.9 * q(s2)[a2] - q(s)[a]
+        assert float(info["td_error"]) == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
+    assert {int(agent.step(state, ts(s2, 1.0), jax.random.key(10 + k))[1]) for k in range(8)} == {0, 1}

@@ -22,6 +22,7 @@ from oakrl.agents.prior_ac import PriorACConfig, prior_ac
 from oakrl.agents.sft_tool import SFTToolConfig, sft_tool
 from oakrl.agents.stream_ac import StreamACConfig, stream_ac
 from oakrl.agents.stream_q import StreamQConfig, stream_q
+from oakrl.agents.stream_sarsa import StreamSarsaConfig, stream_sarsa
 from oakrl.agents.stream_td import StreamTDConfig, stream_td
 from oakrl.core.config import Config
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec
@@ -53,6 +54,7 @@ AGENTS: dict[str, AgentInfo] = {
         StreamQConfig,
         "Stream Q(lambda): Watkins' Q(lambda) with ObGD, epsilon-greedy; discrete actions only",
     ),
+    "stream-sarsa": AgentInfo(stream_sarsa, StreamSarsaConfig, "Stream Sarsa(lambda): on-policy, ObGD"),
     "stream-td": AgentInfo(
         stream_td,
         StreamTDConfig,
