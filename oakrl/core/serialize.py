@@ -62,11 +62,10 @@ def pytree_from_bytes(template: PyTree, data: bytes) -> PyTree:
 
 
 def save_pytree(path: str | Path, tree: PyTree) -> None:
-    """Writes atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(pytree_to_bytes(tree))
-    tmp.replace(path)
+    """Writes atomically (oakrl.io): a reader never sees a half-written file."""
+    from oakrl.io import write_bytes
+
+    write_bytes(path, pytree_to_bytes(tree))
 
 
 def load_pytree(path: str | Path, template: PyTree) -> PyTree:
