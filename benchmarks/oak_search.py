@@ -22,7 +22,7 @@ from oakrl.core.types import TimeStep
 from oakrl.envs.rooms import GOALS, shortest_paths
 from oakrl.lab.run import build, seed_keys
 from oakrl.lab.stream import init_carry
-from oakrl.study.oak import OakStudyConfig, agent_run_config
+from oakrl.study.oak import OakStudyConfig, run_spec
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     args = p.parse_args()
     cfg = OakStudyConfig(seeds=args.seeds, relocations=3, second_world=None)
-    rc = agent_run_config(cfg, "oak")
+    rc = run_spec(cfg, "oak")
     rc = rc.replace(agent_options=json.loads(args.options))
     handle, agent = build(rc)
     env, params = handle.env, handle.params

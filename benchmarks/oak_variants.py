@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from oakrl.lab.metrics import read_episodes
 from oakrl.lab.run import run
-from oakrl.study.oak import OakStudyConfig, agent_run_config, recovery
+from oakrl.lab.tables import read_episodes
+from oakrl.study.oak import OakStudyConfig, recovery, run_spec
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     cfg = OakStudyConfig(seeds=args.seeds, relocations=args.relocations, seed=args.seed, second_world=None)
     with tempfile.TemporaryDirectory() as tmp:
         for name, opts in variants.items():
-            rc = agent_run_config(cfg, "oak")
+            rc = run_spec(cfg, "oak")
             rc = rc.replace(agent_options=opts, out=str(Path(tmp) / name))
             t = time.perf_counter()
             summary = run(rc).summary

@@ -43,7 +43,7 @@ def main() -> None:
         print(f"CartPole-v1, {args.seeds} seeds x {args.steps} steps, agent-steps/s (best of {args.repeats})")
         base = None
         for label, (name, opts) in cases.items():
-            agent = make_agent(name, handle.action_spec, **opts)
+            agent = make_agent(name, **opts)
             best = 0.0
             for _ in range(args.repeats):
                 _, compile_s, stream_s = run_jax(agent, handle, args.steps, keys, args.steps)

@@ -1,3 +1,3 @@
 """oakrl: agents that learn from their own experience, continually."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

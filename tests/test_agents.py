@@ -63,7 +63,7 @@ class Compiled(NamedTuple):
 @functools.cache
 def compiled(name: str) -> Compiled:
     case = CASES[name]
-    agent = make_agent(case.agent, case.action_spec, **case.options)
+    agent = make_agent(case.agent, **case.options)
     init = jax.jit(lambda k: agent.init(k, case.obs_spec, case.action_spec))
     return Compiled(case, agent, init, jax.jit(agent.step))
 

@@ -14,11 +14,11 @@ import pytest
 
 from oakrl import __version__
 from oakrl.errors import ConfigError
-from oakrl.lab.metrics import read_episodes
 from oakrl.lab.outdir import prepare_out
 from oakrl.lab.run import ChunkDone, Started, run
 from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import chunk_lengths
+from oakrl.lab.tables import read_episodes
 
 TINY = {"hidden": (16, 16)}
 
@@ -289,7 +289,7 @@ def test_stream_clock_starts_after_compilation_and_agrees_with_the_test_clock():
     from oakrl.lab.stream import run_jax
 
     handle = make_env("CartPole-v1")
-    agent = make_agent("stream-ac", handle.action_spec, **TINY)
+    agent = make_agent("stream-ac", **TINY)
     keys = seed_keys(0, 2)
     events: list[tuple[str, float, object]] = []
 

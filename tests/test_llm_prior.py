@@ -87,7 +87,6 @@ def test_lm_prior_runs_end_to_end_and_reward_overrules_a_wrong_one(tiny_lm, tmp_
     for name in ("tiny", "wrong"):
         agent = make_agent(
             "prior-ac",
-            handle.action_spec,
             lm_table=str(tmp_path / f"{name}.npz"),
             prior_beta=1.0,
             hidden=(16, 16),
@@ -125,8 +124,8 @@ def test_lm_prior_runs_end_to_end_and_reward_overrules_a_wrong_one(tiny_lm, tmp_
 def test_lm_table_must_fit_the_world(tmp_path):
     np.savez(tmp_path / "bad.npz", table=np.zeros((3, 4), np.float32))
     handle = make_env("TextWorld-v0")
-    agent = make_agent("prior-ac", handle.action_spec, lm_table=str(tmp_path / "bad.npz"))
+    agent = make_agent("prior-ac", lm_table=str(tmp_path / "bad.npz"))
     with pytest.raises(ConfigError, match="one-hot observations x actions"):
         agent.init(jax.random.key(0), handle.obs_spec, handle.action_spec)
     with pytest.raises(ConfigError, match="not an LM prior table"):
-        make_agent("prior-ac", handle.action_spec, lm_table=str(tmp_path / "none.npz"))
+        make_agent("prior-ac", lm_table=str(tmp_path / "none.npz"))

@@ -9,13 +9,12 @@ import pytest
 from oakrl.lab.metrics import (
     binned_curve,
     final_return,
-    read_episodes,
     segment_tasks,
     summarize_episodes,
     task_metrics,
     task_visits,
-    write_episodes,
 )
+from oakrl.lab.tables import read_episodes, write_episodes
 
 # ---------------------------------------------------------------------------------- final return
 

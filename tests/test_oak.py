@@ -80,7 +80,7 @@ def test_oak_return_improves_on_rooms():
     from oakrl.lab.stream import run_jax
 
     env = make_env("Rooms-v0")
-    agent = make_agent("oak", env.action_spec, options=4, planning_states=2, buffer=32)
+    agent = make_agent("oak", options=4, planning_states=2, buffer=32)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0, impl="unsafe_rbg"), i))(np.arange(2))
     records = []
     run_jax(agent, env, 3000, keys, chunk=1000, on_chunk=records.append)

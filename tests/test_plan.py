@@ -198,7 +198,7 @@ def test_goal_score_is_the_time_at_the_goal_by_hand(tolerance, elsewhere):
     from oakrl.envs import make_env
 
     handle = make_env("Rooms-v0")
-    agent = make_agent("planner", handle.action_spec, goal={"18": 1.0}, goal_tolerance=tolerance,
+    agent = make_agent("planner", goal={"18": 1.0}, goal_tolerance=tolerance,
                        hidden=(8,), model_hidden=(8,), num_simulations=4)  # fmt: skip
     cells = np.array([42, 18, 18, 5, 18, 30, 18, 18, 100, 0, 18, 7])
     at_goal = cells == 18

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from oakrl.errors import ConfigError
-from oakrl.lab.metrics import write_episodes
+from oakrl.lab.tables import write_episodes
 from oakrl.report.plots import plot_compare, plot_run, short_labels
 from oakrl.report.report import RunData, load_run, report
 

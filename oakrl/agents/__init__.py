@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from oakrl.agents.common import DiscreteOnly, check_discrete
 from oakrl.agents.dyna import DynaConfig, dyna
 from oakrl.agents.oak import OakConfig, oak, option_records
 from oakrl.agents.planner import PlannerConfig, planner
@@ -25,7 +24,7 @@ from oakrl.agents.stream_q import StreamQConfig, stream_q
 from oakrl.agents.stream_sarsa import StreamSarsaConfig, stream_sarsa
 from oakrl.agents.stream_td import StreamTDConfig, stream_td
 from oakrl.core.config import Config
-from oakrl.core.types import Agent, ArraySpec, DiscreteSpec
+from oakrl.core.types import Agent
 from oakrl.errors import ConfigError
 
 
@@ -36,11 +35,6 @@ class AgentInfo(NamedTuple):
     # state (seed-batched) -> {column: [S, K] array}: what the lab records per chunk
     # (records.parquet), e.g. oak's option pool; None for agents with nothing to add.
     records: Callable[[Any], dict] | None = None
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """Option -> default (what the pre-Config lab and CLI read; `config.defaults()`)."""
-        return self.config.defaults()
 
 
 AGENTS: dict[str, AgentInfo] = {
@@ -107,20 +101,8 @@ def make_agent(name: str, config: Config | None = None, /, **options) -> Agent:
     The config is checked (bounds and cross-field rules) but not resolved: to fill what depends
     on a run (stream-q's exploration schedule, the planner's goal against the observation,
     discrete-only agents refusing continuous actions), pass `config.resolve(RunFacts(...))`.
-
-    Transitional: `make_agent(name, action_spec, **options)` (a Spec in place of the config) is
-    what the lab, studies and recorder written before typed configs call; it refuses continuous
-    actions for discrete-only agents and returns the agent with `config` as a plain dict.
-    It goes once they build configs.
     """
     info = agent_info(name)
-    if isinstance(config, ArraySpec | DiscreteSpec):  # the pre-Config call
-        action_spec = config
-        cfg = info.config.build(options)
-        if issubclass(info.config, DiscreteOnly):
-            check_discrete(name, action_spec)
-        agent = info.make(cfg)
-        return agent._replace(config=agent.config.to_dict())
     if config is None:
         cfg = info.config.build(options)
     elif not isinstance(config, info.config):

@@ -135,7 +135,7 @@ class PlasticityOptions(Config):
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         if not self.PLASTICITY_ALWAYS_LISTED:
-            for name, info in PlasticityOptions.options().items():
+            for name, info in PlasticityOptions.option_info().items():
                 if d[name] == info.default:
                     del d[name]
         return d

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from oakrl.agents.common import DiscreteOnly, configure
-from oakrl.core.config import Config, option
+from oakrl.core.config import option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
 from oakrl.options.features import FeatureStats, features_init, features_update, propose_feature
@@ -119,19 +119,6 @@ class OakConfig(DiscreteOnly):
     explore_options: bool = option(
         False, "epsilon also draws options (temporally extended), else only actions"
     )
-
-    def check(self, where: str = "agent option") -> None:
-        # `self.options` is the option count here (see below), so the bounds are read off the class.
-        for name, info in type(self).options().items():
-            if not info.bounds.holds(getattr(self, name)):
-                raise ConfigError(f"{where} {name} must be {info.bounds.rule()}, got {getattr(self, name)!r}")
-        self.validate()
-
-
-# OaK's option `options` (its slot count, a name config.json has always used) shadows
-# Config.options, the classmethod listing a config's options: put the classmethod back on the
-# class; instances keep the field's value, so `cfg.options` is still the slot count.
-OakConfig.options = classmethod(Config.options.__func__)  # type: ignore[method-assign, assignment]
 
 
 def oak(config: OakConfig | None = None, **overrides) -> Agent:

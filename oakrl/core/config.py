@@ -122,7 +122,9 @@ class Config:
     """Base of every agent config. Subclasses are frozen dataclasses of `option` fields."""
 
     @classmethod
-    def options(cls) -> dict[str, OptionInfo]:
+    def option_info(cls) -> dict[str, OptionInfo]:
+        """Name -> type, default, meaning and bounds, per field (an agent may have an option
+        called `options`: OaK's slot count)."""
         hints = typing.get_type_hints(cls)
         out = {}
         for f in dataclasses.fields(cls):
@@ -134,12 +136,12 @@ class Config:
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {name: info.default for name, info in cls.options().items()}
+        return {name: info.default for name, info in cls.option_info().items()}
 
     @classmethod
     def build(cls, values: Mapping[str, Any] | None = None, where: str = "agent option") -> Self:
         """A checked config from typed values (a TOML/JSON table, Python); ConfigError otherwise."""
-        opts = cls.options()
+        opts = cls.option_info()
         typed = {}
         for key, value in (values or {}).items():
             if not isinstance(key, str) or key not in opts:
@@ -154,7 +156,7 @@ class Config:
     @classmethod
     def parse(cls, key: str, text: str) -> Any:
         """One option's value from command-line text (`--opt key=text`), typed and checked."""
-        opts = cls.options()
+        opts = cls.option_info()
         if key not in opts:
             raise ConfigError(f"{cls.agent_name()} has no option {key!r}; valid: {', '.join(sorted(opts))}")
         info = opts[key]
@@ -166,7 +168,7 @@ class Config:
 
     def check(self, where: str = "agent option") -> None:
         """Bounds of every field, then the agent's own cross-field rules (`validate`)."""
-        for name, info in self.options().items():
+        for name, info in type(self).option_info().items():
             wrong = info.bounds.violation(getattr(self, name))
             if wrong is not None:
                 raise ConfigError(f"{where} {name} must be {wrong}, got {getattr(self, name)!r}")
@@ -194,7 +196,7 @@ class Config:
     def describe(cls) -> list[tuple[str, str, str]]:
         """(name, default as written on the command line, meaning and valid values) per option."""
         rows = []
-        for info in cls.options().values():
+        for info in cls.option_info().values():
             rule = info.bounds.rule()
             rows.append((info.name, format_value(info.default), info.doc + (f" ({rule})" if rule else "")))
         return rows

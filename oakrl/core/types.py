@@ -81,7 +81,7 @@ class Agent(NamedTuple):
     name: str
     init: InitFn
     step: StepFn
-    config: dict
+    config: Any  # its typed, frozen config (an oakrl.core.config.Config); to_dict() for JSON
 
 
 def first_timestep(observation: Array) -> TimeStep:

@@ -9,8 +9,8 @@ Everything here is plain numpy over four parallel 1-D arrays, one entry per fini
 * ``ret``    float, the episode's (undiscounted) return;
 * ``task``   int, the task in force when the episode ended (0 without a schedule).
 
-These are the columns of a run's ``episodes.parquet`` (see :func:`read_episodes`), but no file
-is needed to use the metrics.
+These are the columns of a run's ``episodes.parquet`` (oakrl/lab/tables.py reads and writes
+it), but no file is needed to use the metrics.
 
 Conventions shared by all metrics:
 
@@ -26,24 +26,13 @@ Conventions shared by all metrics:
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
-
-from oakrl.io import write_table
-
-# The schema of episodes.parquet: column name -> numpy dtype.
-EPISODE_COLUMNS: dict[str, type] = {
-    "seed": np.int32,
-    "step": np.int64,
-    "return": np.float32,
-    "task": np.int32,
-}
 
 # Plasticity is undefined when the first visit's area is this small relative to the task's
 # return range (the ratio would be a division by ~0).
@@ -391,42 +380,3 @@ def summarize_episodes(columns: Mapping[str, np.ndarray], config: Mapping[str, A
             seed, step, ret, task, seeds, steps, int(schedule["every"]), int(schedule["tasks"])
         )
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# episodes.parquet
-
-
-def read_episodes(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read an ``episodes.parquet`` into ``{column: 1-D numpy array}``.
-
-    The known columns (``seed``, ``step``, ``return``, ``task``) come back in their schema
-    dtypes; a missing ``task`` column reads as zeros (a run without schedule); other columns
-    are passed through.
-    """
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    out = {name: table.column(name).to_numpy() for name in table.column_names}
-    n = table.num_rows
-    if "task" not in out:
-        out["task"] = np.zeros(n, dtype=np.int32)
-    for name, dtype in EPISODE_COLUMNS.items():
-        if name in out:
-            out[name] = np.asarray(out[name]).astype(dtype, copy=False)
-    return out
-
-
-def write_episodes(path: str | os.PathLike, columns: Mapping[str, Sequence | np.ndarray]) -> None:
-    """Write ``{column: 1-D array}`` to a parquet file atomically (:func:`oakrl.io.write_table`).
-
-    The known columns are cast to their schema dtypes (``seed`` int32, ``step`` int64,
-    ``return`` float32, ``task`` int32). A reader never sees a half-written file.
-    """
-    arrays = {}
-    for name, values in columns.items():
-        arr = np.asarray(values)
-        if name in EPISODE_COLUMNS:
-            arr = arr.astype(EPISODE_COLUMNS[name], copy=False)
-        arrays[name] = arr.ravel()
-    write_table(path, arrays)

@@ -43,12 +43,12 @@ from oakrl.core.types import Agent
 from oakrl.errors import ConfigError, Diverged, Interrupted
 from oakrl.lab.checkpoint import load_checkpoint, read_pointer, save_checkpoint, verify_checkpoint
 from oakrl.lab.files import write_json, write_table
-from oakrl.lab.metrics import read_episodes, write_episodes
 from oakrl.lab.outdir import clean_temporaries, compat_hash, identity, prepare_out
 from oakrl.lab.recorder import Recorder, summarize
 from oakrl.lab.signals import Signals
 from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import Carry, ChunkRecord, run_gym, run_jax
+from oakrl.lab.tables import read_episodes, read_table, write_episodes
 
 
 class RunPlan(NamedTuple):
@@ -155,6 +155,12 @@ def seed_keys(seed: int, seeds: int, prng: str = "unsafe_rbg") -> jax.Array:
     seeds' keys here (runs, studies), so equal seeds mean equal streams everywhere."""
     base = jax.random.key(seed, impl=prng)
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(seeds))
+
+
+def one_key(seed: int, i: int, prng: str = "unsafe_rbg") -> jax.Array:
+    """fold_in(key(seed), i) for one stream outside a run (a recording). Not seed_keys(...)[i]:
+    under unsafe_rbg a vmapped fold_in gives other keys than a single one for i >= 1."""
+    return jax.random.fold_in(jax.random.key(seed, impl=prng), i)
 
 
 def final_state(plan: RunPlan) -> Carry:
@@ -275,13 +281,6 @@ def read_result(path: Path) -> RunResult:
     diagnostics = read_table(path / "diagnostics.parquet") if (path / "diagnostics.parquet").exists() else {}
     records = read_table(path / "records.parquet") if (path / "records.parquet").exists() else {}
     return RunResult(summary, episodes, diagnostics, records, path, None)
-
-
-def read_table(path: Path) -> dict[str, np.ndarray]:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
 def _readable(path: Path) -> bool:

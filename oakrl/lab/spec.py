@@ -115,10 +115,10 @@ class RunSpec:
         if self.goal is not None:
             if not isinstance(self.goal, str):
                 raise ConfigError(f"goal must be a string like '40=1', got {self.goal!r}")
-            if "goal" not in kind.options():
+            if "goal" not in kind.option_info():
                 from oakrl.agents import AGENTS
 
-                takes = [n for n, a in AGENTS.items() if "goal" in a.config.options()]
+                takes = [n for n, a in AGENTS.items() if "goal" in a.config.option_info()]
                 raise ConfigError(
                     f"--goal needs a goal-conditioned agent ({', '.join(takes)}), not {self.agent}"
                 )

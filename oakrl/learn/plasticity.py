@@ -1,5 +1,8 @@
 """Remedies for loss of plasticity, and cheap diagnostics of it.
 
+(Longer than 400 lines on purpose: the four remedies share one state, one unit bookkeeping and
+one masked update, `plasticity_update`, which reads best in one place.)
+
 Networks trained on a long non-stationary stream lose the ability to learn (Dohare et al.,
 Nature 2024). Each remedy here is applied to the parameters *after* the optimiser's update,
 so it composes with ObGD (or any optax-style learner):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from oakrl.errors import ConfigError
-from oakrl.lab import metrics
+from oakrl.lab import tables
 
 _REQUIRED_CONFIG = ("env", "agent", "steps", "seeds")
 _REQUIRED_COLUMNS = ("seed", "step", "return")
@@ -29,7 +29,7 @@ class RunData:
     """One run in memory.
 
     ``config``: the parsed ``config.json``; ``episodes``: ``{column: (n,) array}`` as
-    :func:`oakrl.lab.metrics.read_episodes` returns it; ``summary``: the parsed
+    :func:`oakrl.lab.tables.read_episodes` returns it; ``summary``: the parsed
     ``summary.json`` (empty when there is none); ``path``: the run directory, if any.
     """
 
@@ -89,7 +89,7 @@ def _read_episodes(d: Path) -> dict[str, np.ndarray]:
     if not p.is_file():
         raise ConfigError(f"run dir {d}: episodes.parquet is missing")
     try:
-        episodes = metrics.read_episodes(p)
+        episodes = tables.read_episodes(p)
     except Exception as e:  # pyarrow raises several types for a corrupt file
         raise ConfigError(f"run dir {d}: episodes.parquet is unreadable ({e})") from None
     missing = [c for c in _REQUIRED_COLUMNS if c not in episodes]

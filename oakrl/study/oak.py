@@ -126,7 +126,6 @@ def run_spec(cfg: OakStudyConfig, name: str, out: Path | None = None) -> RunSpec
     )
 
 
-agent_run_config = run_spec  # its name before RunSpec (benchmarks/oak_search.py, oak_variants.py)
 
 
 def reward_rate(columns: dict[str, np.ndarray], seeds: int, steps: int, bin: int) -> np.ndarray:

@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from oakrl.errors import ConfigError
-from oakrl.study.common import per_chunk, run_plan, save_study_figure, step_progress, timing
+from oakrl.study.common import per_chunk, run_plan, step_progress, timing
+from oakrl.study.prior_figures import plot_prior
 
 if TYPE_CHECKING:
     from oakrl.lab.run import RunPlan
@@ -139,6 +140,7 @@ def learning_curve(step: np.ndarray, ret: np.ndarray, steps: int, bins: int) -> 
 
 def record_datasets(cfg: PriorConfig, handle, out: Path, log: Callable[[str], None]) -> dict[str, Path]:
     """The demonstrations of each prior condition: recorded to out/demos/ or taken from demos_dir."""
+    from oakrl.lab.run import one_key
     from oakrl.priors.demos import record_scripted, write_demos
 
     paths = {}
@@ -146,10 +148,8 @@ def record_datasets(cfg: PriorConfig, handle, out: Path, log: Callable[[str], No
         if cfg.demos_dir is not None:
             paths[c] = Path(cfg.demos_dir) / f"{c}.npz"
             continue
-        # A recording's key, not a run's: its own base seed, folded with the dataset's index one
-        # at a time. (lab.run.seed_keys folds under vmap, which under unsafe_rbg gives other
-        # keys for i >= 1: the datasets, and the study's numbers, would change.)
-        key = jax.random.fold_in(jax.random.key(cfg.seed + 10_007, impl="unsafe_rbg"), i)
+        # A recording's key, not a run's: its own base seed, folded with the dataset's index.
+        key = one_key(cfg.seed + 10_007, i)
         demos = record_scripted(handle, cfg.demo_steps, key, c, cfg.noise)
         paths[c] = write_demos(out / "demos" / f"{c}.npz", demos)
         h = demos.header
@@ -329,47 +329,6 @@ def curve_table(curves: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarr
     }
 
 
-def plot(path: Path, cfg: PriorConfig, result: dict[str, Any], command: str) -> None:
-    """Left: the learning curves (mean over seeds, shaded +- one standard error), the threshold and
-    each condition's mean steps to it; right: final return per condition with every seed."""
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colors = {"scratch": "0.3", "expert": "tab:green", "mediocre": "tab:orange", "wrong": "tab:red"}
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2.3, 1]})
-    for c, x in result["curves"].items():
-        ends = np.linspace(0, cfg.steps, x.shape[1] + 1)[1:]
-        mean = np.nanmean(x, 0)
-        se = np.nanstd(x, 0, ddof=1) / np.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros_like(mean)
-        ax.plot(ends, mean, color=colors[c], label=c, lw=1.5)
-        ax.fill_between(ends, mean - se, mean + se, color=colors[c], alpha=0.2)
-        st = result["conditions"][c]["steps_to_threshold"]
-        ax.axvline(st["mean"], color=colors[c], ls=":", lw=1)
-    ax.axhline(cfg.thresh, color="k", ls="--", lw=0.8, label=f"threshold {cfg.thresh:g}")
-    ax.set_xlabel("agent steps")
-    ax.set_ylabel("episode return")
-    ax.set_title("learning curves (dotted: mean steps to threshold)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    names = list(result["curves"])
-    for i, c in enumerate(names):
-        fr = result["conditions"][c]["final_return"]
-        bx.bar(i, fr["mean"], color=colors[c], alpha=0.6)
-        bx.scatter(np.full(len(fr["per_seed"]), i), fr["per_seed"], color="k", s=10, zorder=3)
-    bx.set_xticks(range(len(names)), names)
-    bx.set_ylabel("final return (last 10% of the stream)")
-    bx.grid(alpha=0.3, axis="y")
-    fig.suptitle(
-        f"{cfg.env}, prior-ac (stream AC) from scratch or cloned demonstrations, {cfg.seeds} seeds",
-        fontsize=10,
-    )
-    save_study_figure(fig, path, command)
-    plt.close(fig)
-
-
 def study_prior(
     cfg: PriorConfig, out: str, echo: Callable[[str], None] = print, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -398,7 +357,7 @@ def study_prior(
     }
     write_table(path / "metrics.parquet", curve_table(result["curves"], cfg.steps))
     write_json(path / "summary.json", summary)
-    plot(path / "figure.png", cfg, result, cmd)
+    plot_prior(path / "figure.png", cfg, result, cmd)
     for name, c in result["conditions"].items():
         st = c["steps_to_threshold"]
         echo(
