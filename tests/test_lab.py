@@ -415,3 +415,25 @@ def test_one_oakrl_run_builds_environment_and_agent_once(tmp_path, monkeypatch, 
     ]
     assert main(argv) == 0, capsys.readouterr().err
     assert counts == {"env": 1, "agent": 1}
+
+
+def test_python_api_without_a_directory_gives_the_cli_results(tmp_path, capsys):
+    """RunSpec(out=None) -> prepare -> execute writes nothing and returns the same numbers as
+    `oakrl run` (the same pipeline; catches a Python path that builds or seeds differently)."""
+    from oakrl.cli import main
+    from oakrl.lab.run import execute, prepare
+
+    spec = RunSpec(env="Acrobot-v1", agent="stream-q", steps=600, seeds=2, chunk=300)
+    spec = spec.replace(agent_options=dict(TINY))
+    before = sorted(tmp_path.iterdir())
+    result = execute(prepare(spec))
+    assert result.path is None and sorted(tmp_path.iterdir()) == before
+    argv = ["run", "--env", "Acrobot-v1", "--agent", "stream-q", "--steps", "600", "--seeds", "2"]
+    argv += ["--chunk", "300", "--opt", "hidden=16,16", "--no-plot", "--out", str(tmp_path / "cli")]
+    assert main(argv) == 0, capsys.readouterr().err
+    on_disk = read_episodes(tmp_path / "cli" / "episodes.parquet")
+    for column in ("seed", "step", "return", "task"):
+        np.testing.assert_array_equal(result.episodes[column], on_disk[column])
+    summary = json.loads((tmp_path / "cli" / "summary.json").read_text())
+    assert result.summary["average_reward"] == summary["average_reward"]
+    assert result.final.agent.steps.tolist() == [600, 600]  # the final state of every seed's stream
