@@ -42,7 +42,7 @@ def _default_out(env: str, agent: str) -> str:
     "config_file",
     default=None,
     metavar="FILE",
-    help="Config file (TOML; YAML with pyyaml): RunConfig fields and an [agent_options] table. "
+    help="Config file (TOML; YAML with pyyaml): RunSpec fields and an [agent_options] table. "
     "Flags given on the command line override it.",
 )
 @click.option(
@@ -181,7 +181,7 @@ def sweep(spec, out, backend, workers, plot, cpu_threads) -> None:
     """Run a grid of trials (configs x seeds x environments) from the TOML file SPEC.
 
     \b
-    SPEC holds [base] (RunConfig fields, [base.agent_options]) and [grid]: field -> list of
+    SPEC holds [base] (RunSpec fields, [base.agent_options]) and [grid]: field -> list of
     values; "agent_options.KEY" sweeps an agent option. Each trial is an ordinary resumable
     run in OUT/NAME; re-running the sweep skips finished trials and resumes unfinished ones.
     Exit code 3 when a trial diverged, 1 when one failed otherwise.

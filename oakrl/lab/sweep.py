@@ -2,7 +2,7 @@
 
 A sweep spec is a TOML file:
 
-    [base]                      # RunConfig fields shared by every trial
+    [base]                      # RunSpec fields shared by every trial
     steps = 100000
     [base.agent_options]
     hidden = [128, 128]
