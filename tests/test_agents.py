@@ -271,7 +271,6 @@ def td_exact():
     """stream-td on raw rewards and a constant observation, so the return is checkable."""
     agent = make_agent(
         "stream-td",
-        CARTPOLE_ACT,
         hidden=(16, 16),
         gamma=GAMMA,
         return_horizon=HORIZON,

@@ -84,7 +84,7 @@ def test_oak_return_improves_on_rooms():
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0, impl="unsafe_rbg"), i))(np.arange(2))
     records = []
     run_jax(agent, env, 3000, keys, chunk=1000, on_chunk=records.append)
-    total = np.array([r.reward_sum for r in records])  # [chunks + 1, seeds], cumulative from 0
+    total = np.array([np.zeros(2), *(r.reward_sum for r in records)])  # [chunks + 1, seeds], from 0
     rate = np.diff(total, axis=0) / 1000  # goal reaches per step, per chunk and seed
 
     def random_policy(key):

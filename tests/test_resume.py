@@ -29,7 +29,7 @@ from oakrl.errors import ConfigError
 from oakrl.lab import run as run_module
 from oakrl.lab.checkpoint import load_checkpoint, read_pointer
 from oakrl.lab.outdir import compat_hash
-from oakrl.lab.run import run
+from oakrl.lab.run import ChunkDone, Started, run
 from oakrl.lab.spec import RunSpec
 
 TINY = {"hidden": (16, 16)}
@@ -83,7 +83,7 @@ def cli_args(config: RunSpec) -> list[str]:
     ]
     if config.schedule:
         args += ["--schedule", config.schedule, "--every", str(config.every)]
-    for k, v in config.agent_options.items():
+    for k, v in config.options_given().items():
         args += ["--opt", f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"]
     return args
 
@@ -366,7 +366,9 @@ def test_checkpoint_every(tmp_path):
     config = RunSpec(steps=1000, chunk=250, checkpoint_every=0, agent_options=dict(TINY))
     written = []
 
-    def progress(done, _):
+    def progress(event):
+        if not isinstance(event, Started | ChunkDone):
+            return
         meta = read_pointer(tmp_path / "r")
         written.append(None if meta is None else meta["step"])
 

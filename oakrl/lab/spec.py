@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass
 from typing import Any
 
 from oakrl.core.config import Config
@@ -55,7 +55,7 @@ class RunSpec:
     # The agent's typed config; None: its defaults. `agent_options` (typed values, e.g. from a
     # file) are built into it, so a spec always holds one complete, checked config.
     agent_config: Config | None = None
-    agent_options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    agent_options: InitVar[dict[str, Any] | None] = None
     # Steps between checkpoints (taken at the first chunk boundary past each multiple);
     # None: after every chunk; 0: only at the end and on SIGINT/SIGTERM. Does not change results.
     checkpoint_every: int | None = None
@@ -65,7 +65,7 @@ class RunSpec:
     # The results directory; None: nothing is written (the tables come back in memory).
     out: str | None = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, agent_options: dict[str, Any] | None) -> None:
         for name in ("env", "agent", "order", "prng"):
             value = getattr(self, name)
             if not isinstance(value, str):
@@ -97,21 +97,21 @@ class RunSpec:
 
             check_env_id(self.env)
         kind = agent_config_type(self.agent)
-        if not isinstance(self.agent_options, dict):
-            raise ConfigError(f"agent_options must be a table of agent options, got {self.agent_options!r}")
+        agent_options = {} if agent_options is None else agent_options
+        if not isinstance(agent_options, dict):
+            raise ConfigError(f"agent_options must be a table of agent options, got {agent_options!r}")
         config = self.agent_config
         if config is None:
-            config = kind.build(self.agent_options)
+            config = kind.build(agent_options)
         elif type(config) is not kind:
             raise ConfigError(
                 f"agent_config is a {type(config).__name__}; {self.agent} takes a {kind.__name__}"
             )
-        elif self.agent_options:
-            config = kind.build({**config.to_dict(), **self.agent_options})
+        elif agent_options:
+            config = kind.build({**config.to_dict(), **agent_options})
         else:
             config.check()
         object.__setattr__(self, "agent_config", config)
-        object.__setattr__(self, "agent_options", {})
         if self.goal is not None:
             if not isinstance(self.goal, str):
                 raise ConfigError(f"goal must be a string like '40=1', got {self.goal!r}")
@@ -164,8 +164,8 @@ class RunSpec:
         return d
 
 
-# The fields a config file, a sweep grid or config.json may set.
-FIELDS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name != "agent_config")
+# The fields a config file, a sweep grid or config.json may set (agent options as a table).
+FIELDS = tuple(f.name if f.name != "agent_config" else "agent_options" for f in dataclasses.fields(RunSpec))
 
 
 def _integer(name: str, value: Any, low: int, high: int, what: str = "a positive integer") -> None:
