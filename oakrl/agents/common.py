@@ -22,7 +22,7 @@ from oakrl.core.types import DiscreteSpec, Spec
 from oakrl.errors import ConfigError
 from oakrl.learn.nets import make_network
 from oakrl.learn.obgd import adaptive_obgd, obgd
-from oakrl.learn.plasticity import REMEDIES, Remedy, RemedyOptimizer, hidden_features, remedy
+from oakrl.learn.plasticity import REMEDIES, Remedy, RemedyOptimizer, hidden_features, remedy, split_keys
 from oakrl.learn.stepsize import tidbd_obgd
 
 OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd")
@@ -209,16 +209,25 @@ def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: floa
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
-def q_lambda_update(opt: RemedyOptimizer, q_fn, state: Any, bootstrap, reward, learn, reset, key):
-    """One Watkins Q(lambda) step with a traced optimiser and remedy, shared by stream-q and dyna.
+def q_lambda_update(opt: RemedyOptimizer, qn: Net, state: Any, t: Any, gamma: float, key: jax.Array):
+    """One Watkins Q(lambda) step on the last transition, shared by stream-q and dyna.
 
-    q_fn: params -> (q(s, a) of the last transition, hidden features for the remedy);
-    bootstrap: gamma (1 - done) max_a' q(s', a'); `state` has fields q and opt; `learn` (0 or 1)
-    masks the very first step; `reset` clears the trace after the update (an episode end, or an
-    exploratory action); `key`: the remedy's. Returns (q params, opt state, q(s, a), delta, info).
+    `state` has fields q, opt and prev_explored; `t` is the skeleton's Transition (its `learn`
+    masks the very first step). delta = r + gamma (1 - done) max_a' q(s', a') - q(s, a); the
+    trace is cleared after the update where the episode ended or the action was exploratory;
+    the optimiser's plasticity remedy (if any) draws from `key`.
+    Returns (key left for acting, q params, opt state, q(s, a), delta, remedy info).
     """
+
+    def q_fn(p):  # the hidden features come out of the same forward pass, for the remedy
+        out, feats = qn.apply_features(p, t.obs) if opt.active else (qn.apply(p, t.obs), {})
+        return out[t.action], feats
+
+    bootstrap = gamma * (1.0 - t.done) * jnp.max(qn.apply(state.q, t.next_obs))
+    reset = jnp.logical_or(t.done, state.prev_explored)
+    key, (k_pl,) = split_keys(key, opt.active, 1)
     (q_sa, feats), g = jax.value_and_grad(q_fn, has_aux=True)(state.q)
-    delta = (reward + bootstrap - q_sa) * learn
-    g = jax.tree.map(lambda x: x * learn, g)
-    q, opt_state, info = opt.update(state.q, state.opt, g, key, feats, delta=delta, reset=reset)
-    return q, opt_state, q_sa, delta, info
+    delta = (t.reward + bootstrap - q_sa) * t.learn
+    g = jax.tree.map(lambda x: x * t.learn, g)
+    q, opt_state, info = opt.update(state.q, state.opt, g, k_pl, feats, delta=delta, reset=reset)
+    return key, q, opt_state, q_sa, delta, info

@@ -42,7 +42,7 @@ from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec
 from oakrl.errors import ConfigError
 from oakrl.learn.normalize import Normalizers, welford_var
 from oakrl.learn.obgd import obgd
-from oakrl.learn.plasticity import RemedyOptState, split_keys, with_remedy
+from oakrl.learn.plasticity import RemedyOptState, with_remedy
 from oakrl.model import HEADS, ModelState, transition_model
 from oakrl.plan.dyna import PlanCarry, dyna_updates
 from oakrl.plan.search_control import SearchControlState, search_control_add, search_control_init
@@ -151,16 +151,7 @@ def make_learner(cfg: Any, name: str) -> ModelLearner:
         raw = ts.observation.astype(jnp.float32).reshape(-1)
 
         # 2. Stream Q(lambda) on the real transition (and the plasticity remedy, if any).
-        def q_fn(p):
-            out, feats = qn.apply_features(p, t.obs) if opt.active else (qn.apply(p, t.obs), {})
-            return out[t.action], feats
-
-        bootstrap = gamma * (1.0 - t.done) * jnp.max(qn.apply(state.q, t.next_obs))
-        reset = jnp.logical_or(t.done, state.prev_explored)
-        key, (k_pl,) = split_keys(key, opt.active, 1)
-        q, opt_state, q_sa, delta, pl_info = q_lambda_update(
-            opt, q_fn, state, bootstrap, t.reward, t.learn, reset, k_pl
-        )
+        key, q, opt_state, q_sa, delta, pl_info = q_lambda_update(opt, qn, state, t, gamma, key)
 
         # 3. The model learns from the same transition (raw observation and reward).
         model_state, model_info = model.update(

@@ -32,7 +32,7 @@ from oakrl.agents.common import (
 from oakrl.agents.skeleton import Learner, Start, Transition, streaming, zero_action
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec
 from oakrl.errors import ConfigError
-from oakrl.learn.plasticity import RemedyOptState, split_keys, with_remedy
+from oakrl.learn.plasticity import RemedyOptState, with_remedy
 
 
 class StreamQState(NamedTuple):
@@ -76,16 +76,7 @@ def stream_q(config: StreamQConfig | None = None, **overrides) -> Agent:
         n_actions = head_width(state.q)
         qn = q_net(t.obs.shape, n_actions)
 
-        def q_fn(p):
-            out, feats = qn.apply_features(p, t.obs) if opt.active else (qn.apply(p, t.obs), {})
-            return out[t.action], feats
-
-        bootstrap = gamma * (1.0 - t.done) * jnp.max(qn.apply(state.q, t.next_obs))
-        reset = jnp.logical_or(t.done, state.prev_explored)
-        key, (k_pl,) = split_keys(key, opt.active, 1)
-        q, opt_state, q_sa, delta, pl_info = q_lambda_update(
-            opt, q_fn, state, bootstrap, t.reward, t.learn, reset, k_pl
-        )
+        key, q, opt_state, q_sa, delta, pl_info = q_lambda_update(opt, qn, state, t, gamma, key)
 
         k_explore, k_action = jax.random.split(key)
         greedy = jnp.argmax(qn.apply(q, t.next_obs)).astype(jnp.int32)
