@@ -1,6 +1,7 @@
 """oakrl.io: every file appears whole or not at all, under a temporary name the lab can clean up."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +62,9 @@ def test_table_and_figure_round_trip(tmp_path):
     assert _names(tmp_path) == ["f.svg", "t.parquet"]
 
 
-def test_lab_files_keeps_the_names_others_import():
-    from oakrl.lab import files
+def test_machine_names_where_figures_were_measured():
+    from oakrl.lab.files import machine
 
-    for name in ("json_default", "machine", "tmp_path", "write_json", "write_table"):
-        assert callable(getattr(files, name))
-    assert files.write_json is io.write_json
+    m = machine()
+    assert set(m) == {"platform", "processor", "cpus", "jax", "backend"}
+    assert m["cpus"] == os.cpu_count() and m["backend"] == "cpu"

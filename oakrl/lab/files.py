@@ -1,10 +1,7 @@
-"""Result files written atomically, and the machine they were measured on.
+"""The machine a run's figures were measured on (every summary records it).
 
-The writes are oakrl.io's (hidden temporary in the same folder, synced, renamed over the
-target), so a reader (or a kill) never sees a half-written file. The names below stay importable
-from here because the lab and the studies use them (lab/run.py, study/cli.py, study/common.py,
-study/oak.py). No JAX import at module level: the CLI and the studies use these before (or
-without) starting a backend.
+Result files are written by oakrl.io. No JAX import at module level: the CLI and the studies
+import this before (or without) starting a backend.
 """
 
 from __future__ import annotations
@@ -12,10 +9,6 @@ from __future__ import annotations
 import os
 import platform
 from typing import Any
-
-from oakrl.io import json_default, tmp_path, write_json, write_table
-
-__all__ = ["json_default", "machine", "tmp_path", "write_json", "write_table"]
 
 
 def machine() -> dict[str, Any]:

@@ -14,8 +14,8 @@ from typing import Any
 
 from oakrl import __version__
 from oakrl.errors import ConfigError
+from oakrl.io import json_default
 from oakrl.lab.checkpoint import config_hash
-from oakrl.lab.files import json_default
 from oakrl.lab.spec import RunSpec
 
 

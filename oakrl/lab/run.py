@@ -41,8 +41,8 @@ from oakrl.agents import AGENTS, make_agent
 from oakrl.core.config import RunFacts
 from oakrl.core.types import Agent
 from oakrl.errors import ConfigError, Diverged, Interrupted
+from oakrl.io import write_json, write_table
 from oakrl.lab.checkpoint import load_checkpoint, read_pointer, save_checkpoint, verify_checkpoint
-from oakrl.lab.files import write_json, write_table
 from oakrl.lab.outdir import clean_temporaries, compat_hash, identity, prepare_out
 from oakrl.lab.recorder import Recorder, summarize
 from oakrl.lab.signals import Signals

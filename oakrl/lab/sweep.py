@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from oakrl.errors import ConfigError, Diverged
+from oakrl.io import write_json
 from oakrl.lab.cpu import limit_cpu_threads
-from oakrl.lab.files import write_json
 from oakrl.lab.parse import sweep_specs
 from oakrl.lab.spec import RunSpec
 
