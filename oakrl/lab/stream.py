@@ -266,7 +266,7 @@ def run_gym(
         state, action, info = vstep(state, ts, k_step)
         return pack(jax.lax.optimization_barrier(state)), k_run, action, info
 
-    step_fn = jax.jit(step_fn, donate_argnums=(0, 1))
+    step_fn = jax.jit(step_fn, donate_argnums=(0, 2))  # the state and the key
     flat = jax.jit(pack)(state)
     zeros, falses = np.zeros(n, np.float32), np.zeros(n, bool)
     ts = TimeStep(obs, zeros, falses, falses)
