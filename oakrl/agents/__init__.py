@@ -23,6 +23,7 @@ from oakrl.agents.stream_ac import StreamACConfig, stream_ac
 from oakrl.agents.stream_q import StreamQConfig, stream_q
 from oakrl.agents.stream_sarsa import StreamSarsaConfig, stream_sarsa
 from oakrl.agents.stream_td import StreamTDConfig, stream_td
+from oakrl.agents.tabular_q import TabularQConfig, tabular_q
 from oakrl.core.config import Config
 from oakrl.core.types import Agent
 from oakrl.errors import ConfigError
@@ -82,6 +83,12 @@ AGENTS: dict[str, AgentInfo] = {
         "Stream AC(lambda) with an extra action: supervised learning on its best recent episodes "
         "(SFT as a tool call)",
     ),
+    "tabular-q": AgentInfo(
+        tabular_q,
+        TabularQConfig,
+        "Tabular Q-learning as in Calvano et al. 2020: Q table over integer observations, "
+        "epsilon_t = exp(-beta t)",
+    ),
 }
 
 
@@ -124,6 +131,7 @@ __all__ = [
     "StreamACConfig",
     "StreamQConfig",
     "StreamTDConfig",
+    "TabularQConfig",
     "agent_info",
     "dyna",
     "list_agents",
@@ -135,4 +143,5 @@ __all__ = [
     "stream_ac",
     "stream_q",
     "stream_td",
+    "tabular_q",
 ]
