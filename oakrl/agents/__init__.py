@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from oakrl.agents.dyna import DynaConfig, dyna
+from oakrl.agents.joint import JointConfig, joint, joint_options
 from oakrl.agents.oak import OakConfig, oak, option_records
 from oakrl.agents.planner import PlannerConfig, planner
 from oakrl.agents.prior_ac import PriorACConfig, prior_ac
@@ -89,7 +90,23 @@ AGENTS: dict[str, AgentInfo] = {
         "Tabular Q-learning as in Calvano et al. 2020: Q table over integer observations, "
         "epsilon_t = exp(-beta t)",
     ),
+    "joint": AgentInfo(
+        joint,
+        JointConfig,
+        "N learners in one multi-learner world (--agent A,B or --learners N), each its own agent",
+    ),
 }
+
+
+def multi_learner(agent: str, learners: int = 1) -> tuple[str, dict[str, Any], int]:
+    """`--agent A[,B,...]` with `--learners N` -> (the agent to build, the options that choice
+    implies, the learner count): one learner's agent unchanged, several the joint agent of them."""
+    if not isinstance(agent, str) or hasattr(AGENTS.get(agent, AgentInfo).config, "num_learners"):
+        return agent, {}, learners  # already an agent of several learners (the joint agent)
+    found = joint_options(agent, learners)
+    if found is None:
+        return agent, {}, 1
+    return "joint", {"agents": ",".join(found[1])}, found[0]
 
 
 def list_agents() -> list[tuple[str, str]]:
@@ -124,6 +141,7 @@ __all__ = [
     "AGENTS",
     "AgentInfo",
     "DynaConfig",
+    "JointConfig",
     "OakConfig",
     "PlannerConfig",
     "PriorACConfig",
@@ -134,8 +152,10 @@ __all__ = [
     "TabularQConfig",
     "agent_info",
     "dyna",
+    "joint",
     "list_agents",
     "make_agent",
+    "multi_learner",
     "oak",
     "planner",
     "prior_ac",

@@ -23,6 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
+import numpy as np
+
 from oakrl.core.types import ArraySpec, Spec
 
 
@@ -44,3 +47,42 @@ class MultiEnvHandle(NamedTuple):
     description: str
     world_metrics: tuple[str, ...] = ()
     make_params: Callable[..., Any] | None = None  # (**variant options) -> params
+
+
+class JointView:
+    """A world of N learners seen as one single-agent world (gymnax API), for a joint agent.
+
+    The lab drives one agent per stream; `oakrl.agents.joint` composes N learners into that one
+    agent, and this view hands it what each learner needs in a single array:
+
+      observation [N, D + 1] float32: row i = learner i's observation (flattened, D entries)
+        followed by the reward learner i earned on the transition that led here;
+      action [N] int32: one action per learner, applied at once;
+      reward: the learners' mean reward (what the lab's returns report: the world's average);
+      info: "task", plus the world's `world_metrics` (e.g. the market's price, profit_gain).
+    """
+
+    def __init__(self, world: Any, num_learners: int, world_metrics: tuple[str, ...]):
+        self.world = world
+        self.num_learners = num_learners
+        self.world_metrics = world_metrics
+
+    def _view(self, obs, rewards):
+        flat = obs.reshape(self.num_learners, -1).astype(jnp.float32)
+        return jnp.concatenate([flat, rewards.astype(jnp.float32)[:, None]], axis=1)
+
+    def reset(self, key, params):
+        obs, state = self.world.reset(key, params)
+        return self._view(obs, jnp.zeros(self.num_learners)), state
+
+    def step(self, key, state, action, params):
+        obs, state, rewards, terminated, truncated, info = self.world.step(key, state, action, params)
+        out = {"task": info["task"], **{k: info[k] for k in self.world_metrics}}
+        return self._view(obs, rewards), state, rewards.mean(), terminated, truncated, out
+
+
+def joint_view(handle: MultiEnvHandle) -> tuple[JointView, ArraySpec]:
+    """The single-agent view of a multi-learner world and its observation spec [N, D + 1]."""
+    d = int(np.prod(handle.obs_spec.shape))
+    view = JointView(handle.env, handle.num_learners, handle.world_metrics)
+    return view, ArraySpec((handle.num_learners, d + 1), jnp.float32)
