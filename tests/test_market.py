@@ -129,3 +129,44 @@ def test_short_study(tmp_path):
     if s["impulse"]["mean_prices"] is not None:
         assert np.asarray(s["impulse"]["mean_prices"]).shape == (7, 2)
     assert (tmp_path / "m" / "figure.png").exists() and (tmp_path / "m" / "summary.json").exists()
+
+
+def test_registry_and_joint_view():
+    # catches a multi-learner world reachable with one learner, or --learners on a one-learner world
+    from oakrl.envs import make_env
+    from oakrl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="learners >= 2"):
+        make_env("Market-v0")
+    with pytest.raises(ConfigError, match="one learner"):
+        make_env("CartPole-v1", learners=2)
+    h = make_env("Market-v0", learners=2)
+    assert h.obs_spec.shape == (2, 3) and h.num_learners == 2 and h.continuing
+    obs, state = h.env.reset(jax.random.key(0), h.params)
+    obs, state, r, *_, info = h.env.step(jax.random.key(1), state, jnp.array([0, 14]), h.params)
+    pi = profits(h.params.prices[0, jnp.array([0, 14])], h.params)
+    np.testing.assert_allclose(obs[:, 2], pi, rtol=1e-6)  # each learner's own reward, last column
+    np.testing.assert_allclose(obs[:, :2], [[0, 14], [0, 14]])
+    assert float(r) == pytest.approx(float(pi.mean()), rel=1e-6)
+    assert set(info) == {"task", "price", "profit_gain"}
+
+
+def test_impulse_response_forces_the_deviation():
+    # catches a deviation that is never applied (a sign slip once left the path flat): both
+    # sellers' greedy strategy is "price 10 whatever happened"; seller 0's one-shot best
+    # response to price 10 is cheaper; after that one period both are back at 10
+    from oakrl.study.market import MarketStudyConfig, Session, analyse_sessions
+
+    cfg = MarketStudyConfig(sessions=1, transient=5, cycle_window=10, impulse_periods=3)
+    q = jnp.zeros((1, 2, 225, 15)).at[..., 10].set(1.0)
+    z = jnp.zeros((1,), jnp.int32)
+    keys = jax.random.split(jax.random.key(0), 1)
+    c = Session(q, jnp.array([[3, 4]], jnp.int32), z, z, jnp.ones((1,), bool), keys, jnp.zeros((1,)), z)
+    per = analyse_sessions(cfg, P, c)
+    rival = float(P.prices[1, 10])
+    br = int(jnp.argmax(jax.vmap(lambda p: profits(jnp.array([p, rival]), P)[0])(P.prices[0])))
+    assert br < 10
+    imp = per["impulse"][0]  # [1 + 1 + 3, 2]
+    np.testing.assert_allclose(imp[:, 1], rival)  # "always 10" never punishes
+    np.testing.assert_allclose(imp[:, 0], [rival, float(P.prices[0, br]), rival, rival, rival])
+    assert int(per["cycle"][0]) == 1

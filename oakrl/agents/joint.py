@@ -84,18 +84,29 @@ def joint(config: JointConfig | None = None, **overrides) -> Agent:
     from oakrl.agents.common import configure
 
     cfg = configure(JointConfig, config, overrides)
-    if cfg.obs_dim == 0 or cfg.num_actions == 0:
-        raise ConfigError("joint's config must be resolved against its world (JointConfig.resolve)")
-    learners = tuple(make_agent(n, c) for n, c in zip(cfg.names(), cfg.learner_configs(), strict=True))
-    n, d = len(learners), cfg.obs_dim
-    spec = ArraySpec((d,), jnp.float32)
+    n = cfg.num_learners()
+    # The learners are built for one learner's view: from the resolved config (the lab's way),
+    # else from the specs `init` sees (an agent made outside a run).
+    built: dict[str, tuple[Agent, ...]] = {}
+
+    def learners_for(obs_dim: int, num_actions: int) -> tuple[Agent, ...]:
+        if "learners" not in built:
+            c = cfg if cfg.obs_dim else cfg.replace(obs_dim=obs_dim, num_actions=num_actions)
+            built["learners"] = tuple(
+                make_agent(name, lc) for name, lc in zip(c.names(), c.learner_configs(), strict=True)
+            )
+        return built["learners"]
 
     def init(key: jax.Array, obs_spec: ArraySpec, action_spec: Spec):
-        del obs_spec
+        d = obs_spec.shape[-1] - 1
+        learners = learners_for(d, action_spec.num_values)
+        spec = ArraySpec((d,), jnp.float32)
         keys = jax.random.split(key, n)
         return tuple(agent.init(keys[i], spec, action_spec) for i, agent in enumerate(learners))
 
     def step(state, ts: TimeStep, key: jax.Array):
+        d = ts.observation.shape[-1] - 1
+        learners = learners_for(d, 0)  # built by init (or from the resolved config)
         keys = jax.random.split(key, n)
         states, actions, info = [], [], {}
         for i, agent in enumerate(learners):

@@ -29,6 +29,7 @@ Every number in summary.json is measured here; the paper's values it compares wi
 from __future__ import annotations
 
 import dataclasses
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -206,7 +207,8 @@ def analyse_sessions(cfg: MarketStudyConfig, params: MarketParams, c: Session) -
         grid = jnp.stack([own, jnp.broadcast_to(rival_p, own.shape)], -1)
         # a market of more sellers would hold the others at their greedy prices too (n = 2 here)
         deviation = jnp.argmax(jax.vmap(profits, (0, None))(grid, params)[:, 0]).astype(jnp.int32)
-        force = -jnp.ones((cfg.impulse_periods + 1, n), jnp.int32).at[0, 0].set(deviation)
+        # (parenthesised: a unary minus binds looser than .at[...].set and negated the deviation)
+        force = (-jnp.ones((cfg.impulse_periods + 1, n), jnp.int32)).at[0, 0].set(deviation)
         after = greedy_path(q, start, cfg.impulse_periods + 1, m, force)
         impulse = jnp.concatenate([start[None], after], 0)  # [1 + 1 + K, N], row 0 before the shock
         return gain, p.mean(0), cycle, params.prices[sellers, impulse]
@@ -352,7 +354,7 @@ def plot(path, cfg, params, run, per, summary, command, frozen=None) -> None:
 
 def study_market(cfg: MarketStudyConfig, out, echo=print, log=print) -> dict[str, Any]:
     """Runs the study and writes summary.json, sessions.parquet, figure.png, config.json."""
-    from oakrl.io import write_json, write_table
+    from oakrl.io import write_bytes, write_json, write_table
     from oakrl.study.common import start_study
 
     cfg.check()
@@ -360,6 +362,10 @@ def study_market(cfg: MarketStudyConfig, out, echo=print, log=print) -> dict[str
     path, cmd = start_study(out, {"study": "market", **dataclasses.asdict(cfg)})
     key = jax.random.PRNGKey(cfg.seed)
     c, run = run_sessions(cfg, params, key, log=log)
+    # the final tables, so the analysis can be redone without re-running the sessions
+    buf = io.BytesIO()
+    np.savez_compressed(buf, q=np.asarray(c.q), last=np.asarray(c.last), t=np.asarray(c.t))
+    write_bytes(path / "final_q.npz", buf.getvalue())
     per = analyse_sessions(cfg, params, c)
     summary = summarise(cfg, params, c, run, per)
     frozen = None
