@@ -34,7 +34,7 @@ ALL_IDS = [
     "TextWorld-v0",
 ]
 # worlds of several learners (make_env(..., learners=N)); tests/test_market.py covers them
-MULTI_IDS = ["Market-v0"]
+MULTI_IDS = ["Market-v0", "SharedForaging-v0"]
 
 
 def _action(spec, key):

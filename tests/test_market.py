@@ -170,3 +170,24 @@ def test_impulse_response_forces_the_deviation():
     np.testing.assert_allclose(imp[:, 1], rival)  # "always 10" never punishes
     np.testing.assert_allclose(imp[:, 0], [rival, float(P.prices[0, br]), rival, rival, rival])
     assert int(per["cycle"][0]) == 1
+
+
+def test_shared_foraging_items_are_shared_and_gone():
+    # catches an item paid twice (to each learner on it) or left in place after being eaten
+    from oakrl.envs.shared_foraging import SharedForaging, SharedForagingState
+
+    env = SharedForaging(num_learners=3, size=8, items=2)
+    state = SharedForagingState(
+        agents=jnp.array([[1, 1], [1, 3], [5, 5]], jnp.int32),
+        items=jnp.array([[1, 2], [7, 7]], jnp.int32),
+        time=jnp.zeros((), jnp.int32),
+    )
+    # learner 0 moves right, learner 1 left: both reach item 0 at (1, 2); learner 2 moves up
+    obs, new, r, term, trunc, info = env.step(jax.random.key(3), state, jnp.array([1, 3, 0]))
+    np.testing.assert_allclose(r, [0.5, 0.5, 0.0])
+    assert float(info["items_eaten"]) == 1.0
+    np.testing.assert_array_equal(new.items[1], [7, 7])  # the uneaten one stays
+    assert obs.shape == (3, 8, 8, 2)
+    # learner 2 at (4, 5) sees itself at the centre (4, 4): learners 0 and 1 both at (1, 2) -> (1, 1)
+    assert float(obs[2, 1, 1, 1]) == 2.0 and float(obs[2, :, :, 1].sum()) == 2.0
+    assert float(obs[2, :, :, 0].sum()) == 2.0  # two items, wherever they are

@@ -111,6 +111,12 @@ def _market(learners: int) -> MultiEnvHandle:
     return make_market(num_sellers=learners)
 
 
+def _shared_foraging(learners: int) -> MultiEnvHandle:
+    from oakrl.envs.shared_foraging import make_shared_foraging
+
+    return make_shared_foraging(num_learners=learners)
+
+
 class _MultiEntry(NamedTuple):
     make: Callable[[int], MultiEnvHandle]  # learners -> the world's handle
     description: str
@@ -123,6 +129,11 @@ _MULTI: dict[str, _MultiEntry] = {
     "Market-v0": _MultiEntry(
         _market,
         "Calvano et al. 2020 repeated Bertrand market, logit demand, 15 prices; N sellers (--learners)",
+        2,
+    ),
+    "SharedForaging-v0": _MultiEntry(
+        _shared_foraging,
+        "N learners forage on one 8x8 torus; items one eats are gone for the others (--learners)",
         2,
     ),
 }
