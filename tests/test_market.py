@@ -191,3 +191,15 @@ def test_shared_foraging_items_are_shared_and_gone():
     # learner 2 at (4, 5) sees itself at the centre (4, 4): learners 0 and 1 both at (1, 2) -> (1, 1)
     assert float(obs[2, 1, 1, 1]) == 2.0 and float(obs[2, :, :, 1].sum()) == 2.0
     assert float(obs[2, :, :, 0].sum()) == 2.0  # two items, wherever they are
+
+
+@pytest.mark.parametrize("args", [["--alpha", "1.5"], ["--delta", "1"], ["--sessions", "0"]])
+def test_study_bad_input_is_a_config_error(tmp_path, args):
+    from click.testing import CliRunner
+
+    from oakrl.errors import ConfigError
+    from oakrl.study.cli import study
+
+    r = CliRunner().invoke(study, ["market", *args, "--out", str(tmp_path / "x")])
+    assert isinstance(r.exception, ConfigError), r.output
+    assert not (tmp_path / "x").exists()  # nothing written before the input is checked
