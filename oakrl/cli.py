@@ -88,6 +88,12 @@ def _default_out(env: str, agent: str) -> str:
     help="Goal for a goal-conditioned agent (planner): I=V[,I=V...] (observation entry I should be V, "
     "e.g. 40=1: Rooms-v0 cell 40) or one value per observation entry ('*': any).",
 )
+@click.option(
+    "--learners",
+    default=1,
+    show_default=True,
+    help="Learners sharing a multi-learner world (Market-v0); --agent A,B gives one agent per learner.",
+)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
 @cpu_threads_option(
     "XLA:CPU threads [default: all CPUs]. 1 is faster for a few seeds of a small network, "

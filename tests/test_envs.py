@@ -33,6 +33,8 @@ ALL_IDS = [
     "CodedGrid-v0",
     "TextWorld-v0",
 ]
+# worlds of several learners (make_env(..., learners=N)); tests/test_market.py covers them
+MULTI_IDS = ["Market-v0", "SharedForaging-v0"]
 
 
 def _action(spec, key):
@@ -68,7 +70,7 @@ def _rollout(handle, steps: int, action=None):
 
 def test_registry_lists_every_id_with_a_description():
     listed = dict(list_envs())
-    assert sorted(listed) == sorted(ALL_IDS)
+    assert sorted(listed) == sorted(ALL_IDS + MULTI_IDS)
     assert all(isinstance(d, str) and d and "\n" not in d for d in listed.values())
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from oakrl.agents.dyna import DynaConfig, dyna
+from oakrl.agents.joint import JointConfig, joint, joint_options
 from oakrl.agents.oak import OakConfig, oak, option_records
 from oakrl.agents.planner import PlannerConfig, planner
 from oakrl.agents.prior_ac import PriorACConfig, prior_ac
@@ -23,6 +24,7 @@ from oakrl.agents.stream_ac import StreamACConfig, stream_ac
 from oakrl.agents.stream_q import StreamQConfig, stream_q
 from oakrl.agents.stream_sarsa import StreamSarsaConfig, stream_sarsa
 from oakrl.agents.stream_td import StreamTDConfig, stream_td
+from oakrl.agents.tabular_q import TabularQConfig, tabular_q
 from oakrl.core.config import Config
 from oakrl.core.types import Agent
 from oakrl.errors import ConfigError
@@ -82,7 +84,29 @@ AGENTS: dict[str, AgentInfo] = {
         "Stream AC(lambda) with an extra action: supervised learning on its best recent episodes "
         "(SFT as a tool call)",
     ),
+    "tabular-q": AgentInfo(
+        tabular_q,
+        TabularQConfig,
+        "Tabular Q-learning as in Calvano et al. 2020: Q table over integer observations, "
+        "epsilon_t = exp(-beta t)",
+    ),
+    "joint": AgentInfo(
+        joint,
+        JointConfig,
+        "N learners in one multi-learner world (--agent A,B or --learners N), each its own agent",
+    ),
 }
+
+
+def multi_learner(agent: str, learners: int = 1) -> tuple[str, dict[str, Any], int]:
+    """`--agent A[,B,...]` with `--learners N` -> (the agent to build, the options that choice
+    implies, the learner count): one learner's agent unchanged, several the joint agent of them."""
+    if not isinstance(agent, str) or hasattr(AGENTS.get(agent, AgentInfo).config, "num_learners"):
+        return agent, {}, learners  # already an agent of several learners (the joint agent)
+    found = joint_options(agent, learners)
+    if found is None:
+        return agent, {}, 1
+    return "joint", {"agents": ",".join(found[1])}, found[0]
 
 
 def list_agents() -> list[tuple[str, str]]:
@@ -117,6 +141,7 @@ __all__ = [
     "AGENTS",
     "AgentInfo",
     "DynaConfig",
+    "JointConfig",
     "OakConfig",
     "PlannerConfig",
     "PriorACConfig",
@@ -124,10 +149,13 @@ __all__ = [
     "StreamACConfig",
     "StreamQConfig",
     "StreamTDConfig",
+    "TabularQConfig",
     "agent_info",
     "dyna",
+    "joint",
     "list_agents",
     "make_agent",
+    "multi_learner",
     "oak",
     "planner",
     "prior_ac",
@@ -135,4 +163,5 @@ __all__ = [
     "stream_ac",
     "stream_q",
     "stream_td",
+    "tabular_q",
 ]

@@ -26,3 +26,7 @@ class EnvHandle(NamedTuple):
     continuing: bool  # never resets: returns are reported over fixed windows instead
     num_tasks: int  # 1 without a schedule
     description: str
+    # Multi-learner worlds (oakrl/envs/multi.py): learners sharing the world (1: a single agent),
+    # and the names of the per-world metrics in the step's info that the lab records per chunk.
+    num_learners: int = 1
+    world_metrics: tuple[str, ...] = ()

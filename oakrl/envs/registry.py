@@ -21,6 +21,7 @@ from oakrl.envs.adapter import GymnaxAdapter, specs_of
 from oakrl.envs.base import EnvHandle
 from oakrl.envs.coded_grid import CodedGrid
 from oakrl.envs.foraging import Foraging
+from oakrl.envs.multi import MultiEnvHandle, joint_view
 from oakrl.envs.rooms import Rooms
 from oakrl.envs.schedules import Scheduled, as_int, check_schedule
 from oakrl.envs.variants import VARIANTS, Variants, foraging_variants
@@ -104,9 +105,59 @@ _ENVS: dict[str, _Entry] = {
 }
 
 
+def _market(learners: int) -> MultiEnvHandle:
+    from oakrl.envs.market import make_market
+
+    return make_market(num_sellers=learners)
+
+
+def _shared_foraging(learners: int) -> MultiEnvHandle:
+    from oakrl.envs.shared_foraging import make_shared_foraging
+
+    return make_shared_foraging(num_learners=learners)
+
+
+class _MultiEntry(NamedTuple):
+    make: Callable[[int], MultiEnvHandle]  # learners -> the world's handle
+    description: str
+    min_learners: int
+
+
+# Worlds of several learners (oakrl/envs/multi.py); `make_env(..., learners=N)` gives their
+# single-agent view (`JointView`) for a joint agent of N learners (oakrl/agents/joint.py).
+_MULTI: dict[str, _MultiEntry] = {
+    "Market-v0": _MultiEntry(
+        _market,
+        "Calvano et al. 2020 repeated Bertrand market, logit demand, 15 prices; N sellers (--learners)",
+        2,
+    ),
+    "SharedForaging-v0": _MultiEntry(
+        _shared_foraging,
+        "N learners forage on one 8x8 torus; items one eats are gone for the others (--learners)",
+        2,
+    ),
+}
+
+
 def list_envs() -> list[tuple[str, str]]:
     """Every environment id `make_env` accepts, with a one-line description."""
-    return [(env_id, entry.description) for env_id, entry in _ENVS.items()]
+    return [(env_id, entry.description) for env_id, entry in _ENVS.items()] + [
+        (env_id, entry.description) for env_id, entry in _MULTI.items()
+    ]
+
+
+def _make_multi(env_id: str, schedule: str | None, learners: int) -> EnvHandle:
+    entry = _MULTI[env_id]
+    if schedule is not None:
+        raise ConfigError(f"'{env_id}' takes no schedule yet (multi-learner worlds run unscheduled)")
+    if learners < entry.min_learners:
+        raise ConfigError(f"'{env_id}' needs --learners >= {entry.min_learners}, got {learners}")
+    world = entry.make(learners)
+    view, obs_spec = joint_view(world)
+    return EnvHandle(
+        env_id, view, world.params, obs_spec, world.action_spec, world.continuing, 1,
+        world.description, learners, world.world_metrics,
+    )  # fmt: skip
 
 
 def _variants_for(env_id: str, env: Any) -> Variants | None:
@@ -121,10 +172,11 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(f"environment id must be a string, got {env_id!r}")
     if env_id.startswith("gym:"):
         raise ConfigError(f"'{env_id}' is a gymnasium environment: use oakrl.envs.make_gym, not make_env")
-    if env_id not in _ENVS:
-        close = difflib.get_close_matches(env_id, _ENVS, n=3)
+    if env_id not in _ENVS and env_id not in _MULTI:
+        ids = [*_ENVS, *_MULTI]
+        close = difflib.get_close_matches(env_id, ids, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"unknown environment '{env_id}'{hint}; valid: {', '.join(_ENVS)}")
+        raise ConfigError(f"unknown environment '{env_id}'{hint}; valid: {', '.join(ids)}")
 
 
 def make_env(
@@ -134,15 +186,24 @@ def make_env(
     tasks: int = 2,
     order: str = "cyclic",
     seed: int = 0,
+    learners: int = 1,
 ) -> EnvHandle:
     """The environment `env_id`, optionally under a continual schedule.
 
     schedule: None, or one of "switch", "drift", "permute", "reward" (see
       oakrl/envs/schedules.py); the task changes every `every` steps among `tasks` tasks,
       in `order` "cyclic" or "random" (drawn from `seed`, which also draws permutations).
+    learners: how many learners share the world; > 1 only for multi-learner worlds (Market-v0),
+      whose handle is then their single-agent view (oakrl/envs/multi.py, `JointView`).
     Raises ConfigError (one line) on an unknown id or schedule, or impossible settings.
     """
     check_env_id(env_id)
+    if env_id in _MULTI:
+        return _make_multi(env_id, schedule, learners)
+    if learners != 1:
+        raise ConfigError(
+            f"'{env_id}' is a world of one learner; --learners > 1 needs one of: {', '.join(_MULTI)}"
+        )
     if schedule is not None:
         every, tasks = check_schedule(schedule, every, tasks, order)
     seed = as_int("seed", seed)

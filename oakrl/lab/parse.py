@@ -125,7 +125,9 @@ def spec_of_run(directory: str | Path) -> RunSpec:
 
 def parse_options(agent: str, pairs: Iterable[str]) -> dict[str, Any]:
     """`--opt KEY=VALUE` pairs to typed, checked agent option values."""
-    kind = agent_config_type(agent)
+    from oakrl.agents import multi_learner
+
+    kind = agent_config_type(multi_learner(agent)[0])  # "A,B": the options are the joint agent's
     options = {}
     for pair in pairs:
         if "=" not in pair:

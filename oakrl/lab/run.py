@@ -113,7 +113,13 @@ def make_handle(spec: RunSpec):
     from oakrl.envs import make_env
 
     return make_env(
-        spec.env, schedule=spec.schedule, every=spec.every, tasks=spec.tasks, order=spec.order, seed=spec.seed
+        spec.env,
+        schedule=spec.schedule,
+        every=spec.every,
+        tasks=spec.tasks,
+        order=spec.order,
+        seed=spec.seed,
+        learners=spec.learners,
     )
 
 

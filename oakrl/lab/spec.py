@@ -26,6 +26,7 @@ ORDERS = ("cyclic", "random")
 # JAX holds seeds and step counters in 32 bits (uint32 keys, int32 counters in the scan).
 MAX_SEED = 2**32 - 1
 MAX_STEPS = 2**31 - 1
+MAX_LEARNERS = 64
 
 
 def agent_config_type(agent: str) -> type[Config]:
@@ -64,6 +65,9 @@ class RunSpec:
     goal: str | None = None
     # The results directory; None: nothing is written (the tables come back in memory).
     out: str | None = None
+    # Learners sharing a multi-learner world (Market-v0): `agent` names one agent for all of
+    # them or a comma list, one per learner; the lab then runs their joint agent (agents/joint.py).
+    learners: int = 1
 
     def __post_init__(self, agent_options: dict[str, Any] | None) -> None:
         for name in ("env", "agent", "order", "prng"):
@@ -90,16 +94,26 @@ class RunSpec:
             raise ConfigError(f"order must be 'cyclic' or 'random', got {self.order!r}")
         if self.prng not in PRNGS:
             raise ConfigError(f"unknown prng {self.prng!r}; valid: {', '.join(PRNGS)}")
+        if self.gym and self.learners != 1:
+            raise ConfigError("--learners > 1 needs a multi-learner JAX world (Market-v0), not a gym: one")
         if self.gym and self.schedule is not None:
             raise ConfigError("schedules need a JAX environment; gym: environments take none")
         if not self.gym:
             from oakrl.envs.registry import check_env_id
 
             check_env_id(self.env)
-        kind = agent_config_type(self.agent)
+        _integer("learners", self.learners, 1, MAX_LEARNERS)
         agent_options = {} if agent_options is None else agent_options
         if not isinstance(agent_options, dict):
             raise ConfigError(f"agent_options must be a table of agent options, got {agent_options!r}")
+        from oakrl.agents import multi_learner
+
+        name, implied, learners = multi_learner(self.agent, self.learners)
+        if implied:
+            object.__setattr__(self, "agent", name)
+            object.__setattr__(self, "learners", learners)
+            agent_options = {**implied, **agent_options}
+        kind = agent_config_type(self.agent)
         config = self.agent_config
         if config is None:
             config = kind.build(agent_options)
@@ -112,6 +126,11 @@ class RunSpec:
         else:
             config.check()
         object.__setattr__(self, "agent_config", config)
+        count = getattr(config, "num_learners", None)
+        if count is not None:  # an agent of several learners decides how many share the world
+            if self.learners not in (1, count()):
+                raise ConfigError(f"learners is {self.learners} but the agent has {count()} learners")
+            object.__setattr__(self, "learners", count())
         if self.goal is not None:
             if not isinstance(self.goal, str):
                 raise ConfigError(f"goal must be a string like '40=1', got {self.goal!r}")
@@ -161,6 +180,8 @@ class RunSpec:
         }
         if self.goal is not None:  # runs without a goal keep the config.json they always had
             d["goal"] = self.goal
+        if self.learners != 1:  # likewise runs of one learner
+            d["learners"] = self.learners
         return d
 
 

@@ -65,7 +65,7 @@ def info_keys(agent: Agent, handle) -> list[str]:
     obs = jax.ShapeDtypeStruct(handle.obs_spec.shape, jnp.float32)
     ts = jax.eval_shape(first_timestep, obs)
     _, _, info = jax.eval_shape(agent.step, state, ts, key)
-    return sorted(info)
+    return sorted([*info, *(f"world/{k}" for k in getattr(handle, "world_metrics", ()))])
 
 
 def init_carry(agent: Agent, handle, key: jax.Array) -> Carry:
@@ -101,6 +101,9 @@ def make_chunk(agent: Agent, handle, length: int, window: int) -> Callable[[Carr
         agent_state, action, info = agent.step(c.agent, c.timestep, k_agent)
         obs, env_state, reward, terminated, truncated, env_info = env.step(k_env, c.env, action, params)
         reward = reward.astype(jnp.float32)
+        # a multi-learner world's own metrics (e.g. the market's profit gain) sit beside the
+        # agent's diagnostics, averaged per chunk the same way
+        info = {**info, **{f"world/{k}": env_info[k] for k in getattr(handle, "world_metrics", ())}}
         values = jnp.stack([info[k].astype(jnp.float32) for k in keys]) if keys else jnp.zeros(0)
         t = c.t + 1
         ep_return = c.episode_return + reward

@@ -194,3 +194,30 @@ def model_based(
         window=window, threshold=threshold,
     )  # fmt: skip
     study_model_based(cfg, out, echo=click.echo, log=_err)
+
+
+@study.command("market")
+@click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option("--sessions", default=100, show_default=True, help="independent market sessions (vmapped)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--alpha", default=0.15, show_default=True, help="Q-learning rate (the paper's baseline)")
+@click.option("--beta", default=4e-6, show_default=True, help="exploration decay, epsilon_t = exp(-beta t)")
+@click.option("--delta", default=0.95, show_default=True, help="discount")
+@click.option(
+    "--converge-periods", default=100_000, show_default=True, help="greedy strategies unchanged this long"
+)
+@click.option("--max-periods", default=5_000_000, show_default=True, help="cap on periods per session")
+@click.option("--chunk", default=20_000, show_default=True, help="periods per compiled scan call")
+@click.option("--frozen-check/--no-frozen-check", default=False, show_default=True,
+              help="also run seller 0 learning against a frozen seller 1 (non-stationarity)")  # fmt: skip
+def market(
+    out, sessions, seed, alpha, beta, delta, converge_periods, max_periods, chunk, frozen_check
+) -> None:
+    """Calvano et al. 2020: two tabular Q-learners price in Market-v0; profit gain, impulse response."""
+    from oakrl.study.market import MarketStudyConfig, study_market
+
+    cfg = MarketStudyConfig(
+        sessions=sessions, seed=seed, alpha=alpha, beta=beta, delta=delta,
+        converge_periods=converge_periods, max_periods=max_periods, chunk=chunk, frozen_check=frozen_check,
+    )  # fmt: skip
+    study_market(cfg, out, echo=click.echo, log=_err)
