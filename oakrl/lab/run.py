@@ -178,8 +178,17 @@ def final_state(plan: RunPlan) -> Carry:
     return loaded[1]
 
 
-def execute(plan: RunPlan, on_event: Callable[[Event], None] | None = None) -> RunResult:
-    """Runs the plan to its last step (or reads back a finished one); returns its result."""
+def execute(
+    plan: RunPlan,
+    on_event: Callable[[Event], None] | None = None,
+    on_state: Callable[[int, Carry], None] | None = None,
+) -> RunResult:
+    """Runs the plan to its last step (or reads back a finished one); returns its result.
+
+    on_state(steps done, stream state [S, ...]) is called at every chunk boundary (JAX
+    environments only): studies that look inside the agent along its lifetime (e.g. copy its
+    learned models, oakrl/study/option_planning.py) read it there; it must not keep device
+    buffers it does not copy."""
     emit = on_event or (lambda event: None)
     spec, path = plan.spec, plan.path
     if plan.status == "complete":
@@ -236,6 +245,8 @@ def execute(plan: RunPlan, on_event: Callable[[Event], None] | None = None) -> R
                 raise _diverged(bad[0], done, bad[1], path)
             if records is not None:
                 rec.add_records(done, records(carry.agent))
+            if on_state is not None:
+                on_state(done, carry)
             if path is None or done >= spec.steps:
                 return
             every = spec.checkpoint_every
