@@ -75,7 +75,11 @@ class OptionPlanningConfig:
     max_sweeps: int = 150  # planning cut after this many sweeps (censoring)
     tolerance: float = 0.1  # within this fraction of |v*(start)|
     error_sweeps: tuple[int, ...] = (1, 5, 20)
-    agent_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # for both runs
+    # For both runs. Epsilon 1: the behaviour is the uniform random policy, and everything
+    # (options, option models, action models, the main value) is learned off-policy from it, as
+    # in the paper; oak's own behaviour (epsilon 0.1) never reached TwoRooms-v0's goal in
+    # 20,000 steps (2 seeds: it learns to stand still outside the -1 block).
+    agent_options: dict[str, Any] = dataclasses.field(default_factory=lambda: {"epsilon": 1.0})
 
     def check(self) -> None:
         from oakrl.envs.grids import LAYOUTS
@@ -488,7 +492,7 @@ def plot(path: Path, cfg: OptionPlanningConfig, worlds: dict, raw: dict, command
         n = s["planned_states"]
         for k in MODEL_SETS:
             traces = np.array([r["trace"] for r in raw[w]["per"][k][-1]])
-            x = np.arange(traces.shape[1]) * max(1, n // 4)
+            x = np.arange(traces.shape[1]) * max(1, n // 4) + 1  # trace[j] is after backup j*step+1
             m = traces.mean(0)
             sd = traces.std(0, ddof=1) if len(traces) > 1 else 0 * m
             ax1.plot(x, m, lw=1, label=k)
@@ -501,7 +505,9 @@ def plot(path: Path, cfg: OptionPlanningConfig, worlds: dict, raw: dict, command
         vs = s["v_star_start"]
         ax1.axhline(vs, color="k", lw=0.6, ls="--")
         ax1.axhspan(vs * (1 - cfg.tolerance), vs * (1 + cfg.tolerance), color="k", alpha=0.06)
-        ax1.set_xscale("symlog", linthresh=n)
+        ax1.set_xscale("log")
+        settled = [s["points"][-1][k]["backups_to_10pct"]["mean"] for k in MODEL_SETS]
+        ax1.set_xlim(1, min(cfg.max_sweeps * n, 4 * max(settled)))
         ax1.set_xlabel("planning backups")
         ax1.set_ylabel("value of the start state")
         ax1.set_title(f"{w}: models at step {s['points'][-1]['step']} (mean, sd over seeds)", fontsize=9)
