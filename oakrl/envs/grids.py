@@ -165,7 +165,27 @@ NINE_GOALS = _nine_goals()
 TWO_GOALS = np.array([TWO_ROOMS.goal, 1 * 15 + 13, 1 * 15 + 8, 6 * 15 + 13], np.int32)
 """int32[4]: TwoRooms-v0's goal of task k % 4 under `switch` (variant 0 is G)."""
 
+
+def _rooms_text() -> str:
+    from oakrl.envs import rooms
+
+    rows = [list(r) for r in rooms._LAYOUT.splitlines()]
+    for r, c in ((3, 6), (6, 2), (7, 9), (10, 6)):  # the four hallways
+        rows[r][c] = "H"
+    g_r, g_c = divmod(int(rooms.GOALS[0]), rooms.SIZE)
+    rows[g_r][g_c] = "G"
+    return "\n".join("".join(r) for r in rows)
+
+
+ROOMS = Layout("Rooms-v0", _rooms_text())
+"""Rooms-v0's MDP (oakrl/envs/rooms.py, same cells and one-hot indexing) with its default goal and
+hallways marked, for studies that need its exact values; the environment stays rooms.Rooms."""
+ROOMS_START = 11 * 13 + 11
+"""The bottom right room's far corner: where the option-planning study measures on Rooms-v0."""
+
 LAYOUTS = {TWO_ROOMS.name: TWO_ROOMS, NINE_ROOMS.name: NINE_ROOMS}
+STUDY_LAYOUTS = {**LAYOUTS, ROOMS.name: ROOMS}
+"""Every world whose MDP the studies know (Rooms-v0's env is rooms.Rooms, not Grid)."""
 
 
 @struct.dataclass

@@ -82,11 +82,13 @@ class OptionPlanningConfig:
     agent_options: dict[str, Any] = dataclasses.field(default_factory=lambda: {"epsilon": 1.0})
 
     def check(self) -> None:
-        from oakrl.envs.grids import LAYOUTS
+        from oakrl.envs.grids import STUDY_LAYOUTS
 
         for w in self.worlds:
-            if w not in LAYOUTS:
-                raise ConfigError(f"unknown world {w!r} for option-planning; valid: {', '.join(LAYOUTS)}")
+            if w not in STUDY_LAYOUTS:
+                raise ConfigError(
+                    f"unknown world {w!r} for option-planning; valid: {', '.join(STUDY_LAYOUTS)}"
+                )
         if not self.worlds:
             raise ConfigError("--worlds must name at least one world")
         for name in ("steps", "points", "seeds", "max_sweeps"):
@@ -269,9 +271,9 @@ def measure(
     cfg: OptionPlanningConfig, world: str, run: str, snap: dict, agent_cfg, seed_index: int, point: int
 ) -> dict[str, dict[str, Any]]:
     """Planning with the model sets of one run (rr: a, b, d; ri: c) at one point of one seed."""
-    from oakrl.envs.grids import LAYOUTS, optimal_values
+    from oakrl.envs.grids import STUDY_LAYOUTS, optimal_values
 
-    layout = LAYOUTS[world]
+    layout = STUDY_LAYOUTS[world]
     start = layout.start if layout.start is not None else _measure_start(world)
     goal = layout.goal
     v_star = optimal_values(layout, agent_cfg.gamma, goal).astype(np.float32)
@@ -315,10 +317,12 @@ def measure(
 
 
 def _measure_start(world: str) -> int:
-    from oakrl.envs.grids import NINE_START
+    from oakrl.envs.grids import NINE_START, ROOMS_START
 
     if world == "NineRooms-v0":
         return NINE_START
+    if world == "Rooms-v0":
+        return ROOMS_START
     raise ConfigError(f"no start cell for {world}")
 
 
@@ -326,11 +330,11 @@ _HALLS: dict[tuple[str, float], tuple] = {}
 
 
 def _hallways(world: str, gamma: float):
-    from oakrl.envs.grids import LAYOUTS
+    from oakrl.envs.grids import STUDY_LAYOUTS
 
     key = (world, gamma)
     if key not in _HALLS:
-        layout = LAYOUTS[world]
+        layout = STUDY_LAYOUTS[world]
         _HALLS[key] = hallway_models(layout, layout.goal, gamma)
     return _HALLS[key]
 
@@ -375,9 +379,9 @@ def _stats(values: list[float], cap: int) -> dict[str, Any]:
 
 
 def summarize_world(cfg: OptionPlanningConfig, world: str, res: dict[str, Any]) -> dict[str, Any]:
-    from oakrl.envs.grids import LAYOUTS
+    from oakrl.envs.grids import STUDY_LAYOUTS
 
-    layout = LAYOUTS[world]
+    layout = STUDY_LAYOUTS[world]
     n = int((~layout.walls).sum() - 1)
     cap = cfg.max_sweeps * n
     points = []
@@ -425,7 +429,7 @@ def study_option_planning(
     cfg: OptionPlanningConfig, out: str, echo: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """The whole study: runs, summary.json, figure.png."""
-    from oakrl.envs.grids import LAYOUTS, optimal_values
+    from oakrl.envs.grids import STUDY_LAYOUTS, optimal_values
     from oakrl.io import write_json
     from oakrl.lab.files import machine
     from oakrl.lab.run import build
@@ -441,10 +445,12 @@ def study_option_planning(
         raw[w] = run_world(cfg, w, echo)
         worlds[w] = summarize_world(cfg, w, raw[w])
         _, agent = build(run_spec(cfg, w, "rr"))
-        layout = LAYOUTS[w]
+        layout = STUDY_LAYOUTS[w]
         start = layout.start if layout.start is not None else _measure_start(w)
         worlds[w]["v_star_start"] = float(optimal_values(layout, agent.config.gamma)[start])
         worlds[w]["gamma"] = agent.config.gamma
+        # What is measured so far survives an interrupted study (the larger worlds take long).
+        write_json(path / "partial.json", {"command": cmd, "model_sets": MODEL_SETS, "worlds": worlds})
     summary = {
         "study": "option-planning",
         "command": cmd,
