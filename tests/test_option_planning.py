@@ -118,3 +118,19 @@ def test_short_study_run(tmp_path):
     for k in s["model_sets"]:
         assert len(pts[-1][k]["backups_to_10pct"]["per_seed"]) == 2
     assert (tmp_path / "op" / "figure.png").exists()
+
+
+def test_oak_study_accepts_nine_rooms_with_its_optimal_rates():
+    # Catches the oak study measuring recovery on NineRooms-v0 against Rooms-v0's rates.
+    from oakrl.envs.grids import NINE_ROOMS, shortest_paths
+    from oakrl.study.oak import OakStudyConfig, grid_rates
+
+    cfg = OakStudyConfig(env="NineRooms-v0", every=1000, relocations=3, second_world=None)
+    cfg.check()
+    rates = grid_rates(cfg)
+    d = shortest_paths(NINE_ROOMS, int(NINE_GOALS[0]))
+    starts = [c for c in NINE_ROOMS.free if c != NINE_GOALS[0]]
+    assert rates[0] == pytest.approx(1 / np.mean(d[starts]))
+    assert d[int(NINE_GOALS[0])] == 0 and d[NINE_ROOMS.walls].max() == -1
+    with pytest.raises(ConfigError, match="env must be one of"):
+        OakStudyConfig(env="CartPole-v1", second_world=None).check()
