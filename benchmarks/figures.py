@@ -70,6 +70,17 @@ FIGURES = (
         {"AMD EPYC": 1519.77, "Intel Xeon": 1519.77},
     ),
     Figure(
+        "option-planning",
+        ("study", "option-planning"),
+        ("worlds", "TwoRooms-v0", "bar", "reward-respecting", "ratio_mean"),
+    ),
+    Figure(
+        "oak-nine-rooms",
+        ("study", "oak", "--env", "NineRooms-v0", "--every", "10000", "--relocations", "3")
+        + ("--second-world", ""),
+        ("agents", "oak", "recovery_steps", "mean"),
+    ),
+    Figure(
         "model-based",
         ("study", "model-based"),
         ("verdict", "recovery_ratio_vs_model_free", "dyna"),

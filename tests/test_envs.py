@@ -30,6 +30,8 @@ ALL_IDS = [
     "SpaceInvaders-MinAtar",
     "Foraging-v0",
     "Rooms-v0",
+    "TwoRooms-v0",
+    "NineRooms-v0",
     "CodedGrid-v0",
     "TextWorld-v0",
 ]

@@ -100,6 +100,13 @@ class OakConfig(DiscreteOnly):
     stop_value: float = option(
         1.0, "weight of v(s) in the stopping value: 1 reward-respecting, 0 v-free (option.py)", ge=0, le=1
     )
+    subtask_reward: float = option(
+        1.0,
+        "weight of the environment's reward in each subtask: 1 reward-respecting, 0 reward-ignoring "
+        "(with stop_value=0: a feature-attainment / bottleneck subtask, Sutton et al. 2023)",
+        ge=0,
+        le=1,
+    )
     gamma: float = option(0.95, "discount", ge=0, le=1)
     lamda: float = option(0.8, "trace decay lambda", ge=0, le=1)
     lr_value: float = option(1.0, "step size of the planning backups of the main value", gt=0, le=1)
@@ -174,8 +181,10 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             state.opt, x, a, reward, x_next, pi_x, beta_x, beta_next, cont, learn,
             gamma=gamma, lamda=lamda, lr=cfg.lr_model,
         )  # fmt: skip
+        # The subtask's own reward (the option models below still predict the true reward).
+        sub_reward = reward if cfg.subtask_reward == 1.0 else cfg.subtask_reward * reward
         pool, option_delta = pool_update(
-            pool, x, a, reward, x_next, kappa * v, kappa * v_next, cont, learn,
+            pool, x, a, sub_reward, x_next, kappa * v, kappa * v_next, cont, learn,
             bonus=bonus, gamma=gamma, lamda=lamda, lr=cfg.lr_option,
         )  # fmt: skip
         act, act_error = action_models_update(

@@ -21,6 +21,7 @@ from oakrl.envs.adapter import GymnaxAdapter, specs_of
 from oakrl.envs.base import EnvHandle
 from oakrl.envs.coded_grid import CodedGrid
 from oakrl.envs.foraging import Foraging
+from oakrl.envs.grids import NINE_ROOMS, TWO_ROOMS, Grid
 from oakrl.envs.multi import MultiEnvHandle, joint_view
 from oakrl.envs.rooms import Rooms
 from oakrl.envs.schedules import Scheduled, as_int, check_schedule
@@ -46,6 +47,14 @@ def _foraging() -> tuple[Any, Any]:
 def _rooms() -> tuple[Any, Any]:
     env = Rooms()
     return env, env.default_params
+
+
+def _grid(layout) -> Callable[[], tuple[Any, Any]]:
+    def make() -> tuple[Any, Any]:
+        env = Grid(layout)
+        return env, env.default_params
+
+    return make
 
 
 def _coded_grid() -> tuple[Any, Any]:
@@ -89,6 +98,17 @@ _ENVS: dict[str, _Entry] = {
     "Rooms-v0": _Entry(
         _rooms,
         "four rooms (13x13), reach the goal; switch moves the goal between rooms, one-hot cell obs",
+        False,
+    ),
+    "TwoRooms-v0": _Entry(
+        _grid(TWO_ROOMS),
+        "Sutton et al. 2023's two rooms (8x15): fixed start, goal +1, a -1 block before the hallway; "
+        "one-hot cell obs",
+        False,
+    ),
+    "NineRooms-v0": _Entry(
+        _grid(NINE_ROOMS),
+        "nine 6x6 rooms (22x22, 336 cells, 12 hallways), reach the goal; switch moves it between rooms",
         False,
     ),
     "CodedGrid-v0": _Entry(

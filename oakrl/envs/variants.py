@@ -38,6 +38,8 @@ change for an agent that has learned a policy.
 
     Rooms-v0         goal = GOALS[k % 4]: the far corner of room k (oakrl/envs/rooms.py);
                      the dynamics stay, only the reward moves.
+    TwoRooms-v0      goal = TWO_GOALS[k % 4]: G, then the right room's other corners
+    NineRooms-v0     goal = NINE_GOALS[k % 4]: corners of rooms 8, 2, 6, 4 (oakrl/envs/grids.py)
 
 CartPole's derived fields (total_mass, polemass_length) are recomputed after every change.
 MinAtar games have no parameters worth varying and so no table: `switch` and `drift` are
@@ -52,7 +54,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from oakrl.envs import rooms
+from oakrl.envs import grids, rooms
 
 
 class Variants(NamedTuple):
@@ -118,6 +120,8 @@ VARIANTS: dict[str, Variants] = {
     ),
     "Foraging-v0": foraging_variants(3),
     "Rooms-v0": Variants({"goal": rooms.GOALS.astype(np.float32)}),
+    "TwoRooms-v0": Variants({"goal": grids.TWO_GOALS.astype(np.float32)}),
+    "NineRooms-v0": Variants({"goal": grids.NINE_GOALS.astype(np.float32)}),
 }
 """Variant tables by environment id (only environments that support switch and drift)."""
 

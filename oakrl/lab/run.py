@@ -156,10 +156,15 @@ def prepare(spec: RunSpec, start: Callable[[Carry], Carry] | None = None) -> Run
     return RunPlan(spec, handle, agent, ident, path, status, step, start)
 
 
+def base_key(seed: int, prng: str = "unsafe_rbg") -> jax.Array:
+    """The typed key every stream of a run (or a study's sessions) descends from."""
+    return jax.random.key(seed, impl=prng)
+
+
 def seed_keys(seed: int, seeds: int, prng: str = "unsafe_rbg") -> jax.Array:
     """[S] keys: seed i of a run uses fold_in(key(seed), i). Every stream of oakrl draws its
     seeds' keys here (runs, studies), so equal seeds mean equal streams everywhere."""
-    base = jax.random.key(seed, impl=prng)
+    base = base_key(seed, prng)
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(seeds))
 
 
@@ -184,8 +189,17 @@ def final_state(plan: RunPlan) -> Carry:
     return loaded[1]
 
 
-def execute(plan: RunPlan, on_event: Callable[[Event], None] | None = None) -> RunResult:
-    """Runs the plan to its last step (or reads back a finished one); returns its result."""
+def execute(
+    plan: RunPlan,
+    on_event: Callable[[Event], None] | None = None,
+    on_state: Callable[[int, Carry], None] | None = None,
+) -> RunResult:
+    """Runs the plan to its last step (or reads back a finished one); returns its result.
+
+    on_state(steps done, stream state [S, ...]) is called at every chunk boundary (JAX
+    environments only): studies that look inside the agent along its lifetime (e.g. copy its
+    learned models, oakrl/study/option_planning.py) read it there; it must not keep device
+    buffers it does not copy."""
     emit = on_event or (lambda event: None)
     spec, path = plan.spec, plan.path
     if plan.status == "complete":
@@ -242,6 +256,8 @@ def execute(plan: RunPlan, on_event: Callable[[Event], None] | None = None) -> R
                 raise _diverged(bad[0], done, bad[1], path)
             if records is not None:
                 rec.add_records(done, records(carry.agent))
+            if on_state is not None:
+                on_state(done, carry)
             if path is None or done >= spec.steps:
                 return
             every = spec.checkpoint_every

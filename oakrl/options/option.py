@@ -12,6 +12,10 @@ where its feature is on. The agent may weight v (its `stop_value` option, kappa)
 gives a feature-attainment subtask that still collects reward on the way but whose policy,
 stopping and model do not depend on v, so they do not go stale when v changes (the functions
 here take kappa * v as v). Measured worse on Rooms-v0 (benchmarks/RESULTS.md).
+The agent may also weight the reward the subtask collects (its `subtask_reward`):
+0 with kappa = 0 is the reward-ignoring subtask of the paper's comparison (reach the feature
+the shortest way; a bottleneck option when the feature is a hallway cell); the functions here
+take the weighted reward as `reward`.
 
 Each option is a linear action-value function q_k(s, a) = Q[k, a] . x(s) learned by Q(lambda)
 with the stopping choice in the max:

@@ -100,6 +100,7 @@ def plasticity_rl(
 
 @study.command("oak")
 @click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option("--env", default="Rooms-v0", show_default=True, help="Rooms-v0 or NineRooms-v0")
 @click.option("--every", default=5000, show_default=True, help="steps between reward relocations")
 @click.option("--relocations", default=7, show_default=True)
 @click.option("--seeds", default=5, show_default=True)
@@ -111,13 +112,13 @@ def plasticity_rl(
 @click.option("--second-world", default="Foraging-v0", show_default=True, help="'' for none")
 @click.option("--second-steps", default=10000, show_default=True)
 def oak_study(
-    out, every, relocations, seeds, seed, stream, window, threshold, ablation, second_world, second_steps
+    out, env, every, relocations, seeds, seed, stream, window, threshold, ablation, second_world, second_steps
 ) -> None:  # fmt: skip
     """OaK vs Dyna vs a stream learner on Rooms-v0: recovery after the goal moves, options found."""
     from oakrl.study.oak import OakStudyConfig, study_oak
 
     cfg = OakStudyConfig(
-        every=every, relocations=relocations, seeds=seeds, seed=seed, stream=stream, window=window,
+        env=env, every=every, relocations=relocations, seeds=seeds, seed=seed, stream=stream, window=window,
         threshold=threshold, ablation=ablation, second_world=second_world or None, second_steps=second_steps,
     )  # fmt: skip
     study_oak(cfg, out, echo=_err)
@@ -221,3 +222,29 @@ def market(
         converge_periods=converge_periods, max_periods=max_periods, chunk=chunk, frozen_check=frozen_check,
     )  # fmt: skip
     study_market(cfg, out, echo=click.echo, log=_err)
+
+
+@study.command("option-planning")
+@click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option(
+    "--worlds", default="TwoRooms-v0,Rooms-v0", show_default=True, help="comma-separated (NineRooms-v0 too)"
+)
+@click.option("--steps", default=20_000, show_default=True, help="the agent's lifetime per world and seed")
+@click.option("--points", default=10, show_default=True, help="planning measured every steps/points steps")
+@click.option("--seeds", default=5, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="base seed")
+@click.option("--max-sweeps", default=150, show_default=True, help="planning cut (censoring) after this")
+@click.option(
+    "--opt", "opts", multiple=True, help="agent option KEY=VALUE for both runs (epsilon=1 unless set)"
+)
+def option_planning(out, worlds, steps, points, seeds, seed, max_sweeps, opts) -> None:
+    """Sutton et al. 2023: planning with the agent's learned primitive vs option models."""
+    from oakrl.lab.parse import parse_options
+    from oakrl.study.option_planning import OptionPlanningConfig, study_option_planning
+
+    options = {"epsilon": 1.0, **parse_options("oak", opts)}
+    cfg = OptionPlanningConfig(
+        worlds=tuple(w.strip() for w in worlds.split(",") if w.strip()), steps=steps, points=points,
+        seeds=seeds, seed=seed, max_sweeps=max_sweeps, agent_options=options,
+    )  # fmt: skip
+    study_option_planning(cfg, out, echo=_err)

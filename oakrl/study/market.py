@@ -355,12 +355,16 @@ def plot(path, cfg, params, run, per, summary, command, frozen=None) -> None:
 def study_market(cfg: MarketStudyConfig, out, echo=print, log=print) -> dict[str, Any]:
     """Runs the study and writes summary.json, sessions.parquet, figure.png, config.json."""
     from oakrl.io import write_bytes, write_json, write_table
+    from oakrl.lab.run import base_key
     from oakrl.study.common import start_study
 
     cfg.check()
     params = market_params()
     path, cmd = start_study(out, {"study": "market", **dataclasses.asdict(cfg)})
-    key = jax.random.PRNGKey(cfg.seed)
+    # The sessions' keys descend from the lab's base key (threefry: the raw key the study was
+    # measured with, jax.random.PRNGKey(seed)); the sessions are one vmapped scan of the study's
+    # own, since the paper's stopping rule is per session and the lab's streams run fixed steps.
+    key = jax.random.key_data(base_key(cfg.seed, "threefry2x32"))
     c, run = run_sessions(cfg, params, key, log=log)
     # the final tables, so the analysis can be redone without re-running the sessions
     buf = io.BytesIO()

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from oakrl.lab.spec import RunSpec
 
 STUDY_AGENTS = ("oak", "dyna", "stream-q")
+STUDY_ENVS = ("Rooms-v0", "NineRooms-v0")  # worlds whose optimal rate per goal the study knows
 ABLATION = "oak-primitive"
 
 
@@ -64,9 +65,10 @@ class OakStudyConfig:
     chunk: int = 5_000
 
     def check(self) -> None:
-        if self.env != "Rooms-v0":
+        if self.env not in STUDY_ENVS:
             raise ConfigError(
-                f"env must be Rooms-v0 (recovery is measured against its optimal rate), got {self.env!r}"
+                f"env must be one of {', '.join(STUDY_ENVS)} (recovery is measured against the world's "
+                f"optimal rate), got {self.env!r}"
             )
         for name in ("every", "relocations", "seeds", "bin", "window", "chunk", "second_steps"):
             v = getattr(self, name)
@@ -126,8 +128,6 @@ def run_spec(cfg: OakStudyConfig, name: str, out: Path | None = None) -> RunSpec
     )
 
 
-
-
 def reward_rate(columns: dict[str, np.ndarray], seeds: int, steps: int, bin: int) -> np.ndarray:
     """[S, steps // bin]: reward of the episodes ending in each bin of `bin` steps, per step."""
     seed, step, ret = (np.asarray(columns[k]) for k in ("seed", "step", "return"))
@@ -157,7 +157,7 @@ def recovery(columns: dict[str, np.ndarray], cfg: OakStudyConfig) -> dict[str, n
     """
     from oakrl.study.model_based import optimal_rates, recovery_steps
 
-    rates = optimal_rates(model_based_config(cfg))
+    rates = optimal_rates(model_based_config(cfg)) if cfg.env == "Rooms-v0" else grid_rates(cfg)
     seed, step, ret = (np.asarray(columns[k]) for k in ("seed", "step", "return"))
     steps = np.full((cfg.seeds, cfg.relocations), float(cfg.every))
     recovered = np.zeros((cfg.seeds, cfg.relocations), bool)
@@ -174,6 +174,22 @@ def recovery(columns: dict[str, np.ndarray], cfg: OakStudyConfig) -> dict[str, n
             if r is not None:
                 steps[i, c - 1], recovered[i, c - 1] = r, True
     return {"steps": steps, "recovered": recovered, "first_reach": first}
+
+
+def grid_rates(cfg: OakStudyConfig) -> np.ndarray:
+    """[relocations + 1] goal reaches per step of the best policy on a grid world (oakrl/envs/grids.py):
+    1 / the mean shortest-path length over the start cells, per segment's goal (as optimal_rates)."""
+    from oakrl.envs.grids import LAYOUTS, shortest_paths
+    from oakrl.envs.variants import VARIANTS
+
+    layout, goals = LAYOUTS[cfg.env], VARIANTS[cfg.env].table["goal"]
+    rates = []
+    for segment in range(cfg.relocations + 1):
+        goal = int(round(float(goals[segment % len(goals)])))
+        dist = shortest_paths(layout, goal)
+        starts = [c for c in layout.free if c != goal]
+        rates.append(1.0 / float(np.mean(dist[starts])))
+    return np.asarray(rates)
 
 
 def _over_seeds(x: np.ndarray) -> dict[str, Any]:
