@@ -64,6 +64,8 @@ class RunSpec:
     goal: str | None = None
     # The results directory; None: nothing is written (the tables come back in memory).
     out: str | None = None
+    # gym: environments' options (oakrl.envs.gym_bridge.ENV_OPTIONS: time_feature, vector, param).
+    env_options: dict[str, Any] | None = None
 
     def __post_init__(self, agent_options: dict[str, Any] | None) -> None:
         for name in ("env", "agent", "order", "prng"):
@@ -90,8 +92,13 @@ class RunSpec:
             raise ConfigError(f"order must be 'cyclic' or 'random', got {self.order!r}")
         if self.prng not in PRNGS:
             raise ConfigError(f"unknown prng {self.prng!r}; valid: {', '.join(PRNGS)}")
-        if self.gym and self.schedule is not None:
-            raise ConfigError("schedules need a JAX environment; gym: environments take none")
+        if self.env_options is not None:
+            if not self.gym:
+                raise ConfigError("env_options apply to gym: environments only")
+            from oakrl.envs.gym_bridge import check_env_options
+
+            check_env_options(self.env_options)
+            object.__setattr__(self, "env_options", dict(self.env_options) or None)
         if not self.gym:
             from oakrl.envs.registry import check_env_id
 
@@ -161,6 +168,8 @@ class RunSpec:
         }
         if self.goal is not None:  # runs without a goal keep the config.json they always had
             d["goal"] = self.goal
+        if self.env_options:  # the same for runs without environment options
+            d["env_options"] = dict(self.env_options)
         return d
 
 
