@@ -107,8 +107,8 @@ class BridgeWrapper(gym.Wrapper):
                 name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
                 raise ConfigError(f"time_feature needs an environment with a time limit; {name} has none")
             box = env.observation_space
-            low = np.append(np.asarray(box.low, np.float32).reshape(-1), -0.5)
-            high = np.append(np.asarray(box.high, np.float32).reshape(-1), 0.5)
+            low = np.append(np.asarray(box.low, np.float32).reshape(-1), np.float32(-0.5))
+            high = np.append(np.asarray(box.high, np.float32).reshape(-1), np.float32(0.5))
             if len(box.shape) != 1:
                 raise ConfigError("time_feature needs a flat (1-D) observation")
             self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)

@@ -97,8 +97,8 @@ class RunSpec:
                 raise ConfigError("env_options apply to gym: environments only")
             from oakrl.envs.gym_bridge import check_env_options
 
-            check_env_options(self.env_options)
-            object.__setattr__(self, "env_options", dict(self.env_options) or None)
+            checked = check_env_options(self.env_options)  # typed: "true" from the CLI becomes True
+            object.__setattr__(self, "env_options", {k: checked[k] for k in self.env_options} or None)
         if not self.gym:
             from oakrl.envs.registry import check_env_id
 
