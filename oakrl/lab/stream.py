@@ -272,6 +272,11 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
     state = jax.jit(jax.vmap(lambda k: agent.init(k, handle.obs_spec, handle.action_spec)))(k_agent)
     vstep = jax.vmap(agent.step)
     pack, unpack = _packing(state)
+    ts0 = jax.eval_shape(first_timestep, jax.ShapeDtypeStruct(handle.obs_spec.shape, jnp.float32))
+    _, _, info_shape = jax.eval_shape(agent.step, jax.tree.map(lambda x: x[0], state), ts0, seed_keys[0])
+    info_groups: dict[str, list[str]] = {}
+    for k in sorted(info_shape):
+        info_groups.setdefault(str(info_shape[k].dtype), []).append(k)
 
     def step_fn(flat, ts, k_run):
         # One compiled call per step: the key split, the agent step, and the state held as one
@@ -281,6 +286,8 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
         k_run, k_step = jax.vmap(lambda k: tuple(jax.random.split(k, 2)))(k_run)
         state = jax.lax.optimization_barrier(unpack(flat))
         state, action, info = vstep(state, ts, k_step)
+        # The diagnostics as one [S, K] array per dtype: a host transfer each, not one per key.
+        info = {d: jnp.stack([info[k] for k in ks], -1) for d, ks in info_groups.items()}
         return pack(jax.lax.optimization_barrier(state)), k_run, action, info
 
     # flat and k_run are donated (their buffers reused for the outputs); the timestep is not.
@@ -341,11 +348,11 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
             for j in np.nonzero(term | trunc)[0]:
                 rows.append((int(j), done + i + 1, float(ep_return[j]), task))
                 ep_return[j] = 0.0
-            for k, v in info.items():
+            for d, v in info.items():
                 v = np.asarray(v, np.float64)
                 ok = np.isfinite(v)
-                info_sum[k] = info_sum.get(k, 0.0) + np.where(ok, v, 0.0)
-                info_count[k] = info_count.get(k, 0) + ok
+                info_sum[d] = info_sum.get(d, 0.0) + np.where(ok, v, 0.0)
+                info_count[d] = info_count.get(d, 0) + ok
         done += length
         if on_chunk is not None:
             arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
@@ -356,7 +363,9 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
                     ret=arr[:, 2].astype(np.float32),
                     task=arr[:, 3].astype(np.int32),
                     info={
-                        k: (v / np.maximum(info_count[k], 1)).astype(np.float32) for k, v in info_sum.items()
+                        k: (v[:, i] / np.maximum(info_count[d][:, i], 1)).astype(np.float32)
+                        for d, v in info_sum.items()
+                        for i, k in enumerate(info_groups[d])
                     },
                     reward_sum=reward_sum.astype(np.float32),
                     end_step=done,
