@@ -3,7 +3,9 @@
 JAX environments: agent and environment are compiled together; a chunk of the stream is one
 `lax.scan`, the seeds are one `vmap` around it, and Python only runs between chunks (to
 record results and report progress). Gymnasium environments: a Python loop over steps
-calls the jitted, vmapped `agent.step` once per step for all seeds.
+makes one jitted call per step for all seeds' agents and steps all seeds' environments as
+one gymnasium vector environment (oakrl/envs/gym_bridge.py); at chunk boundaries the host
+snapshots the environments, so that gym runs checkpoint and resume like JAX ones.
 
 Per step the stream emits only what the metrics need: the return of an episode that ended
 at this step (NaN otherwise) and the task in force. Agent diagnostics (`info`) are summed
