@@ -292,9 +292,11 @@ class GymVector:
         fns = [handle.make_env for _ in self.seeds]
         mode = gym.vector.AutoresetMode.SAME_STEP
         if opts["vector"] == "async":
-            self.env = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="fork")
+            self.env = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="fork", copy=False)
         else:
-            self.env = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+            # copy=False: gymnasium would deep-copy the observations every step (measured: 627 vs
+            # 281 us per step of 8 CartPoles); _encode copies them once, into float32, instead.
+            self.env = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode, copy=False)
         space = self.env.single_action_space
         self._discrete = isinstance(space, gym.spaces.Discrete)
         self._start = int(space.start) if self._discrete else 0
@@ -358,6 +360,7 @@ class GymVector:
             self._scale = scale
 
     def _encode(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.array(obs, np.float32)  # a copy: the vector environment reuses its buffer
         if self.schedule is None or self.schedule.kind != "permute":
             return obs
         flat = obs.reshape(len(obs), -1)[:, self._perms[self._task]]
