@@ -1,7 +1,7 @@
 """stream AC on MuJoCo at the paper's budget, next to stream-x's figure; resumable, and reports partial runs.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/mujoco_learning.py --out runs/mujoco            # run (or resume) both
-    PYTHONPATH=. .venv/bin/python benchmarks/mujoco_learning.py --out runs/mujoco --report   # curves so far only
+    PYTHONPATH=. .venv/bin/python benchmarks/mujoco_learning.py --out runs/mujoco   # run or resume
+    PYTHONPATH=. .venv/bin/python benchmarks/mujoco_learning.py --out runs/mujoco --report  # so far
 
 Each task is one ordinary oakrl run (`oakrl run --env gym:ID --agent stream-ac --steps 2000000
 --seeds 3 --env-opt time_feature=true`), so an interrupted benchmark resumes from its last
