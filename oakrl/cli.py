@@ -65,6 +65,12 @@ def _default_out(env: str, agent: str) -> str:
 @click.option(
     "--opt", multiple=True, metavar="KEY=VALUE", help="Agent option (repeatable; see `oakrl agents`)."
 )
+@click.option(
+    "--env-opt",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="gym: environment option (time_feature, vector, param).",
+)
 @click.option("--chunk", default=10_000, show_default=True, help="Steps per compiled chunk.")
 @click.option(
     "--window", default=1_000, show_default=True, help="Continuing worlds: steps per reported return."

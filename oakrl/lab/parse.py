@@ -89,6 +89,8 @@ def fields_of(data: Mapping[str, Any], where: str, allow_derived: bool = False) 
                     )
                 kwargs["schedule" if sub == "kind" else sub] = v
             continue
+        if key == "env_options" and not isinstance(value, dict):
+            raise ConfigError(f"{where}: env_options must be a table of environment options, got {value!r}")
         if key == "agent_options":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: agent_options must be a table of agent options, got {value!r}")
@@ -144,7 +146,17 @@ def spec_from_cli(config_file: str | None, flags: Mapping[str, Any], opts: Itera
     flags: field -> value for the flags the user gave (not click's defaults).
     """
     kwargs: dict[str, Any] = fields_of(read_file(config_file), config_file) if config_file else {}
+    env_opts = kwargs.pop("env_opt", ()) or ()  # --env-opt KEY=VALUE (gym: environments)
     kwargs.update(flags)
+    env_opts = kwargs.pop("env_opt", env_opts) or ()
+    if env_opts:
+        env_options = dict(kwargs.get("env_options") or {})
+        for pair in env_opts:
+            if "=" not in pair:
+                raise ConfigError(f"--env-opt takes KEY=VALUE, got {pair!r}")
+            key, value = pair.split("=", 1)
+            env_options[key.strip().replace("-", "_")] = value.strip()
+        kwargs["env_options"] = env_options
     agent = kwargs.get("agent", RunSpec.agent)
     options = dict(kwargs.get("agent_options", {}))
     options.update(parse_options(agent, opts))

@@ -109,7 +109,14 @@ def make_handle(spec: RunSpec):
     if spec.gym:
         from oakrl.envs.gym_bridge import make_gym
 
-        return make_gym(spec.env[len("gym:") :])
+        handle = make_gym(spec.env[len("gym:") :], spec.env_options)
+        if spec.schedule in ("switch", "drift"):  # refuse an environment without the hook now
+            probe = handle.make_env()
+            try:
+                probe.get_wrapper_attr("set_physics")(1.0)
+            finally:
+                probe.close()
+        return handle
     from oakrl.envs import make_env
 
     return make_env(
@@ -232,7 +239,11 @@ def execute(
         # boundary earlier, and resuming rewrites them identically).
         nonlocal last_saved
         _write_tables(path, rec)
-        save_checkpoint(path, done, carry, rec.state(), cfg_hash)
+        arrays = rec.state()
+        if spec.gym:  # the environments' snapshots (bytes of any length) go beside the carry
+            arrays.update({f"gym/env{i}": np.asarray(b) for i, b in enumerate(carry.env)})
+            carry = carry._replace(env=())
+        save_checkpoint(path, done, carry, arrays, cfg_hash)
         last_saved = done
 
     def restore(fresh: Carry) -> tuple[int, Carry]:
@@ -241,14 +252,15 @@ def execute(
         if loaded is None:
             return 0, plan.start(fresh) if plan.start is not None else fresh
         step, carry, arrays = loaded
+        if spec.gym:
+            carry = carry._replace(env=tuple(arrays[f"gym/env{i}"] for i in range(spec.seeds)))
         rec.restore(arrays)
         last_saved = step
         return step, carry
 
     records = AGENTS[spec.agent].records
-    # Only a run with a directory can checkpoint; gymnasium environments cannot be (their state
-    # is not ours). Without handlers SIGINT/SIGTERM stop such a run at once.
-    with Signals(enabled=path is not None and not spec.gym) as signals:
+    # Only a run with a directory can checkpoint. Without handlers SIGINT/SIGTERM stop a run at once.
+    with Signals(enabled=path is not None) as signals:
 
         def on_boundary(done: int, carry: Carry) -> None:
             bad = _nonfinite(carry, spec.seeds)
@@ -268,17 +280,23 @@ def execute(
 
         keys = seed_keys(spec.seed, spec.seeds, spec.prng)
         if spec.gym:
+            from oakrl.envs.gym_bridge import gym_schedule
+
             seeds = [spec.seed * 10_000 + i for i in range(spec.seeds)]
+            schedule = None
+            if spec.schedule is not None:
+                schedule = gym_schedule(spec.schedule, spec.every, spec.tasks, spec.order, spec.seed)
             final, compile_s, stream_s = run_gym(
-                plan.agent, plan.handle, spec.steps, keys, seeds, spec.chunk, on_chunk, on_start
-            )
+                plan.agent, plan.handle, spec.steps, keys, seeds, spec.chunk, on_chunk, on_start,
+                restore=restore, on_boundary=on_boundary, schedule=schedule,
+            )  # fmt: skip
         else:
             final, compile_s, stream_s = run_jax(
                 plan.agent, plan.handle, spec.steps, keys, spec.chunk, spec.window, on_chunk,
                 restore=restore, on_boundary=on_boundary, on_start=on_start,
             )  # fmt: skip
-            if path is not None:
-                save(spec.steps, final)
+        if path is not None:
+            save(spec.steps, final)
 
     summary = summarize(spec, plan.continuing, rec, compile_s, stream_s, spec.steps - first)
     if first:

@@ -68,6 +68,8 @@ class RunSpec:
     # Learners sharing a multi-learner world (Market-v0): `agent` names one agent for all of
     # them or a comma list, one per learner; the lab then runs their joint agent (agents/joint.py).
     learners: int = 1
+    # gym: environments' options (oakrl.envs.gym_bridge.ENV_OPTIONS: time_feature, vector, param).
+    env_options: dict[str, Any] | None = None
 
     def __post_init__(self, agent_options: dict[str, Any] | None) -> None:
         for name in ("env", "agent", "order", "prng"):
@@ -96,8 +98,13 @@ class RunSpec:
             raise ConfigError(f"unknown prng {self.prng!r}; valid: {', '.join(PRNGS)}")
         if self.gym and self.learners != 1:
             raise ConfigError("--learners > 1 needs a multi-learner JAX world (Market-v0), not a gym: one")
-        if self.gym and self.schedule is not None:
-            raise ConfigError("schedules need a JAX environment; gym: environments take none")
+        if self.env_options is not None:
+            if not self.gym:
+                raise ConfigError("env_options apply to gym: environments only")
+            from oakrl.envs.gym_bridge import check_env_options
+
+            checked = check_env_options(self.env_options)  # typed: "true" from the CLI becomes True
+            object.__setattr__(self, "env_options", {k: checked[k] for k in self.env_options} or None)
         if not self.gym:
             from oakrl.envs.registry import check_env_id
 
@@ -182,6 +189,8 @@ class RunSpec:
             d["goal"] = self.goal
         if self.learners != 1:  # likewise runs of one learner
             d["learners"] = self.learners
+        if self.env_options:  # the same for runs without environment options
+            d["env_options"] = dict(self.env_options)
         return d
 
 
