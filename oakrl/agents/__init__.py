@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from oakrl.agents.dyna import DynaConfig, dyna
+from oakrl.agents.goal_q import GoalQConfig, goal_q
 from oakrl.agents.oak import OakConfig, oak, option_records
 from oakrl.agents.planner import PlannerConfig, planner
 from oakrl.agents.prior_ac import PriorACConfig, prior_ac
@@ -63,6 +64,12 @@ AGENTS: dict[str, AgentInfo] = {
         planner,
         PlannerConfig,
         "Planner: stream Q(lambda) + online model; acts by Gumbel MuZero search (mctx); --goal",
+    ),
+    "goal-q": AgentInfo(
+        goal_q,
+        GoalQConfig,
+        "Goal-conditioned stream Q(lambda): Q(s, a, goal) for the commanded goal and hindsight goals; "
+        "--goal, a goal schedule; no search",
     ),
     "oak": AgentInfo(
         oak,
@@ -117,6 +124,7 @@ __all__ = [
     "AGENTS",
     "AgentInfo",
     "DynaConfig",
+    "GoalQConfig",
     "OakConfig",
     "PlannerConfig",
     "PriorACConfig",
@@ -126,6 +134,7 @@ __all__ = [
     "StreamTDConfig",
     "agent_info",
     "dyna",
+    "goal_q",
     "list_agents",
     "make_agent",
     "oak",
