@@ -129,7 +129,11 @@ CASES = [
     ("stream-ac", None, 2),
     ("stream-q", "switch", 1),
     ("stream-td", None, 1),
+    # The goal store, per-goal traces and the goal schedule (segments cross the kills).
+    ("goal-q", None, 1),
 ]
+# Options beyond TINY that an agent needs to run at all.
+EXTRA = {"goal-q": {"goal_every": 1000, "goal_pool": (0, 2), "goal_value": 0.0, "hindsight": 2, "hindsight_write": 0.1}}
 
 
 class persistent_cache:
@@ -174,7 +178,7 @@ def kill_resume_compare(agent: str, schedule: str | None, kills: int, tmp: Path)
         chunk=chunk,
         schedule=schedule,
         every=3000,
-        agent_options=dict(TINY),
+        agent_options={**TINY, **EXTRA.get(agent, {})},
     )
     cache = tmp / "cache"
     with persistent_cache(cache):
