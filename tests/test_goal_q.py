@@ -115,3 +115,17 @@ def test_goal_q_needs_a_goal():
         agent.init(jax.random.key(0), OBS, ACT)
     with pytest.raises(ConfigError, match="goal_pool"):
         make_agent("goal-q", goal_every=10)
+
+
+def test_optimal_goal_rate_by_hand():
+    """Catches a wrong renewal ratio or an off-by-one in what a step observes. Horizon 1: each
+    episode observes only its start, uniform over the 103 free cells other than the world's
+    goal: 1/103. Horizon 2: the start and one move; cell 18 is reached in one move from 18
+    (right is a wall), 17 and 31: 4/103 per episode; and from 15 and 27 (beside the world's goal,
+    14) the best move ends the episode at once (one step instead of two, no goal either way), so
+    the mean length is 2 - 2/103: rate 4 / 204."""
+    from oakrl.study.goals_optimum import optimal_goal_rate
+
+    assert optimal_goal_rate(18, horizon=1) == pytest.approx(1 / 103, abs=1e-8)
+    assert optimal_goal_rate(18, horizon=2) == pytest.approx(4 / 204, abs=1e-8)
+    assert 0.9 < optimal_goal_rate(18) < 1.0
