@@ -129,7 +129,19 @@ CASES = [
     ("stream-ac", None, 2),
     ("stream-q", "switch", 1),
     ("stream-td", None, 1),
+    # The goal store, per-goal traces and the goal schedule (segments cross the kills).
+    ("goal-q", None, 1),
 ]
+# Options beyond TINY that an agent needs to run at all.
+EXTRA = {
+    "goal-q": {
+        "goal_every": 1000,
+        "goal_pool": (0, 2),
+        "goal_value": 0.0,
+        "hindsight": 2,
+        "hindsight_write": 0.1,
+    }
+}
 
 
 class persistent_cache:
@@ -163,7 +175,9 @@ class persistent_cache:
         self._set(*self.saved)
 
 
-def kill_resume_compare(agent: str, schedule: str | None, kills: int, tmp: Path) -> None:
+def kill_resume_compare(
+    agent: str, schedule: str | None, kills: int, tmp: Path, options: dict | None = None
+) -> None:
     """Kills the CLI run `kills` times at random checkpoints (SIGKILL), resumes it, compares."""
     steps, chunk = 12_000, 500
     config = RunSpec(
@@ -174,7 +188,7 @@ def kill_resume_compare(agent: str, schedule: str | None, kills: int, tmp: Path)
         chunk=chunk,
         schedule=schedule,
         every=3000,
-        agent_options=dict(TINY),
+        agent_options={**TINY, **(EXTRA.get(agent, {}) if options is None else options)},
     )
     cache = tmp / "cache"
     with persistent_cache(cache):
@@ -207,6 +221,12 @@ def kill_resume_compare(agent: str, schedule: str | None, kills: int, tmp: Path)
 def test_sigkill_and_resume_is_bit_identical(agent, schedule, kills, tmp_path, capsys):
     """Stream AC (killed twice), stream Q (with a task schedule) and stream TD."""
     kill_resume_compare(agent, schedule, kills, tmp_path)
+    assert "resuming" in capsys.readouterr().err
+
+
+def test_sigkill_and_resume_with_episodic_memory_is_bit_identical(tmp_path, capsys):
+    """Stream Q with its episodic store (keys, returns filled in online, LRU clock) in the state."""
+    kill_resume_compare("stream-q", None, 1, tmp_path, {"memory": {"size": 64, "k": 4}})
     assert "resuming" in capsys.readouterr().err
 
 

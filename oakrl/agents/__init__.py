@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from oakrl.agents.dyna import DynaConfig, dyna
+from oakrl.agents.goal_q import GoalQConfig, goal_q
 from oakrl.agents.joint import JointConfig, joint, joint_options
 from oakrl.agents.oak import OakConfig, oak, option_records
 from oakrl.agents.planner import PlannerConfig, planner
@@ -65,6 +66,12 @@ AGENTS: dict[str, AgentInfo] = {
         planner,
         PlannerConfig,
         "Planner: stream Q(lambda) + online model; acts by Gumbel MuZero search (mctx); --goal",
+    ),
+    "goal-q": AgentInfo(
+        goal_q,
+        GoalQConfig,
+        "Goal-conditioned stream Q(lambda): Q(s, a, goal) for the commanded goal and hindsight goals; "
+        "--goal, a goal schedule; no search",
     ),
     "oak": AgentInfo(
         oak,
@@ -142,6 +149,7 @@ __all__ = [
     "AgentInfo",
     "DynaConfig",
     "JointConfig",
+    "GoalQConfig",
     "OakConfig",
     "PlannerConfig",
     "PriorACConfig",
@@ -153,6 +161,7 @@ __all__ = [
     "agent_info",
     "dyna",
     "joint",
+    "goal_q",
     "list_agents",
     "make_agent",
     "multi_learner",

@@ -248,3 +248,43 @@ def option_planning(out, worlds, steps, points, seeds, seed, max_sweeps, opts) -
         seeds=seeds, seed=seed, max_sweeps=max_sweeps, agent_options=options,
     )  # fmt: skip
     study_option_planning(cfg, out, echo=_err)
+
+
+@study.command("goals")
+@click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option("--every", default=2000, show_default=True, help="steps per commanded goal")
+@click.option(
+    "--train-segments", default=40, show_default=True, help="training-pool goals before held-out ones"
+)
+@click.option(
+    "--heldout", default="18,92,106,150,68,24", show_default=True, help="cells never commanded before"
+)
+@click.option("--seeds", default=5, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="base seed")
+@click.option("--arms", default="goal-q,goal-q-no-hindsight", show_default=True)
+@click.option("--hidden", default="linear", show_default=True, help="widths like 64, or linear")
+@click.option("--goal-input", default="outer", show_default=True, help="outer or concat")
+@click.option("--hindsight", default=8, show_default=True, help="slots of achieved goals")
+@click.option("--hindsight-write", default=0.02, show_default=True)
+@click.option("--gamma", default=0.95, show_default=True)
+@click.option("--epsilon", default=0.05, show_default=True)
+def goals_study(
+    out, every, train_segments, heldout, seeds, seed, arms, hidden, goal_input, hindsight,
+    hindsight_write, gamma, epsilon,
+) -> None:  # fmt: skip
+    """goal-q on Rooms-v0 goals never commanded before, against the exact optimal share."""
+    from oakrl.study.goals import GoalsConfig, study_goals
+
+    try:
+        cells = tuple(int(s) for s in heldout.split(",") if s.strip())
+    except ValueError:
+        from oakrl.errors import ConfigError
+
+        raise ConfigError(f"--heldout takes cell indices like 18,92, got {heldout!r}") from None
+    cfg = GoalsConfig(
+        every=every, train_segments=train_segments, heldout=cells, seeds=seeds, seed=seed,
+        arms=tuple(s.strip() for s in arms.split(",") if s.strip()),
+        hidden=parse_widths(hidden, allow_linear=True), goal_input=goal_input, hindsight=hindsight,
+        hindsight_write=hindsight_write, gamma=gamma, epsilon=epsilon,
+    )  # fmt: skip
+    study_goals(cfg, out, echo=_err)
