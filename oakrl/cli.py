@@ -3,7 +3,9 @@
 Bad input never produces a traceback: one line on stderr saying what is wrong and what is
 valid, exit code 2. A diverged run (NaN/inf in the agent state or metrics) exits with code 3
 and one line naming the seed, the step and the quantity; a run stopped by SIGINT/SIGTERM
-checkpoints first and exits with 128 + the signal number.
+checkpoints first and exits with 128 + the signal number. A file that cannot be written or read
+(no space, read-only file system, permission) exits with code 4 and one line naming the path
+and the cause; the run's last good checkpoint stays usable.
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from pathlib import Path
 
 import click
 
-from oakrl.errors import ConfigError, Diverged, Interrupted
+from oakrl.errors import ConfigError, Diverged, Interrupted, StorageError
 from oakrl.lab.cpu import cpu_threads_option
 
 EXIT_DIVERGED = 3  # a run's agent state or metrics turned non-finite; its last checkpoint is kept
+EXIT_STORAGE = 4  # a file could not be written or read (no space, read-only, permission)
 
 
 @click.group(
@@ -29,11 +30,6 @@ EXIT_DIVERGED = 3  # a run's agent state or metrics turned non-finite; its last 
 @click.version_option(package_name="oakrl", prog_name="oakrl")
 def app() -> None:
     """Agents that learn from their own experience, continually."""
-
-
-def _default_out(env: str, agent: str) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return str(Path("runs") / f"{env.replace(':', '_').replace('/', '_')}_{agent}_{stamp}")
 
 
 @app.command()
@@ -99,7 +95,8 @@ def run(ctx, config_file, out, opt, plot, **flags) -> None:
 
     \b
     Exit codes: 0 done (or already complete), 2 bad input, 3 diverged (NaN/inf; the last good
-    checkpoint is kept), 128+N stopped by signal N after checkpointing (resume it).
+    checkpoint is kept), 4 a file could not be written (no space, read-only, permission; the last
+    good checkpoint is kept), 128+N stopped by signal N after checkpointing (resume it).
     """
     from click.core import ParameterSource
 
@@ -107,7 +104,17 @@ def run(ctx, config_file, out, opt, plot, **flags) -> None:
 
     given = {k: v for k, v in flags.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     spec = spec_from_cli(config_file, given, opt)
-    _run_with_progress(spec.replace(out=out or spec.out or _default_out(spec.env, spec.agent)), plot)
+    if out or spec.out:
+        _run_with_progress(spec.replace(out=out or spec.out), plot)
+        return
+    from oakrl.lab.outdir import default_out, discard_unused
+
+    claimed = default_out(spec.env, spec.agent)  # a new directory, never another run's
+    try:
+        _run_with_progress(spec.replace(out=claimed), plot)
+    except ConfigError:
+        discard_unused(claimed)  # refused before anything was written: leave no empty directory
+        raise
 
 
 def _run_with_progress(spec, plot: bool) -> None:
@@ -315,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as e:
         print(f"oakrl: {_one_line(e)}", file=sys.stderr)
         return 128 + e.signum
+    except OSError as e:  # StorageError names the path; any other names its file when it has one
+        where = f"{e.filename}: " if getattr(e, "filename", None) and not isinstance(e, StorageError) else ""
+        print(f"oakrl: {where}{_one_line(e.strerror or e)}", file=sys.stderr)
+        return EXIT_STORAGE
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("oakrl: interrupted", file=sys.stderr)
         return 130

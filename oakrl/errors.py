@@ -22,3 +22,19 @@ class Interrupted(RuntimeError):
     def __init__(self, signum: int, step: int, out: str):
         super().__init__(f"interrupted at step {step}; checkpoint saved, continue with `oakrl resume {out}`")
         self.signum, self.step, self.out = signum, step, out
+
+
+class StorageError(OSError):
+    """A file could not be written or read (no space, read-only file system, permission).
+
+    The message names the path and the cause, in one line; the CLI exits with code 4. Files are
+    replaced whole (oakrl.io), so a run's last good checkpoint stays usable.
+    """
+
+    def __init__(self, path: object, cause: OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(cause.errno, f"cannot write {path}: {reason}")
+        self.path, self.cause = str(path), cause
+
+    def __str__(self) -> str:
+        return self.strerror or ""

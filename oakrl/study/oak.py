@@ -126,8 +126,6 @@ def run_spec(cfg: OakStudyConfig, name: str, out: Path | None = None) -> RunSpec
     )
 
 
-
-
 def reward_rate(columns: dict[str, np.ndarray], seeds: int, steps: int, bin: int) -> np.ndarray:
     """[S, steps // bin]: reward of the episodes ending in each bin of `bin` steps, per step."""
     seed, step, ret = (np.asarray(columns[k]) for k in ("seed", "step", "return"))
