@@ -131,7 +131,7 @@ def verify_checkpoint(directory: Path, cfg_hash: str) -> tuple[dict[str, Any], b
             inner = json.loads(archive["meta"].tobytes())
     except Exception as e:  # any archive error (BadZipFile, a missing entry, ...) is one line
         why = _one_line(e)
-        raise ConfigError(f"{file} is not a readable checkpoint ({why}); remove {where} to start over") from None
+        raise ConfigError(f"{file} is not a readable checkpoint ({why}); remove {where}") from None
     for field in ("step", "oakrl_version", "config_hash"):
         if inner.get(field) != meta.get(field):
             raise ConfigError(
