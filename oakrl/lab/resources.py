@@ -57,10 +57,12 @@ def estimate(spec: Any, handle: Any, agent: Any) -> Estimate:
     if spec.gym:
         per_seed = nbytes(jax.eval_shape(lambda k: agent.init(k, handle.obs_spec, handle.action_spec), key))
         chunk = 0  # the gym loop keeps no per-step outputs on the device
+        n_keys = len(info_keys(agent, handle))
     else:
-        per_seed = nbytes(jax.eval_shape(lambda k: init_carry(agent, handle, k), key))
+        carry = jax.eval_shape(lambda k: init_carry(agent, handle, k), key)
+        per_seed = nbytes(carry)
         chunk = 2 * spec.seeds * min(spec.chunk, spec.steps) * 8
-    n_keys = len(info_keys(agent, handle))
+        n_keys = carry.info_sum.shape[0]
     chunks = -(-spec.steps // min(spec.chunk, spec.steps))
     rows = spec.seeds * chunks * (n_keys + 2) * 8
     if getattr(handle, "continuing", False):

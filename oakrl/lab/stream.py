@@ -74,6 +74,7 @@ def init_carry(agent: Agent, handle, key: jax.Array) -> Carry:
     agent_state = agent.init(k_agent, handle.obs_spec, handle.action_spec)
     obs, env_state = handle.env.reset(k_env, handle.params)
     zero = jnp.zeros((), jnp.float32)
+    n_keys = len(info_keys(agent, handle))  # traces the agent's step: once, not per field
     return Carry(
         agent=agent_state,
         env=env_state,
@@ -82,8 +83,8 @@ def init_carry(agent: Agent, handle, key: jax.Array) -> Carry:
         t=jnp.zeros((), jnp.int32),
         episode_return=zero,
         reward_sum=zero,
-        info_sum=jnp.zeros(len(info_keys(agent, handle)), jnp.float32),
-        info_count=jnp.zeros(len(info_keys(agent, handle)), jnp.float32),
+        info_sum=jnp.zeros(n_keys, jnp.float32),
+        info_count=jnp.zeros(n_keys, jnp.float32),
     )
 
 
