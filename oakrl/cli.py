@@ -321,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_DIVERGED
     except Interrupted as e:
         print(f"oakrl: {_one_line(e)}", file=sys.stderr)
+        if e.abandoned:
+            # A chunk is still computing in XLA, and the interpreter's exit would wait for it
+            # (minutes, hours): leave now. Every file is complete on disk; the lock goes with us.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(128 + e.signum)
         return 128 + e.signum
     except OSError as e:  # StorageError names the path; any other names its file when it has one
         where = f"{e.filename}: " if getattr(e, "filename", None) and not isinstance(e, StorageError) else ""

@@ -254,3 +254,46 @@ def test_the_archive_records_its_step(unfinished):
     with np.load(unfinished / meta["file"]) as archive:
         inner = json.loads(archive["meta"].tobytes())
     assert inner["step"] == meta["step"] == 600
+
+
+# --------------------------------------------------------------------------- prompt stops
+
+
+def test_sigterm_stops_a_long_chunk_at_once_and_the_run_resumes_bit_identically(tmp_path):
+    # Bug: SIGTERM/SIGINT waited for the running chunk (the main thread sat in XLA; a chunk can
+    # take hours). With OAKRL_STOP_GRACE=0 the second chunk is abandoned at once; the run stops
+    # at its first checkpoint, exit 143, and resumes to the same final state as a run never
+    # stopped.
+    import signal
+    import subprocess
+    import sys
+
+    steps, chunk = 20_000, 10_000
+    flags = ["--steps", str(steps), "--chunk", str(chunk), "--opt", "hidden=16,16", "--no-plot"]
+    out = tmp_path / "stopped"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "OAKRL_STOP_GRACE": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oakrl", "run", "--out", str(out), *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while (ckpt.read_pointer(out) or {}).get("step") != chunk:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode().strip().splitlines()[-1]
+    proc.stderr.close()
+    assert rc == 128 + signal.SIGTERM, err
+    assert "abandoned, the last checkpoint is at step 10000" in err, err
+    assert took < 5, took  # whatever the chunk's length
+    assert ckpt.read_pointer(out)["step"] == chunk and not (out / "summary.json").exists()
+    assert main(["resume", str(out), "--no-plot"]) == 0  # the lock went with the process
+    ref = tmp_path / "ref"
+    run(RunSpec(steps=steps, chunk=chunk, agent_options={"hidden": (16, 16)}, out=str(ref)))
+    assert carry_bytes(out) == carry_bytes(ref)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -46,7 +47,7 @@ from oakrl.lab.checkpoint import load_checkpoint, read_pointer, save_checkpoint,
 from oakrl.lab.outdir import clean_temporaries, compat_hash, identity, lock_dir, prepare_out
 from oakrl.lab.recorder import Recorder, summarize
 from oakrl.lab.resources import check_memory
-from oakrl.lab.signals import Signals
+from oakrl.lab.signals import GRACE, Signals
 from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import Carry, ChunkRecord, run_gym, run_jax
 from oakrl.lab.tables import read_episodes, read_table, write_episodes
@@ -277,6 +278,12 @@ def _execute(plan: RunPlan, on_event: Callable[[Event], None] | None = None) -> 
             if signals.received is not None:
                 raise Interrupted(signals.received, done, str(path))
 
+        def poll() -> None:
+            # A chunk can take hours: past the grace period, give it up and stop at the last
+            # checkpoint (every checkpoint is complete on disk; nothing of this chunk is written).
+            if signals.received is not None and time.monotonic() - signals.at > GRACE:
+                raise Interrupted(signals.received, last_saved, str(path), abandoned=True)
+
         keys = seed_keys(spec.seed, spec.seeds, spec.prng)
         if spec.gym:
             seeds = [spec.seed * 10_000 + i for i in range(spec.seeds)]
@@ -287,6 +294,7 @@ def _execute(plan: RunPlan, on_event: Callable[[Event], None] | None = None) -> 
             final, compile_s, stream_s = run_jax(
                 plan.agent, plan.handle, spec.steps, keys, spec.chunk, spec.window, on_chunk,
                 restore=restore, on_boundary=on_boundary, on_start=on_start,
+                poll=poll if signals.enabled and path is not None else None,
             )  # fmt: skip
             if path is not None:
                 save(spec.steps, final)

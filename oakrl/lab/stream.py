@@ -12,6 +12,7 @@ inside the scan and averaged per chunk.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -190,6 +191,7 @@ def run_jax(
     restore: Callable[[Carry], tuple[int, Carry]] | None = None,
     on_boundary: Callable[[int, Carry], None] | None = None,
     on_start: Callable[[int, float], None] | None = None,
+    poll: Callable[[], None] | None = None,
 ) -> tuple[Carry, float, float]:
     """Runs `steps` steps for every seed key [S]. Returns (final carry, compile s, stream s).
 
@@ -200,7 +202,10 @@ def run_jax(
     rest of the stream runs the same compiled chunks as an uninterrupted run (bit-identical).
     on_boundary(steps done, carry) is called after every chunk's on_chunk (to check and save
     the carry; it may raise to stop the stream). on_start(steps done, compile seconds) is
-    called once, when compilation is over and the stream starts.
+    called once, when compilation is over and the stream starts. poll() is called about every
+    50 ms while a chunk computes (the chunk runs asynchronously; the main thread waits in
+    Python, so signal handlers run): it may raise to abandon the chunk, the stream then ends at
+    its last boundary whatever the chunk's length. The computation itself is unchanged.
     """
     t0 = time.perf_counter()
     carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys)
@@ -224,6 +229,8 @@ def run_jax(
     t1 = time.perf_counter()
     for length in lengths:
         carry, out = compiled[length](carry)
+        if poll is not None:
+            _wait(out.task, poll)
         record = record_chunk(out, carry, done, length, keys)  # blocks until the chunk is done
         done += length
         if on_chunk is not None:
@@ -232,6 +239,25 @@ def run_jax(
             on_boundary(done, carry)
     jax.block_until_ready(carry)
     return carry, compile_s, time.perf_counter() - t1
+
+
+def _wait(x: jax.Array, poll: Callable[[], None], every: float = 0.05) -> None:
+    """Waits for `x` in Python (not inside XLA), calling poll() every `every` seconds.
+
+    A helper thread blocks on the array and wakes the main thread the moment it is ready (no
+    polling latency on short chunks); the main thread's timed wait lets signal handlers run.
+    """
+    if x.is_ready():
+        return
+    ready = threading.Event()
+
+    def block() -> None:
+        x.block_until_ready()
+        ready.set()
+
+    threading.Thread(target=block, daemon=True).start()
+    while not ready.wait(every):
+        poll()
 
 
 def run_gym(
