@@ -121,7 +121,7 @@ def _run_with_progress(spec, plot: bool) -> None:
     """prepare, then execute with a progress bar; prints where the results are."""
     from rich.console import Console
 
-    from oakrl.lab.progress import ProgressBar
+    from oakrl.lab.progress import PlainProgress, ProgressBar
     from oakrl.lab.run import execute, prepare
 
     console = Console(stderr=True)
@@ -134,16 +134,22 @@ def _run_with_progress(spec, plot: bool) -> None:
     if plan.status == "resume":
         step = plan.resume_step
         console.print(f"resuming {out} from step {step:,}" if step else f"restarting {out} (no checkpoint)")
-    with ProgressBar(console, f"{spec.agent} on {spec.env} x{spec.seeds}", spec.steps, spec.seeds) as bar:
+    label = f"{spec.agent} on {spec.env} x{spec.seeds}"
+    if console.is_terminal:
+        bar = ProgressBar(console, label, spec.steps, spec.seeds)
+    else:  # a log file or a pipe: plain lines as the run goes
+        bar = PlainProgress(sys.stderr, label, spec.steps, spec.seeds)
+    with bar:
         result = execute(plan, bar)
     if plot:
         write_curve(result)
     summary = result.summary
     fr = summary["final_return"]["mean"]
+    sps = summary["steps_per_second"]
+    speed = "no steps left to run" if sps is None else f"{sps:,.0f} steps/s"
     console.print(
         f"final return {fr if fr is None else round(fr, 2)} | average reward "
-        f"{summary['average_reward']['mean']:.4f} | {summary['steps_per_second']:,.0f} steps/s "
-        f"(compile {summary['compile_seconds']:.1f} s)"
+        f"{summary['average_reward']['mean']:.4f} | {speed} (compile {summary['compile_seconds']:.1f} s)"
     )
     print(f"results: {out}")
     if plot:

@@ -297,3 +297,33 @@ def test_sigterm_stops_a_long_chunk_at_once_and_the_run_resumes_bit_identically(
     ref = tmp_path / "ref"
     run(RunSpec(steps=steps, chunk=chunk, agent_options={"hidden": (16, 16)}, out=str(ref)))
     assert carry_bytes(out) == carry_bytes(ref)
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def test_logs_get_one_plain_line_per_chunk(tmp_path, capsys):
+    # Bug: with stderr not a terminal the progress bar was cut with "..." and shown at the end.
+    assert main(["run", "--out", str(tmp_path / "o"), *TINY]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if " steps/s | return" in line]
+    assert [line.split("step ")[1].split("/")[0] for line in lines] == ["200", "400", "600"], err
+    assert "…" not in err and "..." not in err
+
+
+def test_a_resume_from_the_final_step_reports_no_fake_speed(unfinished, tmp_path, capsys):
+    # Bug: it reported steps_per_second 0.0 (nothing ran in that process).
+    out = _copy(unfinished, tmp_path / "f")
+    assert main(["resume", str(out), "--no-plot"]) == 0
+    assert "no steps left to run" in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["steps_per_second"] is None
+
+
+def test_a_sweep_without_a_grid_is_refused(tmp_path, capsys):
+    # Bug: an empty or missing [grid] silently ran one trial.
+    for text in ("[base]\nsteps = 100\n", "[base]\nsteps = 100\n[grid]\n"):
+        spec = tmp_path / "s.toml"
+        spec.write_text(text)
+        assert main(["sweep", str(spec), "--out", str(tmp_path / "sw")]) == 2
+        assert "no [grid]" in one_line_error(capsys)
+        assert not (tmp_path / "sw").exists()
