@@ -327,3 +327,27 @@ def test_a_sweep_without_a_grid_is_refused(tmp_path, capsys):
         assert main(["sweep", str(spec), "--out", str(tmp_path / "sw")]) == 2
         assert "no [grid]" in one_line_error(capsys)
         assert not (tmp_path / "sw").exists()
+
+
+# --------------------------------------------------------------------------- TensorBoard
+
+
+def test_a_run_writes_tensorboard_scalars_that_tensorboard_reads(tmp_path):
+    # Bug: no TensorBoard output at all. Read back with our reader (CRCs checked) and, where
+    # tensorboard is installed, with its own loader (the format is what TensorBoard expects).
+    from oakrl.lab.tensorboard import read_scalars
+
+    out = tmp_path / "o"
+    result = run(RunSpec(steps=600, chunk=200, agent_options={"hidden": (16, 16)}, out=str(out)))
+    (events,) = out.glob("events.out.tfevents.*")
+    scalars = read_scalars(events)
+    assert [s for s, _ in scalars["average_reward"]] == [200, 400, 600]
+    assert [s for s, _ in scalars["steps_per_second"]] == [400, 600]
+    assert any(tag.startswith("diagnostics/") for tag in scalars)
+    assert scalars["average_reward"][-1][1] == pytest.approx(result.summary["average_reward"]["mean"])
+    ep = result.episodes
+    last = ep["return"][ep["step"] > 400]
+    assert scalars["return/mean"][-1][1] == pytest.approx(float(np.mean(last)), rel=1e-6)
+    loader = pytest.importorskip("tensorboard.backend.event_processing.event_file_loader")
+    tags = {v.tag for e in loader.EventFileLoader(str(events)).Load() for v in e.summary.value}
+    assert {"average_reward", "steps_per_second", "return/mean"} <= tags

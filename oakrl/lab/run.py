@@ -51,6 +51,7 @@ from oakrl.lab.signals import GRACE, Signals
 from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import Carry, ChunkRecord, run_gym, run_jax
 from oakrl.lab.tables import read_episodes, read_table, write_episodes
+from oakrl.lab.tensorboard import ChunkScalars
 
 
 class RunPlan(NamedTuple):
@@ -223,18 +224,22 @@ def _execute(plan: RunPlan, on_event: Callable[[Event], None] | None = None) -> 
     rec = Recorder(spec.seeds)
     first = plan.resume_step
     last_saved = 0
+    board: ChunkScalars | None = None  # TensorBoard scalars per chunk, next to the tables
 
     def on_start(done: int, compile_s: float) -> None:
-        nonlocal first
+        nonlocal first, board
         first = done
         if path is not None:
             # Once compiled: a run that fails to build or compile (out of memory in XLA) leaves
             # no config.json that would refuse the corrected command in the same directory.
             write_json(path / "config.json", plan.identity)
+            board = ChunkScalars(path, spec.seeds)
         emit(Started(plan, done, compile_s))
 
     def on_chunk(record: ChunkRecord) -> None:
         rec(record)
+        if board is not None:
+            board(record)
         bad = _bad_metric(record)
         if bad is not None:
             raise _diverged(bad[0], record.end_step, bad[1], path)
@@ -298,6 +303,8 @@ def _execute(plan: RunPlan, on_event: Callable[[Event], None] | None = None) -> 
             )  # fmt: skip
             if path is not None:
                 save(spec.steps, final)
+    if board is not None:
+        board.close()  # (flushed per chunk: a run that raised loses nothing by not closing it)
 
     summary = summarize(spec, plan.continuing, rec, compile_s, stream_s, spec.steps - first)
     if first:
