@@ -242,6 +242,30 @@ def agents() -> None:
         print(f"{'':<{width}}  options: {opts}")
 
 
+@app.command("runs")
+@click.argument("directory", default="runs")
+@click.option(
+    "--where", multiple=True, metavar="COLUMN=VALUE", help="Keep rows where COLUMN is VALUE (repeatable)."
+)
+@click.option("--sort", default=None, metavar="COLUMN", help="Sort by COLUMN ('-COLUMN': descending).")
+@click.option(
+    "--sql",
+    default=None,
+    metavar="QUERY",
+    help="DuckDB SQL over the views runs, episodes and diagnostics (all runs' rows, a `run` column "
+    "naming each run's path); pip install 'oakrl[query]'.",
+)
+def runs(directory, where, sort, sql) -> None:
+    """One table of every run and study under DIRECTORY [default: runs], or an SQL query over them."""
+    from oakrl.lab import catalog
+
+    if sql is not None:
+        columns, rows = catalog.query(directory, sql)
+        print(catalog.format_table([dict(zip(columns, r, strict=True)) for r in rows], columns))
+        return
+    print(catalog.format_table(catalog.select(catalog.find_runs(directory), list(where), sort)))
+
+
 @app.command()
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("--out", default=None, help="Figure path (.png/.pdf/.svg).")

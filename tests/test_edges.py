@@ -24,6 +24,7 @@ from oakrl.lab.outdir import LOCK, default_out, lock_dir
 from oakrl.lab.run import prepare, run
 from oakrl.lab.spec import RunSpec
 
+TINY_OPTS = {"hidden": (16, 16)}
 TINY = ["--opt", "hidden=16,16", "--steps", "600", "--chunk", "200", "--no-plot"]
 
 
@@ -351,3 +352,36 @@ def test_a_run_writes_tensorboard_scalars_that_tensorboard_reads(tmp_path):
     loader = pytest.importorskip("tensorboard.backend.event_processing.event_file_loader")
     tags = {v.tag for e in loader.EventFileLoader(str(events)).Load() for v in e.summary.value}
     assert {"average_reward", "steps_per_second", "return/mean"} <= tags
+
+
+# --------------------------------------------------------------------------- oakrl runs
+
+
+def test_runs_lists_runs_and_a_study_and_sql_counts_their_episodes(tmp_path, capsys):
+    # Bug: comparing runs meant opening their summary.json files one by one.
+    from oakrl.study.common import start_study
+
+    root = tmp_path / "runs"
+    results = [
+        run(RunSpec(steps=400, chunk=200, seed=s, agent_options=TINY_OPTS, out=str(root / f"r{s}")))
+        for s in range(3)
+    ]
+    study, _ = start_study(root / "study", {"study": "demo"})
+    oakrl.io.write_json(study / "summary.json", {"study": "demo"})
+    assert main(["runs", str(root), "--sort", "-final_return"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 + 4 and lines[0].split()[:3] == ["kind", "status", "env"]
+    assert sum(line.startswith("run ") for line in lines) == 3 and sum("study" in x for x in lines) == 1
+    finals = [r.summary["final_return"]["mean"] for r in results]
+    finals = [f for f in finals if f is not None]
+    if finals:
+        assert f"{max(finals):.4g}" in lines[1]  # sorted, best first (runs without one last)
+    assert main(["runs", str(root), "--where", "kind=study"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    pytest.importorskip("duckdb")
+    sql = "SELECT count(*) AS n, count(DISTINCT run) AS k FROM episodes"
+    assert main(["runs", str(root), "--sql", sql]) == 0
+    n, k = capsys.readouterr().out.strip().splitlines()[1].split()
+    assert (int(n), int(k)) == (sum(len(r.episodes["return"]) for r in results), 3)
+    assert main(["runs", str(root), "--sql", "SELECT nonsense FROM nowhere"]) == 2
+    assert "--sql" in one_line_error(capsys)
