@@ -137,6 +137,12 @@ class DirLock:
 
     def release(self) -> None:
         if self.fd >= 0:
+            # Removed while still held, so a directory is left as the run made it; a process that
+            # opened the old file meanwhile sees it unlinked and tries again (`lock_dir`).
+            try:
+                (self.path / LOCK).unlink(missing_ok=True)
+            except OSError:
+                pass
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = -1
 
@@ -152,24 +158,32 @@ def lock_dir(out: str | os.PathLike) -> DirLock:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory; choose another path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise StorageError(path, e) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    for _ in range(100):
         try:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        finally:
-            os.close(fd)
-        raise ConfigError(
-            f"--out {out} is in use by another run (PID {holder}); wait for it to end or use another --out"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return DirLock(fd, path)
+            path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StorageError(path, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise ConfigError(
+                f"--out {out} is in use by another run (PID {holder}); wait for it or use another --out"
+            ) from None
+        try:
+            current = os.stat(path / LOCK).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return DirLock(fd, path)
+        os.close(fd)  # the holder released (and removed) it between our open and flock: again
+    raise ConfigError(f"--out {out}: could not take its lock; try again")
 
 
 def default_out(env: str, agent: str, root: str | os.PathLike = "runs") -> str:
