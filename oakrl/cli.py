@@ -185,12 +185,18 @@ def resume(directory, plot) -> None:
     show_default=True,
     help="local: worker processes on this machine; ray: a ray cluster (pip install oakrl[ray]).",
 )
+@click.option(
+    "--address",
+    default=None,
+    metavar="HOST:PORT",
+    help="ray backend: the cluster's head (`ray start --head`) [default: RAY_ADDRESS, else a local one].",
+)
 @click.option("--workers", default=1, show_default=True, help="Trials at once (local backend).")
 @click.option("--plot/--no-plot", default=False, show_default=True, help="Write each trial's curve.png.")
 @cpu_threads_option(
     "XLA:CPU threads per trial [default: all CPUs]; --workers 2 --cpu-threads 1 suits 2 cores.", expose=True
 )
-def sweep(spec, out, backend, workers, plot, cpu_threads) -> None:
+def sweep(spec, out, backend, address, workers, plot, cpu_threads) -> None:
     """Run a grid of trials (configs x seeds x environments) from the TOML file SPEC.
 
     \b
@@ -201,11 +207,13 @@ def sweep(spec, out, backend, workers, plot, cpu_threads) -> None:
     """
     from oakrl.lab.sweep import run_sweep
 
+    if address is not None and backend != "ray":
+        raise ConfigError("--address is for --backend ray")
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
     results = run_sweep(
         spec, out, backend=backend, workers=workers, finish=write_curve if plot else None, log=print,
-        cpu_threads=cpu_threads,
+        cpu_threads=cpu_threads, address=address,
     )  # fmt: skip
     statuses = [r["status"] for r in results]
     print(
