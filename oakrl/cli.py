@@ -16,7 +16,8 @@ import sys
 
 import click
 
-from oakrl.errors import ConfigError, Diverged, Interrupted, StorageError
+from oakrl.errors import ConfigError, Diverged, Interrupted
+from oakrl.io import StorageError
 from oakrl.lab.cpu import cpu_threads_option
 
 EXIT_DIVERGED = 3  # a run's agent state or metrics turned non-finite; its last checkpoint is kept

@@ -29,9 +29,23 @@ from typing import Any
 
 import numpy as np
 
-from oakrl.errors import StorageError
-
 PathLike = str | os.PathLike
+
+
+class StorageError(OSError):
+    """A file could not be written or read (no space, read-only file system, permission).
+
+    The message names the path and the cause, in one line; the CLI exits with code 4. Files are
+    replaced whole (oakrl.io), so a run's last good checkpoint stays usable.
+    """
+
+    def __init__(self, path: object, cause: OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(cause.errno, f"cannot write {path}: {reason}")
+        self.path, self.cause = str(path), cause
+
+    def __str__(self) -> str:
+        return self.strerror or ""
 
 
 def tmp_path(path: PathLike) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from oakrl import __version__
-from oakrl.errors import ConfigError, StorageError
-from oakrl.io import json_default
+from oakrl.errors import ConfigError
+from oakrl.io import StorageError, json_default
 from oakrl.lab.checkpoint import config_hash
 from oakrl.lab.spec import RunSpec
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from oakrl.errors import StorageError
+from oakrl.io import StorageError
 
 _POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
 _TABLE = []
