@@ -3,7 +3,9 @@
 Bad input never produces a traceback: one line on stderr saying what is wrong and what is
 valid, exit code 2. A diverged run (NaN/inf in the agent state or metrics) exits with code 3
 and one line naming the seed, the step and the quantity; a run stopped by SIGINT/SIGTERM
-checkpoints first and exits with 128 + the signal number.
+checkpoints first and exits with 128 + the signal number. A file that cannot be written or read
+(no space, read-only file system, permission) exits with code 4 and one line naming the path
+and the cause; the run's last good checkpoint stays usable.
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from pathlib import Path
 
 import click
 
 from oakrl.errors import ConfigError, Diverged, Interrupted
+from oakrl.io import StorageError
 from oakrl.lab.cpu import cpu_threads_option
 
 EXIT_DIVERGED = 3  # a run's agent state or metrics turned non-finite; its last checkpoint is kept
+EXIT_STORAGE = 4  # a file could not be written or read (no space, read-only, permission)
 
 
 @click.group(
@@ -29,11 +31,6 @@ EXIT_DIVERGED = 3  # a run's agent state or metrics turned non-finite; its last 
 @click.version_option(package_name="oakrl", prog_name="oakrl")
 def app() -> None:
     """Agents that learn from their own experience, continually."""
-
-
-def _default_out(env: str, agent: str) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return str(Path("runs") / f"{env.replace(':', '_').replace('/', '_')}_{agent}_{stamp}")
 
 
 @app.command()
@@ -111,7 +108,8 @@ def run(ctx, config_file, out, opt, plot, **flags) -> None:
 
     \b
     Exit codes: 0 done (or already complete), 2 bad input, 3 diverged (NaN/inf; the last good
-    checkpoint is kept), 128+N stopped by signal N after checkpointing (resume it).
+    checkpoint is kept), 4 a file could not be written (no space, read-only, permission; the last
+    good checkpoint is kept), 128+N stopped by signal N after checkpointing (resume it).
     """
     from click.core import ParameterSource
 
@@ -119,14 +117,24 @@ def run(ctx, config_file, out, opt, plot, **flags) -> None:
 
     given = {k: v for k, v in flags.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     spec = spec_from_cli(config_file, given, opt)
-    _run_with_progress(spec.replace(out=out or spec.out or _default_out(spec.env, spec.agent)), plot)
+    if out or spec.out:
+        _run_with_progress(spec.replace(out=out or spec.out), plot)
+        return
+    from oakrl.lab.outdir import default_out, discard_unused
+
+    claimed = default_out(spec.env, spec.agent)  # a new directory, never another run's
+    try:
+        _run_with_progress(spec.replace(out=claimed), plot)
+    except ConfigError:
+        discard_unused(claimed)  # refused before anything was written: leave no empty directory
+        raise
 
 
 def _run_with_progress(spec, plot: bool) -> None:
     """prepare, then execute with a progress bar; prints where the results are."""
     from rich.console import Console
 
-    from oakrl.lab.progress import ProgressBar
+    from oakrl.lab.progress import PlainProgress, ProgressBar
     from oakrl.lab.run import execute, prepare
 
     console = Console(stderr=True)
@@ -139,16 +147,22 @@ def _run_with_progress(spec, plot: bool) -> None:
     if plan.status == "resume":
         step = plan.resume_step
         console.print(f"resuming {out} from step {step:,}" if step else f"restarting {out} (no checkpoint)")
-    with ProgressBar(console, f"{spec.agent} on {spec.env} x{spec.seeds}", spec.steps, spec.seeds) as bar:
+    label = f"{spec.agent} on {spec.env} x{spec.seeds}"
+    if console.is_terminal:
+        bar = ProgressBar(console, label, spec.steps, spec.seeds)
+    else:  # a log file or a pipe: plain lines as the run goes
+        bar = PlainProgress(sys.stderr, label, spec.steps, spec.seeds)
+    with bar:
         result = execute(plan, bar)
     if plot:
         write_curve(result)
     summary = result.summary
     fr = summary["final_return"]["mean"]
+    sps = summary["steps_per_second"]
+    speed = "no steps left to run" if sps is None else f"{sps:,.0f} steps/s"
     console.print(
         f"final return {fr if fr is None else round(fr, 2)} | average reward "
-        f"{summary['average_reward']['mean']:.4f} | {summary['steps_per_second']:,.0f} steps/s "
-        f"(compile {summary['compile_seconds']:.1f} s)"
+        f"{summary['average_reward']['mean']:.4f} | {speed} (compile {summary['compile_seconds']:.1f} s)"
     )
     print(f"results: {out}")
     if plot:
@@ -184,12 +198,18 @@ def resume(directory, plot) -> None:
     show_default=True,
     help="local: worker processes on this machine; ray: a ray cluster (pip install oakrl[ray]).",
 )
+@click.option(
+    "--address",
+    default=None,
+    metavar="HOST:PORT",
+    help="ray backend: the cluster's head (`ray start --head`) [default: RAY_ADDRESS, else a local one].",
+)
 @click.option("--workers", default=1, show_default=True, help="Trials at once (local backend).")
 @click.option("--plot/--no-plot", default=False, show_default=True, help="Write each trial's curve.png.")
 @cpu_threads_option(
     "XLA:CPU threads per trial [default: all CPUs]; --workers 2 --cpu-threads 1 suits 2 cores.", expose=True
 )
-def sweep(spec, out, backend, workers, plot, cpu_threads) -> None:
+def sweep(spec, out, backend, address, workers, plot, cpu_threads) -> None:
     """Run a grid of trials (configs x seeds x environments) from the TOML file SPEC.
 
     \b
@@ -200,11 +220,13 @@ def sweep(spec, out, backend, workers, plot, cpu_threads) -> None:
     """
     from oakrl.lab.sweep import run_sweep
 
+    if address is not None and backend != "ray":
+        raise ConfigError("--address is for --backend ray")
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
     results = run_sweep(
         spec, out, backend=backend, workers=workers, finish=write_curve if plot else None, log=print,
-        cpu_threads=cpu_threads,
+        cpu_threads=cpu_threads, address=address,
     )  # fmt: skip
     statuses = [r["status"] for r in results]
     print(
@@ -239,6 +261,30 @@ def agents() -> None:
         print(f"{name:<{width}}  {info.description}")
         opts = ", ".join(f"{key}={default}" for key, default, _ in info.config.describe())
         print(f"{'':<{width}}  options: {opts}")
+
+
+@app.command("runs")
+@click.argument("directory", default="runs")
+@click.option(
+    "--where", multiple=True, metavar="COLUMN=VALUE", help="Keep rows where COLUMN is VALUE (repeatable)."
+)
+@click.option("--sort", default=None, metavar="COLUMN", help="Sort by COLUMN ('-COLUMN': descending).")
+@click.option(
+    "--sql",
+    default=None,
+    metavar="QUERY",
+    help="DuckDB SQL over the views runs, episodes and diagnostics (all runs' rows, a `run` column "
+    "naming each run's path); pip install 'oakrl[query]'.",
+)
+def runs(directory, where, sort, sql) -> None:
+    """One table of every run and study under DIRECTORY [default: runs], or an SQL query over them."""
+    from oakrl.lab import catalog
+
+    if sql is not None:
+        columns, rows = catalog.query(directory, sql)
+        print(catalog.format_table([dict(zip(columns, r, strict=True)) for r in rows], columns))
+        return
+    print(catalog.format_table(catalog.select(catalog.find_runs(directory), list(where), sort)))
 
 
 @app.command()
@@ -326,7 +372,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_DIVERGED
     except Interrupted as e:
         print(f"oakrl: {_one_line(e)}", file=sys.stderr)
+        if e.abandoned:
+            # A chunk is still computing in XLA, and the interpreter's exit would wait for it
+            # (minutes, hours): leave now. Every file is complete on disk; the lock goes with us.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(128 + e.signum)
         return 128 + e.signum
+    except OSError as e:  # StorageError names the path; any other names its file when it has one
+        where = f"{e.filename}: " if getattr(e, "filename", None) and not isinstance(e, StorageError) else ""
+        print(f"oakrl: {where}{_one_line(e.strerror or e)}", file=sys.stderr)
+        return EXIT_STORAGE
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("oakrl: interrupted", file=sys.stderr)
         return 130

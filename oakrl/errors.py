@@ -19,6 +19,16 @@ class Diverged(RuntimeError):
 class Interrupted(RuntimeError):
     """A run stopped on SIGINT/SIGTERM after checkpointing; resumable. Exit code 128 + signal."""
 
-    def __init__(self, signum: int, step: int, out: str):
-        super().__init__(f"interrupted at step {step}; checkpoint saved, continue with `oakrl resume {out}`")
-        self.signum, self.step, self.out = signum, step, out
+    def __init__(self, signum: int, step: int, out: str, abandoned: bool = False):
+        if not abandoned:
+            message = f"interrupted at step {step}; checkpoint saved, continue with `oakrl resume {out}`"
+        elif step:
+            message = (
+                f"interrupted; the running chunk was abandoned, the last checkpoint is at step {step}: "
+                f"continue with `oakrl resume {out}`"
+            )
+        else:
+            message = f"interrupted before the first checkpoint; `oakrl resume {out}` starts the run over"
+        super().__init__(message)
+        # abandoned: a chunk was still computing (the process should exit without waiting for it)
+        self.signum, self.step, self.out, self.abandoned = signum, step, out, abandoned

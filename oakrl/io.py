@@ -32,6 +32,22 @@ import numpy as np
 PathLike = str | os.PathLike
 
 
+class StorageError(OSError):
+    """A file could not be written or read (no space, read-only file system, permission).
+
+    The message names the path and the cause, in one line; the CLI exits with code 4. Files are
+    replaced whole (oakrl.io), so a run's last good checkpoint stays usable.
+    """
+
+    def __init__(self, path: object, cause: OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(cause.errno, f"cannot write {path}: {reason}")
+        self.path, self.cause = str(path), cause
+
+    def __str__(self) -> str:
+        return self.strerror or ""
+
+
 def tmp_path(path: PathLike) -> str:
     """A fresh hidden name next to `path`, with its suffix: `.<stem>.<pid>.<8 hex><suffix>`.
 
@@ -42,16 +58,23 @@ def tmp_path(path: PathLike) -> str:
     return str(path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{path.suffix}"))
 
 
-def _fsync(path: PathLike) -> None:
-    """Flushes a file's (or a directory's) data to disk; best effort where the OS refuses."""
+def _fsync(path: PathLike, directory: bool = False) -> None:
+    """Flushes a file's (or a directory's) data to disk.
+
+    A file's fsync error is raised: on NFS and full disks ENOSPC/EIO often surface only here,
+    and the data did not reach the disk. A directory's is ignored (some file systems refuse it).
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return
+        if directory:
+            return
+        raise
     try:
         os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on a directory
-        pass
+    except OSError:
+        if not directory:
+            raise
     finally:
         os.close(fd)
 
@@ -61,6 +84,8 @@ def atomic_path(path: PathLike) -> Iterator[str]:
     """Yields a temporary path to write; on leaving the block, the file replaces `path` whole.
 
     If the block raises (or is interrupted), the temporary is removed and `path` is untouched.
+    An OSError (no space, read-only file system, permission) becomes a StorageError naming
+    `path` and the cause in one line.
     """
     path = Path(path)
     tmp = tmp_path(path)
@@ -68,10 +93,15 @@ def atomic_path(path: PathLike) -> Iterator[str]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        try:
+            Path(tmp).unlink(missing_ok=True)
+        except OSError:
+            pass  # the directory itself refuses: there is no temporary either
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise StorageError(path, e) from e
         raise
-    _fsync(path.parent)
+    _fsync(path.parent, directory=True)
 
 
 def write_bytes(path: PathLike, data: bytes) -> Path:

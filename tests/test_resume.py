@@ -27,8 +27,8 @@ import pytest
 from oakrl.cli import main
 from oakrl.errors import ConfigError
 from oakrl.lab import run as run_module
-from oakrl.lab.checkpoint import load_checkpoint, read_pointer
-from oakrl.lab.outdir import compat_hash
+from oakrl.lab.checkpoint import _checksum, load_checkpoint, read_pointer
+from oakrl.lab.outdir import LOCK, compat_hash
 from oakrl.lab.run import ChunkDone, Started, run
 from oakrl.lab.spec import RunSpec
 
@@ -40,7 +40,8 @@ def checkpoint_arrays(directory: Path) -> dict[str, np.ndarray]:
     """Every array of the current checkpoint: the carry's leaves and the recorded metrics."""
     meta = read_pointer(directory)
     with np.load(directory / meta["file"]) as outer:
-        arrays = {k: outer[k] for k in outer.files}
+        # "meta" repeats checkpoint.json's step and hashes (the run's identity, not its state).
+        arrays = {k: outer[k] for k in outer.files if k != "meta"}
     with np.load(io.BytesIO(arrays.pop("carry").tobytes())) as inner:
         arrays.update({f"carry/{k}": inner[k] for k in inner.files})
     return arrays
@@ -213,7 +214,7 @@ def kill_resume_compare(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from_step"] == seen[-1]
     assert_same_run(reference, out)
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != LOCK]
     assert len(list(out.glob("checkpoint-*.npz"))) == 1
 
 
@@ -310,11 +311,16 @@ def test_checkpoint_of_another_version_or_config_is_refused(finished, tmp_path):
     pointer = copy / "checkpoint.json"
     meta = json.loads(pointer.read_text())
     template = None
+
+    def write(**changes):  # a pointer another oakrl wrote, so with a valid checksum
+        fields = {k: v for k, v in meta.items() if k != "checksum"} | changes
+        pointer.write_text(json.dumps({**fields, "checksum": _checksum(fields)}))
+
     with pytest.raises(ConfigError, match="written by oakrl 0.0.1"):
-        pointer.write_text(json.dumps({**meta, "oakrl_version": "0.0.1"}))
+        write(oakrl_version="0.0.1")
         load_checkpoint(copy, template, meta["config_hash"])
     with pytest.raises(ConfigError, match="different config"):
-        pointer.write_text(json.dumps(meta))
+        write()
         load_checkpoint(copy, template, compat_hash({"other": 1}))
     # config.json of another version: refused before anything runs.
     cfg = json.loads((copy / "config.json").read_text())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from oakrl.cli import main
 from oakrl.lab.parse import sweep_specs
@@ -102,3 +104,56 @@ def test_sweep_ray_backend_two_configs_two_seeds(tmp_path, capsys, monkeypatch):
         assert "4 skipped" in capsys.readouterr().out
     finally:
         ray.shutdown()
+
+
+def test_sweep_on_a_ray_head_started_with_ray_start(tmp_path):
+    """A cluster as users run one: `ray start --head`, then `oakrl sweep --address HOST:PORT`.
+
+    Catches a sweep that ignores --address (it would start its own instance) or cannot reach a
+    separately started head. Subprocesses: the head and the sweep are other processes.
+    """
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    pytest = __import__("pytest")
+    pytest.importorskip("ray")
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    if not Path(ray_cli).exists():
+        ray_cli = shutil.which("ray") or pytest.skip("no ray command")
+    with socket.socket() as s:  # a free port for the head
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="disabled", JAX_PLATFORMS="cpu")
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: ray's socket paths have a length limit
+    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--disable-usage-stats"]
+    head += ["--include-dashboard=false", f"--temp-dir={temp}", "--block"]
+    # --block: the head lives as long as this process, so ending it ends only this cluster
+    # (`ray stop` would end every ray process on the machine, other users' included).
+    proc_head = subprocess.Popen(head, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        spec = tmp_path / "sweep.toml"
+        spec.write_text(RAY_SPEC)
+        out = tmp_path / "sweep"
+        argv = [sys.executable, "-m", "oakrl", "sweep", str(spec), "--out", str(out), "--backend", "ray"]
+        argv += ["--address", f"127.0.0.1:{port}"]
+        for _ in range(120):  # the head's port opens once it is up
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc_head.poll() is None, "ray start failed"
+            time.sleep(1)
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "4 trials, 4 complete" in proc.stdout
+    finally:
+        proc_head.terminate()
+        try:
+            proc_head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc_head.kill()
+        shutil.rmtree(temp, ignore_errors=True)

@@ -12,6 +12,10 @@ The .npz is written under a temporary name, synced and renamed (oakrl.io); only 
 replaced (same way) to point at it, and only then are older .npz files removed. A kill at any
 moment therefore leaves either the old or the new checkpoint complete and referenced.
 Loading verifies the sha256, the version and the config hash, and refuses any mismatch.
+checkpoint.json's own fields are inside a checksum too ("checksum": sha256 of its other fields),
+and the .npz repeats the step, version and config hash ("meta"), so an edited pointer (a changed
+step with the .npz's true sha256) is refused rather than trusted. Every archive error (a damaged
+zip re-hashed, a missing entry) is one line (ConfigError).
 """
 
 from __future__ import annotations
@@ -46,7 +50,11 @@ def save_checkpoint(
     """Writes checkpoint-STEP.npz, then points checkpoint.json at it, then drops older ones."""
     directory = Path(directory)
     buf = io.BytesIO()
-    payload = {"carry": np.frombuffer(pytree_to_bytes(carry), np.uint8)}
+    inner = {"step": int(step), "oakrl_version": __version__, "config_hash": cfg_hash}
+    payload = {
+        "carry": np.frombuffer(pytree_to_bytes(carry), np.uint8),
+        "meta": np.frombuffer(json.dumps(inner, sort_keys=True).encode(), np.uint8),
+    }
     payload.update({f"rec/{k}": np.asarray(v) for k, v in arrays.items()})
     np.savez(buf, **payload)
     data = buf.getvalue()
@@ -61,6 +69,7 @@ def save_checkpoint(
         "config_hash": cfg_hash,
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    meta["checksum"] = _checksum(meta)
     write_bytes(directory / POINTER, (json.dumps(meta, indent=2) + "\n").encode())
     for old in directory.glob(f"{PREFIX}*.npz"):
         if old.name != name:
@@ -68,15 +77,25 @@ def save_checkpoint(
     return directory / name
 
 
+def _checksum(meta: dict[str, Any]) -> str:
+    """sha256 of a pointer's fields other than the checksum itself (canonical JSON)."""
+    return config_hash({k: v for k, v in meta.items() if k != "checksum"})
+
+
 def read_pointer(directory: Path) -> dict[str, Any] | None:
+    """checkpoint.json's fields once its checksum holds; None when there is none."""
     path = Path(directory) / POINTER
     if not path.exists():
         return None
     try:
         meta = json.loads(path.read_text())
         int(meta["step"]), str(meta["file"]), str(meta["sha256"])
-    except (ValueError, KeyError, TypeError, OSError) as e:
-        raise ConfigError(f"{path} is unreadable ({e}); remove it to start the run over") from None
+    except (ValueError, KeyError, TypeError, OSError, AttributeError) as e:
+        raise ConfigError(f"{path} is unreadable ({_one_line(e)}); remove it to start the run over") from None
+    if not isinstance(meta, dict) or meta.get("checksum") != _checksum(meta):
+        raise ConfigError(
+            f"{path} was edited or damaged (its checksum does not match); remove it to start over"
+        )
     return meta
 
 
@@ -100,9 +119,25 @@ def verify_checkpoint(directory: Path, cfg_hash: str) -> tuple[dict[str, Any], b
     file = directory / meta["file"]
     if "/" in meta["file"] or not file.is_file():
         raise ConfigError(f"{where} points to {meta['file']}, which is missing; remove {where} to start over")
-    data = file.read_bytes()
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        why = e.strerror or e
+        raise ConfigError(f"{file} cannot be read ({why}); remove {where} to start over") from None
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
         raise ConfigError(f"{file} is corrupt (sha256 mismatch); remove {where} to start over")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            inner = json.loads(archive["meta"].tobytes())
+    except Exception as e:  # any archive error (BadZipFile, a missing entry, ...) is one line
+        why = _one_line(e)
+        raise ConfigError(f"{file} is not a readable checkpoint ({why}); remove {where}") from None
+    for field in ("step", "oakrl_version", "config_hash"):
+        if inner.get(field) != meta.get(field):
+            raise ConfigError(
+                f"{where} does not match {meta['file']} ({field} {meta.get(field)!r} there, "
+                f"{inner.get(field)!r} in the archive); remove {where} to start over"
+            )
     return meta, data
 
 
@@ -122,7 +157,12 @@ def load_checkpoint(
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             stored = {k: archive[k] for k in archive.files}
         carry = pytree_from_bytes(template, stored.pop("carry").tobytes())
-    except (ValueError, KeyError, OSError) as e:
-        raise ConfigError(f"{file} does not fit this run's state ({e}); use another --out") from None
+    except Exception as e:  # BadZipFile, a missing entry, a state of another shape: one line
+        why = _one_line(e)
+        raise ConfigError(f"{file} does not fit this run's state ({why}); use another --out") from None
     arrays = {k[len("rec/") :]: v for k, v in stored.items() if k.startswith("rec/")}
     return int(meta["step"]), carry, arrays
+
+
+def _one_line(e: object) -> str:
+    return " ".join(str(e).splitlines())

@@ -7,14 +7,16 @@ config, naming the first field that differs), and summary.json, written last, ma
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from oakrl import __version__
 from oakrl.errors import ConfigError
-from oakrl.io import json_default
+from oakrl.io import StorageError, json_default
 from oakrl.lab.checkpoint import config_hash
 from oakrl.lab.spec import RunSpec
 
@@ -118,3 +120,102 @@ def clean_temporaries(path: Path) -> None:
 
 
 RESULT_STEMS = ("config", "summary", "episodes", "diagnostics", "curve", "checkpoint", "records")
+
+
+LOCK = ".oakrl.lock"
+
+
+class DirLock:
+    """An exclusive OS lock (flock) on a results directory, held while a run writes there.
+
+    The kernel drops it when the process ends, however it ends (exit, crash, SIGKILL), so a
+    stale lock never blocks a resume. The file holds the holder's PID, for the refusal message.
+    """
+
+    def __init__(self, fd: int, path: Path):
+        self.fd, self.path = fd, path
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            # Removed while still held, so a directory is left as the run made it; a process that
+            # opened the old file meanwhile sees it unlinked and tries again (`lock_dir`).
+            try:
+                (self.path / LOCK).unlink(missing_ok=True)
+            except OSError:
+                pass
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = -1
+
+    def __enter__(self) -> DirLock:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def lock_dir(out: str | os.PathLike) -> DirLock:
+    """Creates the directory and locks it; refuses (ConfigError) one locked by a running process."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory; choose another path")
+    for _ in range(100):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StorageError(path, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise ConfigError(
+                f"--out {out} is in use by another run (PID {holder}); wait for it or use another --out"
+            ) from None
+        try:
+            current = os.stat(path / LOCK).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return DirLock(fd, path)
+        os.close(fd)  # the holder released (and removed) it between our open and flock: again
+    raise ConfigError(f"--out {out}: could not take its lock; try again")
+
+
+def default_out(env: str, agent: str, root: str | os.PathLike = "runs") -> str:
+    """A new results directory runs/ENV_AGENT_TIME, created here so that no other run gets it.
+
+    Two runs started in the same second get TIME and TIME-2 (an exclusive mkdir decides, also
+    between machines on one shared file system).
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{env.replace(':', '_').replace('/', '_')}_{agent}_{stamp}"
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(base.parent, e) from None
+    for i in range(1, 10_000):
+        path = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise StorageError(path, e) from None
+        return str(path)
+    raise ConfigError(f"{base}: 10,000 runs started this second already; give --out")
+
+
+def discard_unused(out: str | os.PathLike) -> None:
+    """Removes a directory `default_out` made when the run was refused before writing there."""
+    path = Path(out)
+    try:
+        if {p.name for p in path.iterdir()} <= {LOCK}:
+            (path / LOCK).unlink(missing_ok=True)
+            path.rmdir()
+    except OSError:
+        pass

@@ -173,6 +173,11 @@ def read_sweep(path: str | Path) -> tuple[dict[str, Any], dict[str, list]]:
     base, grid = data.get("base", {}), data.get("grid", {})
     if not isinstance(base, dict) or not isinstance(grid, dict):
         raise ConfigError(f"{path}: [base] and [grid] must be tables")
+    if not grid:  # one trial, silently: almost surely a mistake (a misspelt or missing table)
+        raise ConfigError(
+            f"{path}: no [grid] (or an empty one): a sweep needs a field to vary, e.g. [grid] "
+            "seed = [0, 1]; for one run use `oakrl run --config`"
+        )
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: grid.{key} must be a non-empty list of values, got {values!r}")

@@ -138,7 +138,9 @@ def summarize(
         "wall_seconds": compile_s + stream_s,
         "compile_seconds": compile_s,
         "stream_seconds": stream_s,
-        "steps_per_second": steps_run * spec.seeds / max(stream_s, 1e-9),
+        # None when this process ran no step (a resume from the final checkpoint): no figure
+        # was measured, and 0.0 would read as a run that made no progress.
+        "steps_per_second": steps_run * spec.seeds / max(stream_s, 1e-9) if steps_run else None,
         "final_return": ep["final_return"],
         "average_reward": {
             "mean": float(np.mean(avg)),

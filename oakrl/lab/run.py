@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -43,12 +44,14 @@ from oakrl.core.types import Agent
 from oakrl.errors import ConfigError, Diverged, Interrupted
 from oakrl.io import write_json, write_table
 from oakrl.lab.checkpoint import load_checkpoint, read_pointer, save_checkpoint, verify_checkpoint
-from oakrl.lab.outdir import clean_temporaries, compat_hash, identity, prepare_out
+from oakrl.lab.outdir import clean_temporaries, compat_hash, identity, lock_dir, prepare_out
 from oakrl.lab.recorder import Recorder, summarize
-from oakrl.lab.signals import Signals
+from oakrl.lab.resources import check_memory
+from oakrl.lab.signals import GRACE, Signals
 from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import Carry, ChunkRecord, run_gym, run_jax
 from oakrl.lab.tables import read_episodes, read_table, write_episodes
+from oakrl.lab.tensorboard import ChunkScalars
 
 
 class RunPlan(NamedTuple):
@@ -148,18 +151,26 @@ def build(spec: RunSpec) -> tuple[Any, Agent]:
 
 
 def prepare(spec: RunSpec, start: Callable[[Carry], Carry] | None = None) -> RunPlan:
-    """Builds the run once and settles its directory; refuses (ConfigError) before any write."""
+    """Builds the run once and settles its directory; refuses (ConfigError) before any write.
+
+    Refused: a run that cannot fit in memory (oakrl.lab.resources), a directory of another run,
+    a corrupt checkpoint, and a directory another process is running in (its lock).
+    """
     handle, agent = build(spec)
+    check_memory(spec, handle, agent)  # before the directory is touched
     ident = identity(spec, bool(getattr(handle, "continuing", False)), agent.config.to_dict())
     if spec.out is None:
         return RunPlan(spec, handle, agent, ident, None, "fresh", 0, start)
-    path, status = prepare_out(spec.out, ident)
-    step = 0
-    if status == "complete" and not _readable(path / "summary.json"):
-        status = "resume"  # a damaged summary: finish (re-write) the run from its checkpoint
-    if status == "resume":
-        verified = verify_checkpoint(path, compat_hash(ident))  # refuse a corrupt or foreign one
-        step = verified[0]["step"] if verified else 0
+    # Locked while it is read, so no running process is writing it meanwhile; `execute` takes
+    # the lock again for the whole run.
+    with lock_dir(spec.out):
+        path, status = prepare_out(spec.out, ident)
+        step = 0
+        if status == "complete" and not _readable(path / "summary.json"):
+            status = "resume"  # a damaged summary: finish (re-write) the run from its checkpoint
+        if status == "resume":
+            verified = verify_checkpoint(path, compat_hash(ident))  # refuse a corrupt or foreign one
+            step = verified[0]["step"] if verified else 0
     return RunPlan(spec, handle, agent, ident, path, status, step, start)
 
 
@@ -203,10 +214,33 @@ def execute(
 ) -> RunResult:
     """Runs the plan to its last step (or reads back a finished one); returns its result.
 
+    The results directory is locked (flock) for the whole call: a second process refuses it.
     on_state(steps done, stream state [S, ...]) is called at every chunk boundary (JAX
     environments only): studies that look inside the agent along its lifetime (e.g. copy its
     learned models, oakrl/study/option_planning.py) read it there; it must not keep device
     buffers it does not copy."""
+    if plan.path is None:
+        return _execute(plan, on_event, on_state)
+    with lock_dir(plan.path):
+        _unchanged_since_prepare(plan)
+        return _execute(plan, on_event, on_state)
+
+
+def _unchanged_since_prepare(plan: RunPlan) -> None:
+    """Refuses a directory that another process wrote between `prepare` and `execute`."""
+    path = plan.path
+    meta = read_pointer(path) if plan.status != "complete" else None
+    now = (meta or {}).get("step", 0)
+    fresh_now = not (path / "config.json").exists() and not (path / "summary.json").exists()
+    if (plan.status == "fresh" and not fresh_now) or (plan.status == "resume" and now != plan.resume_step):
+        raise ConfigError(f"--out {path} was changed by another run since this one was prepared; run again")
+
+
+def _execute(
+    plan: RunPlan,
+    on_event: Callable[[Event], None] | None = None,
+    on_state: Callable[[int, Carry], None] | None = None,
+) -> RunResult:
     emit = on_event or (lambda event: None)
     spec, path = plan.spec, plan.path
     if plan.status == "complete":
@@ -216,18 +250,25 @@ def execute(
     cfg_hash = compat_hash(plan.identity)
     if path is not None:
         clean_temporaries(path)
-        write_json(path / "config.json", plan.identity)
     rec = Recorder(spec.seeds)
     first = plan.resume_step
     last_saved = 0
+    board: ChunkScalars | None = None  # TensorBoard scalars per chunk, next to the tables
 
     def on_start(done: int, compile_s: float) -> None:
-        nonlocal first
+        nonlocal first, board
         first = done
+        if path is not None:
+            # Once compiled: a run that fails to build or compile (out of memory in XLA) leaves
+            # no config.json that would refuse the corrected command in the same directory.
+            write_json(path / "config.json", plan.identity)
+            board = ChunkScalars(path, spec.seeds)
         emit(Started(plan, done, compile_s))
 
     def on_chunk(record: ChunkRecord) -> None:
         rec(record)
+        if board is not None:
+            board(record)
         bad = _bad_metric(record)
         if bad is not None:
             raise _diverged(bad[0], record.end_step, bad[1], path)
@@ -278,6 +319,12 @@ def execute(
             if signals.received is not None:
                 raise Interrupted(signals.received, done, str(path))
 
+        def poll() -> None:
+            # A chunk can take hours: past the grace period, give it up and stop at the last
+            # checkpoint (every checkpoint is complete on disk; nothing of this chunk is written).
+            if signals.received is not None and time.monotonic() - signals.at > GRACE:
+                raise Interrupted(signals.received, last_saved, str(path), abandoned=True)
+
         keys = seed_keys(spec.seed, spec.seeds, spec.prng)
         if spec.gym:
             from oakrl.envs.gym_bridge import gym_schedule
@@ -294,9 +341,12 @@ def execute(
             final, compile_s, stream_s = run_jax(
                 plan.agent, plan.handle, spec.steps, keys, spec.chunk, spec.window, on_chunk,
                 restore=restore, on_boundary=on_boundary, on_start=on_start,
+                poll=poll if signals.enabled and path is not None else None,
             )  # fmt: skip
         if path is not None:
             save(spec.steps, final)
+    if board is not None:
+        board.close()  # (flushed per chunk: a run that raised loses nothing by not closing it)
 
     summary = summarize(spec, plan.continuing, rec, compile_s, stream_s, spec.steps - first)
     if first:

@@ -1,10 +1,20 @@
-"""SIGINT/SIGTERM during a run: finish the chunk, checkpoint, stop (the lab's signal handlers)."""
+"""SIGINT/SIGTERM during a run: finish the chunk, checkpoint, stop (the lab's signal handlers).
+
+A chunk that does not end within `GRACE` seconds of the signal is abandoned (oakrl/lab/run.py):
+the run stops at its last checkpoint, so a stop never waits for a long chunk.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 from typing import Any
+
+# Seconds a running chunk may take to end after SIGINT/SIGTERM before it is abandoned; the
+# environment variable OAKRL_STOP_GRACE changes it (0: stop at once, at the last checkpoint).
+GRACE = float(os.environ.get("OAKRL_STOP_GRACE", "3"))
 
 
 class Signals:
@@ -13,6 +23,7 @@ class Signals:
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self.received: int | None = None
+        self.at = 0.0  # time.monotonic() of the first signal
         self.old: dict[int, Any] = {}
 
     def __enter__(self):
@@ -21,14 +32,14 @@ class Signals:
                 self.old[sig] = signal.signal(sig, self._handle)
             # A Ctrl-C that came before (while jax imported) and that Python swallowed: honour it.
             if getattr(self.old[signal.SIGINT], "received", None) is not None:
-                self.received = signal.SIGINT
+                self.received, self.at = signal.SIGINT, time.monotonic()
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.received is not None:  # a second signal: stop now
             signal.signal(signum, self.old.get(signum, signal.SIG_DFL))
             raise KeyboardInterrupt
-        self.received = signum
+        self.received, self.at = signum, time.monotonic()
 
     def __exit__(self, *exc):
         for sig, handler in self.old.items():

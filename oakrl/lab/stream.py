@@ -14,6 +14,7 @@ inside the scan and averaged per chunk.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -76,6 +77,7 @@ def init_carry(agent: Agent, handle, key: jax.Array) -> Carry:
     agent_state = agent.init(k_agent, handle.obs_spec, handle.action_spec)
     obs, env_state = handle.env.reset(k_env, handle.params)
     zero = jnp.zeros((), jnp.float32)
+    n_keys = len(info_keys(agent, handle))  # traces the agent's step: once, not per field
     return Carry(
         agent=agent_state,
         env=env_state,
@@ -84,8 +86,8 @@ def init_carry(agent: Agent, handle, key: jax.Array) -> Carry:
         t=jnp.zeros((), jnp.int32),
         episode_return=zero,
         reward_sum=zero,
-        info_sum=jnp.zeros(len(info_keys(agent, handle)), jnp.float32),
-        info_count=jnp.zeros(len(info_keys(agent, handle)), jnp.float32),
+        info_sum=jnp.zeros(n_keys, jnp.float32),
+        info_count=jnp.zeros(n_keys, jnp.float32),
     )
 
 
@@ -194,6 +196,7 @@ def run_jax(
     restore: Callable[[Carry], tuple[int, Carry]] | None = None,
     on_boundary: Callable[[int, Carry], None] | None = None,
     on_start: Callable[[int, float], None] | None = None,
+    poll: Callable[[], None] | None = None,
 ) -> tuple[Carry, float, float]:
     """Runs `steps` steps for every seed key [S]. Returns (final carry, compile s, stream s).
 
@@ -204,7 +207,10 @@ def run_jax(
     rest of the stream runs the same compiled chunks as an uninterrupted run (bit-identical).
     on_boundary(steps done, carry) is called after every chunk's on_chunk (to check and save
     the carry; it may raise to stop the stream). on_start(steps done, compile seconds) is
-    called once, when compilation is over and the stream starts.
+    called once, when compilation is over and the stream starts. poll() is called about every
+    50 ms while a chunk computes (the chunk runs asynchronously; the main thread waits in
+    Python, so signal handlers run): it may raise to abandon the chunk, the stream then ends at
+    its last boundary whatever the chunk's length. The computation itself is unchanged.
     """
     t0 = time.perf_counter()
     carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys)
@@ -228,6 +234,8 @@ def run_jax(
     t1 = time.perf_counter()
     for length in lengths:
         carry, out = compiled[length](carry)
+        if poll is not None:
+            _wait(out.task, poll)
         record = record_chunk(out, carry, done, length, keys)  # blocks until the chunk is done
         done += length
         if on_chunk is not None:
@@ -236,6 +244,25 @@ def run_jax(
             on_boundary(done, carry)
     jax.block_until_ready(carry)
     return carry, compile_s, time.perf_counter() - t1
+
+
+def _wait(x: jax.Array, poll: Callable[[], None], every: float = 0.05) -> None:
+    """Waits for `x` in Python (not inside XLA), calling poll() every `every` seconds.
+
+    A helper thread blocks on the array and wakes the main thread the moment it is ready (no
+    polling latency on short chunks); the main thread's timed wait lets signal handlers run.
+    """
+    if x.is_ready():
+        return
+    ready = threading.Event()
+
+    def block() -> None:
+        x.block_until_ready()
+        ready.set()
+
+    threading.Thread(target=block, daemon=True).start()
+    while not ready.wait(every):
+        poll()
 
 
 def run_gym(

@@ -74,8 +74,12 @@ def run_sweep(
     finish: Finish | None = None,
     log: Callable[[str], None] | None = None,
     cpu_threads: int | None = None,
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Runs (or completes) every trial of `spec` under `out`; returns one entry per trial.
+
+    address: the ray backend's cluster ("HOST:PORT" of a head started with `ray start --head`);
+    None: RAY_ADDRESS if set, else a ray instance started for this sweep.
 
     cpu_threads: XLA:CPU threads per trial (all usable CPUs when None). With the local backend
     each worker process applies it as it starts; `--workers 2 --cpu-threads 1` suits a 2-core
@@ -116,7 +120,7 @@ def run_sweep(
 
     _write_index(root, spec, todo, results)
     if backend == "ray":
-        _run_ray(pending, finish, record, cpu_threads)
+        _run_ray(pending, finish, record, cpu_threads, address)
     elif workers == 1 or not pending:
         for name, trial in pending:
             record(name, run_trial(trial, finish, cpu_threads))
@@ -143,7 +147,9 @@ def _write_index(root: Path, spec, todo, results) -> None:
     write_json(root / "sweep.json", {"spec": str(spec), "trials": rows})
 
 
-def _run_ray(pending, finish: Finish | None, record, cpu_threads: int | None = None) -> None:
+def _run_ray(
+    pending, finish: Finish | None, record, cpu_threads: int | None = None, address: str | None = None
+) -> None:
     try:
         import ray
     except ImportError:
@@ -155,7 +161,10 @@ def _run_ray(pending, finish: Finish | None, record, cpu_threads: int | None = N
 
         with warnings.catch_warnings():  # ray starts its processes by fork+exec: safe with JAX
             warnings.filterwarnings("ignore", message=".*os.fork", category=RuntimeWarning)
-            ray.init(ignore_reinit_error=True, log_to_driver=False)
+            try:
+                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+            except ConnectionError as e:
+                raise ConfigError(f"--address {address}: no ray cluster there ({_first(e)})") from None
     remote = ray.remote(num_cpus=cpu_threads or 1)(run_trial)
     refs = {
         remote.remote(trial.replace(out=str(Path(trial.out).resolve())), finish, cpu_threads): name
@@ -169,3 +178,8 @@ def _run_ray(pending, finish: Finish | None, record, cpu_threads: int | None = N
         except Exception as e:
             result = {"status": "failed", "message": f"ray task failed: {type(e).__name__}: {e}"}
         record(refs[ready[0]], result)
+
+
+def _first(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
