@@ -26,9 +26,9 @@ from pathlib import Path
 import jax
 
 from oakrl.envs.gym_bridge import make_gym
+from oakrl.lab.bridge import run_gym
 from oakrl.lab.run import build, seed_keys
 from oakrl.lab.spec import RunSpec
-from oakrl.lab.stream import run_gym
 
 
 def load_old(tree: str):
@@ -50,7 +50,7 @@ def main() -> None:
     p.add_argument("--seeds", default="1,4,8,16", help="seed counts, comma-separated")
     p.add_argument("--cartpole-steps", type=int, default=2000, help="steps per seed")
     p.add_argument("--mujoco-steps", type=int, default=500, help="steps per seed")
-    p.add_argument("--vector", default="sync", help="sync | async: this tree's vector environment")
+    p.add_argument("--vector", default="loop", help="loop | sync | async: this tree's vector environment")
     p.add_argument("--only", default=None, help="cartpole | mujoco")
     args = p.parse_args()
     print(

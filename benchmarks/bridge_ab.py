@@ -17,7 +17,11 @@ import statistics
 import time
 
 import oakrl
-from oakrl.lab.stream import run_gym
+
+try:  # the gymnasium path's own module (0.2, later)
+    from oakrl.lab.bridge import run_gym
+except ImportError:
+    from oakrl.lab.stream import run_gym
 
 try:  # the pipeline (0.2)
     from oakrl.lab.run import build, seed_keys

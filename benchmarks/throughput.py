@@ -25,10 +25,10 @@ import jax
 import numpy as np
 from timing import bytes_per_agent_step, timed_jax
 
+from oakrl.lab.bridge import run_gym
 from oakrl.lab.cpu import limit_cpu_threads
 from oakrl.lab.run import build, seed_keys
 from oakrl.lab.spec import RunSpec
-from oakrl.lab.stream import run_gym
 
 
 def copy_bandwidth(mib: int = 256, repeats: int = 5) -> float:

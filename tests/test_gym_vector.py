@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from oakrl.envs.gym_bridge import GymSchedule, make_gym
+from oakrl.envs.gym_bridge import make_gym
+from oakrl.envs.gym_vector import GymSchedule
 from oakrl.errors import ConfigError
 from oakrl.lab import RunSpec, execute, prepare
 from oakrl.lab.run import ChunkDone

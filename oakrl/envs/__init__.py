@@ -8,7 +8,8 @@ make_gym(gym_id, options=None) -> GymHandle, whose make(seed) gives an auto-rese
 """
 
 from oakrl.envs.base import EnvHandle
-from oakrl.envs.gym_bridge import GymHandle, GymSchedule, GymStream, GymVector, make_gym
+from oakrl.envs.gym_bridge import GymHandle, GymStream, make_gym
+from oakrl.envs.gym_vector import GymSchedule, GymVector
 from oakrl.envs.registry import list_envs, make_env
 
 __all__ = [

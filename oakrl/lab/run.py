@@ -41,15 +41,17 @@ import numpy as np
 from oakrl.agents import AGENTS, make_agent
 from oakrl.core.config import RunFacts
 from oakrl.core.types import Agent
-from oakrl.errors import ConfigError, Diverged, Interrupted
+from oakrl.errors import ConfigError, Interrupted
 from oakrl.io import write_json, write_table
+from oakrl.lab.bridge import run_gym
 from oakrl.lab.checkpoint import load_checkpoint, read_pointer, save_checkpoint, verify_checkpoint
+from oakrl.lab.health import bad_metric, diverged, nonfinite
 from oakrl.lab.outdir import clean_temporaries, compat_hash, identity, lock_dir, prepare_out
 from oakrl.lab.recorder import Recorder, summarize
 from oakrl.lab.resources import check_memory
 from oakrl.lab.signals import GRACE, Signals
 from oakrl.lab.spec import RunSpec
-from oakrl.lab.stream import Carry, ChunkRecord, run_gym, run_jax
+from oakrl.lab.stream import Carry, ChunkRecord, run_jax
 from oakrl.lab.tables import read_episodes, read_table, write_episodes
 from oakrl.lab.tensorboard import ChunkScalars
 
@@ -269,9 +271,9 @@ def _execute(
         rec(record)
         if board is not None:
             board(record)
-        bad = _bad_metric(record)
+        bad = bad_metric(record)
         if bad is not None:
-            raise _diverged(bad[0], record.end_step, bad[1], path)
+            raise diverged(bad[0], record.end_step, bad[1], path)
         emit(ChunkDone(plan, record.end_step, record))
 
     def save(done: int, carry: Carry) -> None:
@@ -304,9 +306,9 @@ def _execute(
     with Signals(enabled=path is not None) as signals:
 
         def on_boundary(done: int, carry: Carry) -> None:
-            bad = _nonfinite(carry, spec.seeds)
+            bad = nonfinite(carry, spec.seeds)
             if bad is not None:
-                raise _diverged(bad[0], done, bad[1], path)
+                raise diverged(bad[0], done, bad[1], path)
             if records is not None:
                 rec.add_records(done, records(carry.agent))
             if on_state is not None:
@@ -327,7 +329,7 @@ def _execute(
 
         keys = seed_keys(spec.seed, spec.seeds, spec.prng)
         if spec.gym:
-            from oakrl.envs.gym_bridge import gym_schedule
+            from oakrl.envs.gym_vector import gym_schedule
 
             seeds = [spec.seed * 10_000 + i for i in range(spec.seeds)]
             schedule = None
@@ -386,37 +388,3 @@ def _write_tables(path: Path, rec: Recorder) -> None:
     write_table(path / "diagnostics.parquet", rec.diagnostics())
     if rec.records:
         write_table(path / "records.parquet", rec.records_table())
-
-
-def _nonfinite(carry: Carry, seeds: int) -> tuple[int, str] | None:
-    """(seed, leaf name) of the first non-finite value of the agent state, or None."""
-    named, _ = jax.tree_util.tree_flatten_with_path(carry.agent)
-    for kp, leaf in named:
-        if not (hasattr(leaf, "dtype") and jax.numpy.issubdtype(leaf.dtype, jax.numpy.inexact)):
-            continue
-        ok = np.isfinite(np.asarray(leaf)).reshape(seeds, -1).all(axis=1)
-        if not ok.all():
-            return int(np.argmin(ok)), "agent state " + jax.tree_util.keystr(kp)
-    return None
-
-
-def _bad_metric(record: ChunkRecord) -> tuple[int, str] | None:
-    bad = ~np.isfinite(np.asarray(record.ret))
-    if bad.any():
-        return int(record.seed[np.argmax(bad)]), "episode return"
-    bad = ~np.isfinite(np.asarray(record.reward_sum))
-    if bad.any():
-        return int(np.argmax(bad)), "reward sum"
-    return None
-
-
-def _diverged(seed: int, step: int, quantity: str, path: Path | None) -> Diverged:
-    meta = None
-    if path is not None:
-        try:
-            meta = read_pointer(path)
-        except ConfigError:
-            meta = None
-    kept = f"last good checkpoint: step {meta['step']}" if meta else "no checkpoint was written"
-    where = f", in {path}" if path is not None else ""
-    return Diverged(f"diverged: seed {seed}, step {step}: {quantity} is not finite ({kept}{where})")

@@ -1,6 +1,9 @@
 """Calvano, Calzolari, Denicolò & Pastorello (AER 2020)'s baseline, reproduced: do two Q-learning
 sellers learn to collude?
 
+(Over 400 lines on purpose: one experiment readable top to bottom, as a CleanRL script is: the
+sessions' compiled scan, the convergence rule, the impulse response, the summary and the figure.)
+
 Market-v0 (oakrl/envs/market.py: logit demand, 15 prices, the paper's baseline parameters)
 with two of the paper's tabular Q-learners (oakrl/agents/tabular_q.py: alpha = 0.15,
 epsilon_t = exp(-beta t), beta = 4e-6, delta = 0.95, Q initialised by the paper's eq. 8).

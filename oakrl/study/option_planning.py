@@ -1,5 +1,8 @@
 """`oakrl study option-planning`: do the options' models make planning faster?
 
+(Over 400 lines on purpose: one experiment readable top to bottom, as a CleanRL script is: the
+model sets taken from the agent, the planner, the measurement, the summary and the figure.)
+
 Sutton, Machado, Holland, Szepesvari, Timbers, Tanner & White 2023 ("Reward-Respecting Subtasks
 for Model-Based Reinforcement Learning", Artificial Intelligence 324; arXiv 2202.03466) claim
 that models of options from reward-respecting subtasks let planning bring the start state's

@@ -1,0 +1,188 @@
+"""The gymnasium path of a stream: Python steps the environments, the agent step stays jitted.
+
+All seeds' environments are one vector environment (oakrl/envs/gym_vector.py) and all seeds'
+agents step in one compiled, vmapped call per step. The compiled JAX path and the records both
+paths share (Carry, ChunkRecord, chunking) are in oakrl/lab/stream.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from oakrl.core.types import Agent, TimeStep, first_timestep
+from oakrl.lab.stream import Carry, ChunkRecord, chunk_lengths
+
+PyTree = Any
+
+
+def run_gym(
+    agent: Agent,
+    handle,
+    steps: int,
+    seed_keys: jax.Array,
+    seeds: list[int],
+    chunk: int = 10_000,
+    on_chunk: Callable[[ChunkRecord], None] | None = None,
+    on_start: Callable[[int, float], None] | None = None,
+    restore: Callable[[Carry], tuple[int, Carry]] | None = None,
+    on_boundary: Callable[[int, Carry], None] | None = None,
+    schedule: Any = None,
+) -> tuple[Carry, float, float]:
+    """Gymnasium environments: one vector environment steps every seed's environment, one
+    jitted call steps every seed's agent. Returns (final carry, compile s, stream s).
+
+    The Carry is the host's: agent (the agent states [S, ...]), env (one bytes snapshot per
+    seed's environment, as uint8 arrays: filled at chunk boundaries, for checkpoints), timestep,
+    key, t, episode_return and reward_sum (float64: the host sums in double precision).
+    restore and on_boundary as in run_jax; restore's carry must hold the snapshots in env.
+    schedule: an oakrl.envs.gym_vector.GymSchedule (None: the environment as it is).
+    """
+    t0 = time.perf_counter()
+    vec = handle.vector(seeds, schedule)
+    try:
+        return _run_vector(
+            agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start, restore, on_boundary, t0
+        )
+    finally:
+        vec.close()
+
+
+def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start, restore, on_boundary, t0):
+    n = len(vec.seeds)
+    obs = vec.reset()
+    k_agent, k_run = jax.vmap(lambda k: tuple(jax.random.split(k, 2)))(seed_keys)
+    state = jax.jit(jax.vmap(lambda k: agent.init(k, handle.obs_spec, handle.action_spec)))(k_agent)
+    vstep = jax.vmap(agent.step)
+    pack, unpack = _packing(state)
+    ts0 = jax.eval_shape(first_timestep, jax.ShapeDtypeStruct(handle.obs_spec.shape, jnp.float32))
+    _, _, info_shape = jax.eval_shape(agent.step, jax.tree.map(lambda x: x[0], state), ts0, seed_keys[0])
+    info_groups: dict[str, list[str]] = {}
+    for k in sorted(info_shape):
+        info_groups.setdefault(str(info_shape[k].dtype), []).append(k)
+
+    def step_fn(flat, ts, k_run):
+        # One compiled call per step: the key split, the agent step, and the state held as one
+        # buffer per dtype, since a jitted call's cost grows with its argument count and dozens
+        # of state leaves cost more than the step itself on CPU. The barriers keep XLA from
+        # fusing the (un)packing into the step, whose arithmetic then stays bit-identical.
+        k_run, k_step = jax.vmap(lambda k: tuple(jax.random.split(k, 2)))(k_run)
+        state = jax.lax.optimization_barrier(unpack(flat))
+        state, action, info = vstep(state, ts, k_step)
+        # The diagnostics as one [S, K] array per dtype: a host transfer each, not one per key.
+        info = {d: jnp.stack([info[k] for k in ks], -1) for d, ks in info_groups.items()}
+        return pack(jax.lax.optimization_barrier(state)), k_run, action, info
+
+    # flat and k_run are donated (their buffers reused for the outputs); the timestep is not.
+    step_fn = jax.jit(step_fn, donate_argnums=(0, 2))
+    copy_args = jax.jit(lambda flat, k: (jax.tree.map(jnp.copy, flat), jnp.copy(k)))
+    zeros, falses = np.zeros(n, np.float32), np.zeros(n, bool)
+    ts = TimeStep(obs, zeros, falses, falses)
+    lengths = chunk_lengths(steps, chunk)
+    done = 0
+    ep_return, reward_sum = np.zeros(n, np.float64), np.zeros(n, np.float64)
+    if restore is not None:
+        fresh = Carry(
+            state, (), ts, k_run, np.zeros(n, np.int32), ep_return, reward_sum, *[np.zeros((n, 0))] * 2
+        )
+        done, carry = restore(fresh)
+        if done:
+            bounds = np.cumsum([0, *lengths]).tolist()
+            if done not in bounds:
+                raise ValueError(f"checkpoint at step {done} is not on a chunk boundary of this run")
+            lengths = lengths[bounds.index(done) :]
+            vec.restore([np.asarray(s, np.uint8).tobytes() for s in carry.env], done)
+        state, k_run = carry.agent, jnp.asarray(carry.key)
+        ts = TimeStep(*(np.asarray(x) for x in carry.timestep))
+        ep_return = np.array(carry.episode_return, np.float64)
+        reward_sum = np.array(carry.reward_sum, np.float64)
+    flat = jax.jit(pack)(state)
+    # Compile before the clock starts, by a call on copies (the arguments are donated); a call,
+    # not .lower().compile(), so that the jitted function's fast dispatch path is ready too.
+    flat_copy, k_copy = copy_args(flat, k_run)
+    jax.block_until_ready(step_fn(flat_copy, ts, k_copy))
+    # The host's copy of the stream state at a chunk boundary (copies: flat and k_run are donated
+    # to the next step). Compiled here, so that the timed stream includes no compilation.
+    copy_state = jax.jit(lambda flat, k: jax.tree.map(jnp.copy, (unpack(flat), k)))
+
+    def carry_now(with_envs: bool) -> Carry:
+        snaps = tuple(np.frombuffer(b, np.uint8) for b in vec.snapshot()) if with_envs else ()
+        t = np.full(n, done, np.int32)
+        empty = np.zeros((n, 0))
+        agent_state, key = copy_state(flat, k_run)
+        return Carry(agent_state, snaps, ts, key, t, ep_return.copy(), reward_sum.copy(), empty, empty)
+
+    jax.block_until_ready(carry_now(with_envs=False))
+    compile_s = time.perf_counter() - t0
+
+    if on_start is not None:
+        on_start(done, compile_s)
+    t1 = time.perf_counter()
+    for length in lengths:
+        rows: list[tuple[int, int, float, int]] = []
+        info_sum, info_count = {}, {}
+        for i in range(length):
+            task = vec.task
+            flat, k_run, action, info = step_fn(flat, ts, k_run)
+            obs, rew, term, trunc = vec.step(np.asarray(action))
+            ts = TimeStep(obs, rew, term, trunc)
+            ep_return += rew
+            reward_sum += rew
+            for j in np.nonzero(term | trunc)[0]:
+                rows.append((int(j), done + i + 1, float(ep_return[j]), task))
+                ep_return[j] = 0.0
+            for d, v in info.items():
+                v = np.asarray(v, np.float64)
+                ok = np.isfinite(v)
+                info_sum[d] = info_sum.get(d, 0.0) + np.where(ok, v, 0.0)
+                info_count[d] = info_count.get(d, 0) + ok
+        done += length
+        if on_chunk is not None:
+            arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+            on_chunk(
+                ChunkRecord(
+                    seed=arr[:, 0].astype(np.int32),
+                    step=arr[:, 1].astype(np.int64),
+                    ret=arr[:, 2].astype(np.float32),
+                    task=arr[:, 3].astype(np.int32),
+                    info={
+                        k: (v[:, i] / np.maximum(info_count[d][:, i], 1)).astype(np.float32)
+                        for d, v in info_sum.items()
+                        for i, k in enumerate(info_groups[d])
+                    },
+                    reward_sum=reward_sum.astype(np.float32),
+                    end_step=done,
+                )
+            )
+        if on_boundary is not None:
+            on_boundary(done, carry_now(with_envs=True))
+    final = jax.block_until_ready(carry_now(with_envs=True))
+    return final, compile_s, time.perf_counter() - t1
+
+
+def _packing(tree: PyTree) -> tuple[Callable, Callable]:
+    """(pack, unpack) between a pytree of arrays and a dict of one flat buffer per dtype.
+
+    Exact for every dtype (no promotion, unlike jax.flatten_util.ravel_pytree).
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    layout = [(str(x.dtype), x.shape, x.size) for x in leaves]
+    dtypes = sorted({d for d, _, _ in layout})
+
+    def pack(tree: PyTree) -> dict[str, jax.Array]:
+        leaves = jax.tree.leaves(tree)
+        return {d: jnp.concatenate([x.reshape(-1) for x in leaves if str(x.dtype) == d]) for d in dtypes}
+
+    def unpack(flat: dict[str, jax.Array]) -> PyTree:
+        offset, leaves = dict.fromkeys(dtypes, 0), []
+        for d, shape, size in layout:
+            leaves.append(flat[d][offset[d] : offset[d] + size].reshape(shape))
+            offset[d] += size
+        return jax.tree.unflatten(treedef, leaves)
+
+    return pack, unpack
