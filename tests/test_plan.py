@@ -248,7 +248,7 @@ def test_run_goal_flag_end_to_end(tmp_path, capsys):
         (["--agent", "planner", "--goal", "200=1"], "outside the observation"),
         (["--agent", "planner", "--goal", "1,0,1"], "3 value(s) but the observation has 169"),
         (["--agent", "planner", "--goal", "here"], "not a number"),
-        (["--agent", "stream-q", "--goal", "3=1"], "goal-conditioned agent (planner)"),
+        (["--agent", "stream-q", "--goal", "3=1"], "goal-conditioned agent (planner, goal-q)"),
         (["--agent", "dyna", "--opt", "planning_steps=-1"], "planning_steps"),
         (["--agent", "planner", "--opt", "model_head=mixture"], "model_head"),
     ],
