@@ -306,15 +306,17 @@ def optimal_values(layout: Layout, gamma: float, goal: int | None = None, tol: f
     return v
 
 
-def shortest_paths(layout: Layout, goal: int) -> np.ndarray:
-    """int32[C]: steps from every cell to `goal` under the best policy (-1 on walls), by BFS."""
+def shortest_paths(layout: Layout, goal: int, through: int | None = None) -> np.ndarray:
+    """int32[C]: steps from every cell to `goal` under the best policy (-1 on walls and where
+    unreachable), by breadth-first search backwards over moves. `through`: a cell no path may
+    pass through (nothing goes on from it; e.g. a terminal goal on the way to a hallway)."""
     nxt = layout.next_cells()
     dist = np.full(layout.size, -1, np.int32)
     dist[goal] = 0
     reverse: dict[int, list[int]] = {}
     for cell in layout.free:
         for n in nxt[cell]:
-            if n != cell:
+            if n != cell and cell != through:
                 reverse.setdefault(int(n), []).append(int(cell))
     frontier = [goal]
     while frontier:

@@ -195,7 +195,7 @@ def hallway_models(layout, goal: int, gamma: float) -> tuple[np.ndarray, np.ndar
 
     Option h walks a shortest path (ignoring reward, never through the goal) to hallway cell h
     and stops there; it is available everywhere but at h, the goal and walls."""
-    from oakrl.envs.grids import hallway_cells, transitions
+    from oakrl.envs.grids import hallway_cells, shortest_paths, transitions
 
     nxt, rew, _ = transitions(layout, goal)
     halls = hallway_cells(layout)
@@ -204,23 +204,8 @@ def hallway_models(layout, goal: int, gamma: float) -> tuple[np.ndarray, np.ndar
     reward = np.zeros((len(halls), c), np.float32)
     outcome = np.zeros((len(halls), c, c), np.float32)
     avail = np.zeros((c, len(halls)), bool)
-    reverse: dict[int, list[int]] = {}
-    for cell in np.flatnonzero(free):
-        for n in nxt[cell]:
-            if n != cell and cell != goal:  # nothing goes on from the goal: no path through it
-                reverse.setdefault(int(n), []).append(int(cell))
     for k, h in enumerate(halls):
-        dist = np.full(c, -1)
-        dist[h] = 0
-        frontier = [int(h)]
-        while frontier:  # breadth-first, backwards over moves
-            new = []
-            for cell in frontier:
-                for prev in reverse.get(cell, []):
-                    if dist[prev] < 0:
-                        dist[prev] = dist[cell] + 1
-                        new.append(prev)
-            frontier = new
+        dist = shortest_paths(layout, int(h), through=goal)
         for s in np.flatnonzero(free & (dist > 0)):
             cell, g, r = int(s), 1.0, 0.0
             while cell != h:
