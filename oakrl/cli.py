@@ -1,4 +1,4 @@
-"""oakrl's command line: run, resume, sweep, envs, agents, report.
+"""oakrl's command line: run, resume, sweep, envs, agents, runs, report, record, cache, study.
 
 Bad input never produces a traceback: one line on stderr saying what is wrong and what is
 valid, exit code 2. A diverged run (NaN/inf in the agent state or metrics) exits with code 3
@@ -288,6 +288,25 @@ def runs(directory, where, sort, sql) -> None:
 
 
 @app.command()
+@click.option("--clear", is_flag=True, help="Remove every cached compilation.")
+def cache(clear) -> None:
+    """Where compiled streams are cached (OAKRL_COMPILE_CACHE: a directory, or off), and its size."""
+    from oakrl.lab import cache as compile_cache
+
+    if clear:
+        path, removed = compile_cache.clear()
+        print(f"removed {removed} cached compilations" + (f" under {path.parent}" if path else ""))
+        return
+    path = compile_cache.cache_dir()
+    if path is None:
+        print(f"compile cache: off ({compile_cache.ENV}={os.environ.get(compile_cache.ENV)})")
+        return
+    entries, size = compile_cache.usage(path)
+    limit = compile_cache.MAX_BYTES / 2**30
+    print(f"compile cache: {path} ({entries} entries, {size / 2**20:.1f} MiB of at most {limit:.0f} GiB)")
+
+
+@app.command()
 @click.argument("dirs", nargs=-1, required=True)
 @click.option("--out", default=None, help="Figure path (.png/.pdf/.svg).")
 def report(dirs, out) -> None:
@@ -353,6 +372,9 @@ app.add_command(study)
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turns every kind of bad input into one line and exit code 2."""
+    from oakrl.lab import cache
+
+    cache.enable()  # compiled streams are reused by the next run of the same configuration
     try:
         code = app.main(args=argv, prog_name="oakrl", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:
