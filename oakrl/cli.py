@@ -99,11 +99,12 @@ def app() -> None:
 )
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
 @cpu_threads_option(
-    "XLA:CPU threads [default: all CPUs]. 1 is faster for a few seeds of a small network, "
-    "slower for many seeds (oakrl/lab/cpu.py). Results are the same."
+    "XLA:CPU threads, or all [default: 1 for up to 16 seeds of a small network, where one thread "
+    "is faster; else all CPUs] (oakrl/lab/cpu.py). Results are the same.",
+    expose=True,
 )
 @click.pass_context
-def run(ctx, config_file, out, opt, plot, **flags) -> None:
+def run(ctx, config_file, out, opt, plot, cpu_threads, **flags) -> None:
     """Run an agent on a stream of experience and write a results directory.
 
     \b
@@ -113,9 +114,12 @@ def run(ctx, config_file, out, opt, plot, **flags) -> None:
     """
     from click.core import ParameterSource
 
-    from oakrl.lab.parse import spec_from_cli
+    from oakrl.lab.cpu import limit_cpu_threads, run_threads
+    from oakrl.lab.parse import read_file, spec_from_cli
 
     given = {k: v for k, v in flags.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    if cpu_threads is None:  # before the spec is built: that starts JAX, which sizes its pool once
+        limit_cpu_threads(run_threads({**(read_file(config_file) if config_file else {}), **given}, opt))
     spec = spec_from_cli(config_file, given, opt)
     if out or spec.out:
         _run_with_progress(spec.replace(out=out or spec.out), plot)
@@ -180,10 +184,18 @@ def write_curve(result) -> None:
 @app.command()
 @click.argument("directory")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
-@cpu_threads_option("As for `oakrl run`.")
-def resume(directory, plot) -> None:
+@cpu_threads_option("As for `oakrl run`.", expose=True)
+def resume(directory, plot, cpu_threads) -> None:
     """Continue the run in DIRECTORY from its last checkpoint (same config, bit-identical)."""
-    from oakrl.lab.parse import spec_of_run
+    from oakrl.lab.cpu import limit_cpu_threads, run_threads
+    from oakrl.lab.parse import read_file, spec_of_run
+
+    if cpu_threads is None:
+        try:
+            fields = read_file(f"{directory}/config.json")
+        except ConfigError:
+            fields = {}  # spec_of_run below says what is wrong with the directory
+        limit_cpu_threads(run_threads(fields))
 
     _run_with_progress(spec_of_run(directory).replace(out=directory), plot)
 
@@ -226,7 +238,7 @@ def sweep(spec, out, backend, address, workers, plot, cpu_threads) -> None:
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
     results = run_sweep(
         spec, out, backend=backend, workers=workers, finish=write_curve if plot else None, log=print,
-        cpu_threads=cpu_threads, address=address,
+        cpu_threads=None if cpu_threads == "all" else cpu_threads, address=address,
     )  # fmt: skip
     statuses = [r["status"] for r in results]
     print(
