@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -252,12 +253,45 @@ def sweep(spec, out, backend, address, workers, plot, cpu_threads) -> None:
         raise click.exceptions.Exit(1)
 
 
+# `oakrl envs` and `oakrl agents` print this file, written from the registries (`listing()`):
+# reading them would import JAX and every world and agent, seconds for a fixed list.
+# tests/test_cli.py checks it against the registries; rewrite it with
+#   python -c "from oakrl.cli import write_listing; write_listing()"
+LISTING = Path(__file__).with_name("listing.json")
+
+
+def listing() -> dict:
+    """The environments and agents, with descriptions and options, from the registries."""
+    from oakrl.agents import AGENTS
+    from oakrl.envs import list_envs
+
+    return {
+        "envs": [[env_id, desc] for env_id, desc in list_envs()],
+        "agents": [
+            [name, info.description, ", ".join(f"{k}={d}" for k, d, _ in info.config.describe())]
+            for name, info in AGENTS.items()
+        ],
+    }
+
+
+def write_listing() -> None:
+    from oakrl.io import write_text
+
+    write_text(LISTING, json.dumps(listing(), indent=1) + "\n")
+
+
+def _listing() -> dict:
+    try:
+        return json.loads(LISTING.read_text())
+    except (OSError, ValueError):  # a source tree without it: ask the registries
+        return listing()
+
+
 @app.command()
 def envs() -> None:
     """List environment ids, one line each."""
-    from oakrl.envs import list_envs
-
-    rows = list_envs() + [("gym:ID", "any gymnasium env with Box observations and Discrete/Box actions")]
+    gym = ["gym:ID", "any gymnasium env with Box observations and Discrete/Box actions"]
+    rows = [*_listing()["envs"], gym]
     width = max(len(i) for i, _ in rows)
     for env_id, desc in rows:
         print(f"{env_id:<{width}}  {desc}")
@@ -266,12 +300,10 @@ def envs() -> None:
 @app.command()
 def agents() -> None:
     """List agents, one line each, and their options (--opt KEY=VALUE)."""
-    from oakrl.agents import AGENTS
-
-    width = max(len(n) for n in AGENTS)
-    for name, info in AGENTS.items():
-        print(f"{name:<{width}}  {info.description}")
-        opts = ", ".join(f"{key}={default}" for key, default, _ in info.config.describe())
+    rows = _listing()["agents"]
+    width = max(len(name) for name, _, _ in rows)
+    for name, description, opts in rows:
+        print(f"{name:<{width}}  {description}")
         print(f"{'':<{width}}  options: {opts}")
 
 

@@ -16,13 +16,18 @@ RUN = ("run", "--env", "CartPole-v1", "--agent", "stream-ac", "--steps", "600", 
 RUN += ("--seeds", "2", "--no-plot")
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without the JAX cache settings the suite's conftest made."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION", "JAX_PERSISTENT"))}
+
+
 def cli(tmp_path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "oakrl", *argv],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", **env},
+        env={**clean_env(), "JAX_PLATFORMS": "cpu", **env},
         cwd=tmp_path,
     )
 
@@ -80,4 +85,5 @@ def test_unwritable_directory_is_no_error(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("OAKRL_COMPILE_CACHE", str(blocker / "sub"))
     monkeypatch.setattr(cache, "_enabled", None)
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     assert cache.enable() is None

@@ -252,3 +252,23 @@ def test_auto_threads_from_the_work():
 def test_cpu_threads_all_is_accepted(tmp_path):
     assert main(["run", "--steps", "200", "--chunk", "100", "--opt", "hidden=8,8", "--no-plot",
                  "--cpu-threads", "all", "--out", str(tmp_path / "r")]) == 0  # fmt: skip
+
+
+def test_listing_matches_the_registries():
+    """`oakrl envs` / `oakrl agents` print oakrl/listing.json (fast: no JAX). Catches a listing
+    that went stale when a world, an agent or an option was added or changed."""
+    import json
+
+    from oakrl.cli import LISTING, listing
+
+    assert json.loads(LISTING.read_text()) == listing(), (
+        'oakrl/listing.json is stale: python -c "from oakrl.cli import write_listing; write_listing()"'
+    )
+
+
+def test_envs_answers_without_jax():
+    """Catches `oakrl envs` importing JAX again (3.6 s instead of a fraction of a second)."""
+    probe = "import sys; from oakrl.cli import main; main(['envs']); main(['agents']); "
+    probe += "print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "False" and "CartPole-v1" in out.stdout

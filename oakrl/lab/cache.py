@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 from pathlib import Path
 
 ENV = "OAKRL_COMPILE_CACHE"
@@ -58,17 +59,18 @@ def cache_dir() -> Path | None:
 
 
 def enable() -> Path | None:
-    """Turns the persistent compilation cache on for this process (idempotent).
-
-    Returns the directory, or None when disabled, when the user configured JAX's
-    cache directly, or when the directory cannot be created or written (then runs compile as
-    before; a cache is never a reason for a run to fail).
+    """Turns the persistent compilation cache on for this process and the processes it starts
+    (idempotent). Returns the directory in effect, or None when disabled or when the directory
+    cannot be created or written (then runs compile as before; a cache is never a reason for a
+    run to fail). A `JAX_COMPILATION_CACHE_DIR` already set (by the user, or by the oakrl
+    process that started this one) is kept as it is.
     """
     global _enabled
     if _enabled is not None:
         return _enabled
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return None
+        _enabled = Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+        return _enabled
     path = cache_dir()
     if path is None:
         return None
@@ -79,16 +81,25 @@ def enable() -> Path | None:
         probe.unlink()
     except OSError:
         return None
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
+    settings = {
+        "jax_compilation_cache_dir": str(path),
+        "jax_persistent_cache_min_compile_time_secs": MIN_COMPILE_SECONDS,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+        "jax_compilation_cache_max_size": MAX_BYTES,
+    }
+    # JAX reads these from the environment when it is imported: setting them there keeps
+    # commands that never compute (`oakrl envs`) from importing JAX, and passes them on to
+    # worker processes.
+    os.environ.update({k.upper(): str(v) for k, v in settings.items()})
+    if "jax" in sys.modules:
+        import jax
+        from jax.experimental.compilation_cache import compilation_cache
 
-    # JAX decides once, at its first compilation, whether to cache; importing oakrl's worlds
-    # already compiles a few constants, so start its decision afresh with the cache set.
-    compilation_cache.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+        for name, value in settings.items():
+            jax.config.update(name, value)
+        # JAX decides once, at its first compilation, whether to cache; importing oakrl's
+        # worlds already compiles a few constants, so start its decision afresh.
+        compilation_cache.reset_cache()
     _enabled = path
     return path
 
