@@ -179,7 +179,8 @@ def write_curve(result) -> None:
     from oakrl.report.plots import plot_run
 
     config = json.loads((result.path / "config.json").read_text())
-    plot_run({"config": config, "episodes": result.episodes}, result.path / "curve.png")
+    run = {"config": config, "episodes": result.episodes, "diagnostics": result.diagnostics}
+    plot_run(run, result.path / "curve.png")
 
 
 @app.command()
