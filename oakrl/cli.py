@@ -1,4 +1,4 @@
-"""oakrl's command line: run, resume, sweep, envs, agents, report.
+"""oakrl's command line: run, resume, sweep, envs, agents, runs, report, record, cache, study.
 
 Bad input never produces a traceback: one line on stderr saying what is wrong and what is
 valid, exit code 2. A diverged run (NaN/inf in the agent state or metrics) exits with code 3
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -99,11 +100,12 @@ def app() -> None:
 )
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
 @cpu_threads_option(
-    "XLA:CPU threads [default: all CPUs]. 1 is faster for a few seeds of a small network, "
-    "slower for many seeds (oakrl/lab/cpu.py). Results are the same."
+    "XLA:CPU threads, or all [default: 1 for up to 16 seeds of a small network, where one thread "
+    "is faster; else all CPUs] (oakrl/lab/cpu.py). Results are the same.",
+    expose=True,
 )
 @click.pass_context
-def run(ctx, config_file, out, opt, plot, **flags) -> None:
+def run(ctx, config_file, out, opt, plot, cpu_threads, **flags) -> None:
     """Run an agent on a stream of experience and write a results directory.
 
     \b
@@ -113,9 +115,12 @@ def run(ctx, config_file, out, opt, plot, **flags) -> None:
     """
     from click.core import ParameterSource
 
-    from oakrl.lab.parse import spec_from_cli
+    from oakrl.lab.cpu import limit_cpu_threads, run_threads
+    from oakrl.lab.parse import read_file, spec_from_cli
 
     given = {k: v for k, v in flags.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    if cpu_threads is None:  # before the spec is built: that starts JAX, which sizes its pool once
+        limit_cpu_threads(run_threads({**(read_file(config_file) if config_file else {}), **given}, opt))
     spec = spec_from_cli(config_file, given, opt)
     if out or spec.out:
         _run_with_progress(spec.replace(out=out or spec.out), plot)
@@ -174,16 +179,25 @@ def write_curve(result) -> None:
     from oakrl.report.plots import plot_run
 
     config = json.loads((result.path / "config.json").read_text())
-    plot_run({"config": config, "episodes": result.episodes}, result.path / "curve.png")
+    run = {"config": config, "episodes": result.episodes, "diagnostics": result.diagnostics}
+    plot_run(run, result.path / "curve.png")
 
 
 @app.command()
 @click.argument("directory")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
-@cpu_threads_option("As for `oakrl run`.")
-def resume(directory, plot) -> None:
+@cpu_threads_option("As for `oakrl run`.", expose=True)
+def resume(directory, plot, cpu_threads) -> None:
     """Continue the run in DIRECTORY from its last checkpoint (same config, bit-identical)."""
-    from oakrl.lab.parse import spec_of_run
+    from oakrl.lab.cpu import limit_cpu_threads, run_threads
+    from oakrl.lab.parse import read_file, spec_of_run
+
+    if cpu_threads is None:
+        try:
+            fields = read_file(f"{directory}/config.json")
+        except ConfigError:
+            fields = {}  # spec_of_run below says what is wrong with the directory
+        limit_cpu_threads(run_threads(fields))
 
     _run_with_progress(spec_of_run(directory).replace(out=directory), plot)
 
@@ -226,7 +240,7 @@ def sweep(spec, out, backend, address, workers, plot, cpu_threads) -> None:
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
     results = run_sweep(
         spec, out, backend=backend, workers=workers, finish=write_curve if plot else None, log=print,
-        cpu_threads=cpu_threads, address=address,
+        cpu_threads=None if cpu_threads == "all" else cpu_threads, address=address,
     )  # fmt: skip
     statuses = [r["status"] for r in results]
     print(
@@ -240,12 +254,45 @@ def sweep(spec, out, backend, address, workers, plot, cpu_threads) -> None:
         raise click.exceptions.Exit(1)
 
 
+# `oakrl envs` and `oakrl agents` print this file, written from the registries (`listing()`):
+# reading them would import JAX and every world and agent, seconds for a fixed list.
+# tests/test_cli.py checks it against the registries; rewrite it with
+#   python -c "from oakrl.cli import write_listing; write_listing()"
+LISTING = Path(__file__).with_name("listing.json")
+
+
+def listing() -> dict:
+    """The environments and agents, with descriptions and options, from the registries."""
+    from oakrl.agents import AGENTS
+    from oakrl.envs import list_envs
+
+    return {
+        "envs": [[env_id, desc] for env_id, desc in list_envs()],
+        "agents": [
+            [name, info.description, ", ".join(f"{k}={d}" for k, d, _ in info.config.describe())]
+            for name, info in AGENTS.items()
+        ],
+    }
+
+
+def write_listing() -> None:
+    from oakrl.io import write_text
+
+    write_text(LISTING, json.dumps(listing(), indent=1) + "\n")
+
+
+def _listing() -> dict:
+    try:
+        return json.loads(LISTING.read_text())
+    except (OSError, ValueError):  # a source tree without it: ask the registries
+        return listing()
+
+
 @app.command()
 def envs() -> None:
     """List environment ids, one line each."""
-    from oakrl.envs import list_envs
-
-    rows = list_envs() + [("gym:ID", "any gymnasium env with Box observations and Discrete/Box actions")]
+    gym = ["gym:ID", "any gymnasium env with Box observations and Discrete/Box actions"]
+    rows = [*_listing()["envs"], gym]
     width = max(len(i) for i, _ in rows)
     for env_id, desc in rows:
         print(f"{env_id:<{width}}  {desc}")
@@ -254,12 +301,10 @@ def envs() -> None:
 @app.command()
 def agents() -> None:
     """List agents, one line each, and their options (--opt KEY=VALUE)."""
-    from oakrl.agents import AGENTS
-
-    width = max(len(n) for n in AGENTS)
-    for name, info in AGENTS.items():
-        print(f"{name:<{width}}  {info.description}")
-        opts = ", ".join(f"{key}={default}" for key, default, _ in info.config.describe())
+    rows = _listing()["agents"]
+    width = max(len(name) for name, _, _ in rows)
+    for name, description, opts in rows:
+        print(f"{name:<{width}}  {description}")
         print(f"{'':<{width}}  options: {opts}")
 
 
@@ -285,6 +330,25 @@ def runs(directory, where, sort, sql) -> None:
         print(catalog.format_table([dict(zip(columns, r, strict=True)) for r in rows], columns))
         return
     print(catalog.format_table(catalog.select(catalog.find_runs(directory), list(where), sort)))
+
+
+@app.command()
+@click.option("--clear", is_flag=True, help="Remove every cached compilation.")
+def cache(clear) -> None:
+    """Where compiled streams are cached (OAKRL_COMPILE_CACHE: a directory, or off), and its size."""
+    from oakrl.lab import cache as compile_cache
+
+    if clear:
+        path, removed = compile_cache.clear()
+        print(f"removed {removed} cached compilations" + (f" under {path.parent}" if path else ""))
+        return
+    path = compile_cache.cache_dir()
+    if path is None:
+        print(f"compile cache: off ({compile_cache.ENV}={os.environ.get(compile_cache.ENV)})")
+        return
+    entries, size = compile_cache.usage(path)
+    limit = compile_cache.MAX_BYTES / 2**30
+    print(f"compile cache: {path} ({entries} entries, {size / 2**20:.1f} MiB of at most {limit:.0f} GiB)")
 
 
 @app.command()
@@ -353,6 +417,9 @@ app.add_command(study)
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turns every kind of bad input into one line and exit code 2."""
+    from oakrl.lab import cache
+
+    cache.enable()  # compiled streams are reused by the next run of the same configuration
     try:
         code = app.main(args=argv, prog_name="oakrl", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:

@@ -227,5 +227,48 @@ def test_cpu_threads_sizes_xla_pool_and_leaves_results_alone(tmp_path):
 def test_cpu_threads_must_be_positive(cmd, tmp_path, capsys):
     argv = [*cmd, "--out", str(tmp_path / "x")] + (["--cpu-threads", "0"] if cmd == ["run"] else [])
     line = one_line_error(capsys, main(argv))
-    assert "--cpu-threads" in line and "x>=1" in line
+    assert "--cpu-threads" in line and "positive integer or 'all'" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_threads_from_the_work():
+    """The default pool size: one thread for a few seeds of a small network, all CPUs for wide
+    steps and for agents never measured. Catches a rule that ignores seeds, --opt hidden, the
+    config file's agent_options, or a linear (hidden=()) network."""
+    from oakrl.lab.cpu import auto_threads, run_threads
+
+    assert auto_threads("stream-ac", 1) == 1
+    assert auto_threads("stream-ac", 16) == 1
+    assert auto_threads("stream-ac", 64) is None
+    assert auto_threads("stream-q", 4, "1024,1024") is None
+    assert auto_threads("stream-td", 256, ()) == 1
+    assert auto_threads("oak", 1) is None and auto_threads("dyna", 1) is None
+    assert run_threads({"agent": "stream-ac", "seeds": 4}) == 1
+    assert run_threads({"seeds": 4}, ("hidden=512,512",)) is None
+    assert run_threads({"seeds": 2, "agent_options": {"hidden": [1024, 1024]}}) is None
+    assert run_threads({"seeds": "x"}) is None
+
+
+def test_cpu_threads_all_is_accepted(tmp_path):
+    assert main(["run", "--steps", "200", "--chunk", "100", "--opt", "hidden=8,8", "--no-plot",
+                 "--cpu-threads", "all", "--out", str(tmp_path / "r")]) == 0  # fmt: skip
+
+
+def test_listing_matches_the_registries():
+    """`oakrl envs` / `oakrl agents` print oakrl/listing.json (fast: no JAX). Catches a listing
+    that went stale when a world, an agent or an option was added or changed."""
+    import json
+
+    from oakrl.cli import LISTING, listing
+
+    assert json.loads(LISTING.read_text()) == listing(), (
+        'oakrl/listing.json is stale: python -c "from oakrl.cli import write_listing; write_listing()"'
+    )
+
+
+def test_envs_answers_without_jax():
+    """Catches `oakrl envs` importing JAX again (3.6 s instead of a fraction of a second)."""
+    probe = "import sys; from oakrl.cli import main; main(['envs']); main(['agents']); "
+    probe += "print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "False" and "CartPole-v1" in out.stdout

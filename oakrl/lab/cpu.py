@@ -58,22 +58,94 @@ def _restore_affinity(narrowed: set[int], cpus: set[int]) -> None:
             pass
 
 
+# Agents whose step is one small network (a few 128-unit layers, or MinAtar's conv net) per seed.
+NETWORK_AGENTS = ("stream-ac", "stream-q", "stream-td", "stream-sarsa", "prior-ac", "sft-tool", "goal-q")
+# seeds x weights per layer pair up to which one thread wins: 16 seeds of 128x128 measured 1.3x
+# faster with one thread, 64 seeds 0.73x (benchmarks/RESULTS.md, "Threads").
+NARROW_WORK = 16 * 128 * 128
+
+
+def auto_threads(agent: str, seeds: int, hidden: Any = None) -> int | None:
+    """The XLA:CPU pool size for a run, from its width: 1 for a few seeds of a small network
+    (where the pool's hand-offs cost more than they save), None (all CPUs) otherwise.
+
+    Measured (benchmarks/RESULTS.md, "Threads"; the same results either way): one thread runs
+    stream AC on CartPole 1.3-1.7x faster for 1-16 seeds, MinAtar Breakout 1.7x for one seed,
+    the gym bridge 1.1x; 64-256 seeds 0.55-0.73x, OaK with 5 seeds 0.73x. Agents not measured
+    (dyna, planner, oak, multi-learner) keep all CPUs.
+    """
+    if agent not in NETWORK_AGENTS:
+        return None
+    if hidden is None:
+        widths = [128, 128]  # the agents' default network
+    elif isinstance(hidden, (list, tuple)):
+        widths = [int(h) for h in hidden] or [1]  # () is linear: narrow
+    else:
+        text = str(hidden).strip("()[] ")
+        widths = [int(h) for h in text.split(",") if h.strip().isdigit()] or [1]
+    pairs = [a * b for a, b in zip(widths, widths[1:], strict=False)] or [widths[0] * widths[0]]
+    return 1 if seeds * max(pairs) <= NARROW_WORK else None
+
+
+class Threads:
+    """The value of `--cpu-threads`: a positive integer, or "all" (XLA's default pool)."""
+
+    name = "threads"
+
+    @staticmethod
+    def convert(value: Any) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip().lower()
+        if text == "all":
+            return "all"
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        raise ConfigError(f"--cpu-threads must be a positive integer or 'all', got {value!r}")
+
+
 def cpu_threads_option(help: str, expose: bool = False) -> Any:
-    """The `--cpu-threads N` click option: applied while the command line is parsed (eagerly),
-    so before the command computes anything. `expose`: the command also gets `cpu_threads`
-    (to pass on to the worker processes it starts)."""
+    """The `--cpu-threads N|all` click option: applied while the command line is parsed
+    (eagerly), so before the command computes anything. `expose`: the command also gets
+    `cpu_threads` (None when not given: the command may then choose, see `auto_threads`)."""
     import click
 
-    def apply(_ctx: Any, _param: Any, value: int | None) -> int | None:
-        limit_cpu_threads(value)
+    class ThreadsType(click.ParamType):
+        name = "N|all"
+
+        def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+            try:
+                return Threads.convert(value)
+            except ConfigError as e:
+                self.fail(str(e).removeprefix("--cpu-threads "), param, ctx)
+
+    def apply(_ctx: Any, _param: Any, value: int | str | None) -> int | str | None:
+        limit_cpu_threads(value if isinstance(value, int) else None)
         return value
 
     return click.option(
         "--cpu-threads",
-        type=click.IntRange(min=1),
+        type=ThreadsType(),
         default=None,
         is_eager=True,
         expose_value=expose,
         callback=apply,
         help=help,
     )
+
+
+def run_threads(fields: dict[str, Any], opts: tuple[str, ...] = ()) -> int | None:
+    """`auto_threads` for a run given as raw RunSpec fields (a config file's, a command line's,
+    a results directory's config.json) and `--opt KEY=VALUE` pairs: read without building the
+    RunSpec, which would start JAX (and size its pool) first."""
+    options = dict(fields.get("agent_options") or {})
+    for pair in opts:
+        key, _, value = pair.partition("=")
+        options[key.strip()] = value
+    seeds = fields.get("seeds", 1)
+    if not isinstance(seeds, int) or seeds < 1:
+        return None  # the spec itself will refuse it
+    try:
+        return auto_threads(str(fields.get("agent", "stream-ac")), seeds, options.get("hidden"))
+    except (TypeError, ValueError):
+        return None

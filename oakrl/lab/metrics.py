@@ -380,3 +380,72 @@ def summarize_episodes(columns: Mapping[str, np.ndarray], config: Mapping[str, A
             seed, step, ret, task, seeds, steps, int(schedule["every"]), int(schedule["tasks"])
         )
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# learners sharing one world
+
+
+def learner_rates(
+    diagnostics: Mapping[str, np.ndarray], seeds: int
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each learner's reward per step, chunk by chunk, from a multi-learner run's diagnostics.
+
+    ``diagnostics``: the columns of ``diagnostics.parquet`` (``seed``, ``step`` = steps done at
+    the chunk's end, and ``l{i}/reward``, learner i's chunk-mean reward per step, which the
+    joint agent reports). Returns ``{i: (ends [C], rate [seeds, C])}``; {} for a run of one
+    learner.
+    """
+    keys = sorted(
+        (int(k[1:].split("/")[0]), k)
+        for k in diagnostics
+        if k.startswith("l") and k.endswith("/reward") and k[1:].split("/")[0].isdigit()
+    )
+    if not keys:
+        return {}
+    seed = np.asarray(diagnostics["seed"], np.int64)
+    step = np.asarray(diagnostics["step"], np.int64)
+    ends = np.unique(step)
+    out = {}
+    for i, key in keys:
+        rate = np.full((seeds, ends.size), np.nan)
+        rate[seed, np.searchsorted(ends, step)] = np.asarray(diagnostics[key], np.float64)
+        out[i] = (ends, rate)
+    return out
+
+
+def learner_summary(
+    diagnostics: Mapping[str, np.ndarray], seeds: int, agents: list[str]
+) -> list[dict[str, Any]] | None:
+    """Per learner: its agent, its lifetime average reward per step (chunk means weighted by
+    chunk length) and its reward rate over the last chunk, each per seed and their mean. None
+    for a run of one learner. ``agents``: one name per learner."""
+    rates = learner_rates(diagnostics, seeds)
+    if not rates:
+        return None
+    out = []
+    for i, (ends, rate) in rates.items():
+        lengths = np.diff(np.concatenate([[0], ends])).astype(np.float64)
+        lifetime = [
+            float(np.nansum(r * lengths) / np.sum(lengths[np.isfinite(r)])) if np.isfinite(r).any() else None
+            for r in rate
+        ]
+        last = [float(r[-1]) if math.isfinite(r[-1]) else None for r in rate]
+        out.append(
+            {
+                "learner": i,
+                "agent": agents[i] if i < len(agents) else None,
+                "average_reward": _over_seeds(lifetime),
+                "final_reward_rate": _over_seeds(last),
+            }
+        )
+    return out
+
+
+def learner_agents(config: Mapping[str, Any]) -> list[str]:
+    """One agent name per learner, from a run's config (the joint agent's `agents` option)."""
+    agent = str(config.get("agent"))
+    if agent == "joint":
+        agent = str((config.get("agent_options") or {}).get("agents", agent))
+    names = [a.strip() for a in agent.split(",") if a.strip()]
+    return names if len(names) > 1 else names * max(int(config.get("learners") or 1), 1)

@@ -14,6 +14,7 @@ inside the scan and averaged per chunk.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -61,13 +62,29 @@ class ChunkRecord(NamedTuple):
     end_step: int  # steps taken per seed after this chunk
 
 
-def info_keys(agent: Agent, handle) -> list[str]:
-    """The names of the agent's diagnostics, sorted (by abstract evaluation: no compute)."""
-    key = jax.random.key(0)
+@functools.lru_cache(maxsize=64)
+def traced_step(step: Callable) -> Callable:
+    """`step` under one `jax.jit` object per agent, so that its trace is made once and reused.
+
+    `info_keys` evaluates the step abstractly and the chunk's scan calls it: with the same jit
+    object (and the same per-seed shapes: vmap batches the traced step, it does not retrace it)
+    the agent's Python step runs once per configuration instead of twice. XLA inlines the
+    call, so the compiled chunk is the same.
+    """
+    return jax.jit(step)
+
+
+def info_keys(agent: Agent, handle, key: jax.Array | None = None) -> list[str]:
+    """The names of the agent's diagnostics, sorted (by abstract evaluation: no compute).
+
+    key: a key of the stream's kind (e.g. unsafe_rbg), so that the step traced here is the one
+    the chunk reuses (`traced_step`); any key gives the same names.
+    """
+    key = jax.random.key(0) if key is None else key
     state = jax.eval_shape(lambda k: agent.init(k, handle.obs_spec, handle.action_spec), key)
     obs = jax.ShapeDtypeStruct(handle.obs_spec.shape, jnp.float32)
     ts = jax.eval_shape(first_timestep, obs)
-    _, _, info = jax.eval_shape(agent.step, state, ts, key)
+    _, _, info = jax.eval_shape(traced_step(agent.step), state, ts, key)
     return sorted([*info, *(f"world/{k}" for k in getattr(handle, "world_metrics", ()))])
 
 
@@ -77,7 +94,7 @@ def init_carry(agent: Agent, handle, key: jax.Array) -> Carry:
     agent_state = agent.init(k_agent, handle.obs_spec, handle.action_spec)
     obs, env_state = handle.env.reset(k_env, handle.params)
     zero = jnp.zeros((), jnp.float32)
-    n_keys = len(info_keys(agent, handle))  # traces the agent's step: once, not per field
+    n_keys = len(info_keys(agent, handle, k_agent))  # the chunk reuses this trace of the step
     return Carry(
         agent=agent_state,
         env=env_state,
@@ -98,11 +115,11 @@ def make_chunk(agent: Agent, handle, length: int, window: int) -> Callable[[Carr
     steps; the agent never sees these boundaries.
     """
     env, params = handle.env, handle.params
-    keys = info_keys(agent, handle)
+    step = traced_step(agent.step)
 
     def one_step(c: Carry, _) -> tuple[Carry, ChunkOut]:
         key, k_agent, k_env = jax.random.split(c.key, 3)
-        agent_state, action, info = agent.step(c.agent, c.timestep, k_agent)
+        agent_state, action, info = step(c.agent, c.timestep, k_agent)
         obs, env_state, reward, terminated, truncated, env_info = env.step(k_env, c.env, action, params)
         reward = reward.astype(jnp.float32)
         # a multi-learner world's own metrics (e.g. the market's profit gain) sit beside the
@@ -127,7 +144,10 @@ def make_chunk(agent: Agent, handle, length: int, window: int) -> Callable[[Carr
         )
         return carry, out
 
+    keys: list[str] = []
+
     def chunk(c: Carry) -> tuple[Carry, ChunkOut]:
+        keys[:] = info_keys(agent, handle, c.key)  # with the stream's key: reuses init's trace
         zeros = jnp.zeros_like(c.info_sum)
         c = c._replace(info_sum=zeros, info_count=zeros)
         return jax.lax.scan(one_step, c, None, length=length)
@@ -222,7 +242,7 @@ def run_jax(
         if done not in bounds:
             raise ValueError(f"checkpoint at step {done} is not on a chunk boundary of this run")
         lengths = lengths[bounds.index(done) :]
-    keys = info_keys(agent, handle)
+    keys = info_keys(agent, handle, seed_keys[0])
     compiled = {}
     for length in sorted(set(lengths)):
         fn = jax.jit(jax.vmap(make_chunk(agent, handle, length, window)), donate_argnums=0)

@@ -44,10 +44,12 @@ def run_trial(spec: RunSpec, finish: Finish | None = None, cpu_threads: int | No
 
     cpu_threads sizes XLA:CPU's pool (oakrl.lab.cpu) if JAX has not computed in this process yet.
     """
+    from oakrl.lab import cache
     from oakrl.lab.run import execute, prepare
 
     try:
         limit_cpu_threads(cpu_threads)
+        cache.enable()  # a worker process (or a ray worker) shares the user's compile cache
         result = execute(prepare(spec))
         if finish is not None:
             finish(result)

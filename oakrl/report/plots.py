@@ -41,6 +41,7 @@ def _as_run(run: RunLike) -> RunData:
             episodes=episodes,
             summary=dict(run.get("summary") or {}),
             path=run.get("path"),
+            diagnostics={k: np.asarray(v) for k, v in (run.get("diagnostics") or {}).items()},
         )
     return load_run(run)
 
@@ -106,7 +107,8 @@ def _draw_schedule(ax: Any, run: RunData) -> None:
 def _title(run: RunData) -> str:
     c = run.config
     seeds = int(c["seeds"])
-    title = f"{c['env']} · {c['agent']} · {seeds} seed{'s' if seeds != 1 else ''}"
+    agent = c["agent"] if c["agent"] != "joint" else " + ".join(metrics.learner_agents(c))
+    title = f"{c['env']} · {agent} · {seeds} seed{'s' if seeds != 1 else ''}"
     schedule = c.get("schedule")
     if schedule:
         title += (
@@ -139,6 +141,27 @@ def _plot_curve(ax: Any, run: RunData, color: str, label: str, band_label: str |
         ax.fill_between(x, lo, hi, color=color, alpha=0.22, lw=0, label=band_label)
 
 
+def draw_learners(ax: Any, run: RunData) -> bool:
+    """Each learner's reward per step over the lifetime (chunk means; line: mean over seeds,
+    band: min–max), for a run of several learners in one world. False when there are none."""
+    seeds = int(run.config["seeds"])
+    rates = metrics.learner_rates(run.diagnostics, seeds)
+    if not rates:
+        return False
+    agents = metrics.learner_agents(run.config)
+    for i, (ends, rate) in rates.items():
+        name = agents[i] if i < len(agents) else "?"
+        color = f"C{(i + 1) % 10}"
+        mean = np.nanmean(rate, axis=0)
+        ax.plot(ends, mean, color=color, lw=1.4, marker=".", ms=3, label=f"learner {i}: {name}")
+        if seeds > 1:
+            lo, hi = np.nanmin(rate, axis=0), np.nanmax(rate, axis=0)
+            ax.fill_between(ends, lo, hi, color=color, alpha=0.18, lw=0)
+    ax.set_ylabel("reward per step\n(chunk mean)")
+    ax.legend(loc="best", fontsize=8, framealpha=0.8)
+    return True
+
+
 def plot_run(run: RunLike, path: str | os.PathLike) -> str:
     """The learning curve of one run over its lifetime, written to ``path`` (e.g. curve.png).
 
@@ -150,6 +173,16 @@ def plot_run(run: RunLike, path: str | os.PathLike) -> str:
     """
     run = _as_run(run)
     fig, ax = _new_axes()
+    if metrics.learner_rates(run.diagnostics, int(run.config["seeds"])):
+        # several learners in one world: the joint curve above, each learner's reward below
+        fig.set_size_inches(_SIZE[0], _SIZE[1] * 1.6)
+        ax.remove()
+        ax, lower = fig.subplots(2, 1, sharex=True)
+        for a in (ax, lower):
+            a.grid(True, alpha=0.3, lw=0.5)
+        lower.set_xlabel("agent steps (per seed)")
+        lower.xaxis.set_major_formatter(EngFormatter(sep=""))
+        draw_learners(lower, run)
     seeds = int(run.config["seeds"])
     _plot_curve(
         ax, run, "C0", f"mean over {seeds} seed{'s' if seeds != 1 else ''}", band_label=_spread_name(seeds)

@@ -94,6 +94,21 @@ def runs_table(runs: Sequence[RunData]) -> str:
     return _table(header, rows)
 
 
+def learners_table(run: RunData) -> str | None:
+    """Per learner of a multi-learner run: its agent, lifetime average reward per step and the
+    last chunk's reward rate (means over seeds, from diagnostics.parquet), or None."""
+    agents = metrics.learner_agents(run.config)
+    rows = metrics.learner_summary(run.diagnostics, int(run.config["seeds"]), agents)
+    if rows is None:
+        return None
+    header = ["learner", "agent", "avg_reward", "final_rate"]
+    body = [
+        [r["learner"], str(r["agent"]), r["average_reward"]["mean"], r["final_reward_rate"]["mean"]]
+        for r in rows
+    ]
+    return _table(header, body)
+
+
 def tasks_table(run: RunData) -> str | None:
     """Per-task metrics of a scheduled run (recomputed from its episodes), or None."""
     schedule = run.config.get("schedule")
@@ -187,6 +202,9 @@ def report(dirs: list[str], out: str | None = None) -> str:
         tasks = tasks_table(runs[0])
         if tasks is not None:
             text += "\n\n" + tasks
+        learners = learners_table(runs[0])
+        if learners is not None:
+            text += "\n\nlearners (reward per step):\n" + learners
         records = read_records(dirs[0])
         options = options_table(records)
         if options is not None:

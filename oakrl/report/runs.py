@@ -37,6 +37,7 @@ class RunData:
     episodes: dict[str, np.ndarray]
     summary: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    diagnostics: dict[str, np.ndarray] = field(default_factory=dict)  # diagnostics.parquet, if any
 
 
 def load_run(run_dir: str | os.PathLike) -> RunData:
@@ -66,7 +67,19 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
             f"run dir {run_dir}: episodes.parquet has seed ids {seed.min()}..{seed.max()} "
             f"but config.json says seeds={seeds}"
         )
-    return RunData(config=config, episodes=episodes, summary=summary, path=str(run_dir))
+    diagnostics = _read_diagnostics(d)
+    return RunData(config, episodes, summary, str(run_dir), diagnostics)
+
+
+def _read_diagnostics(d: Path) -> dict[str, np.ndarray]:
+    """diagnostics.parquet's columns ({} when absent or unreadable: only some figures use it)."""
+    p = d / "diagnostics.parquet"
+    if not p.is_file():
+        return {}
+    try:
+        return tables.read_table(p)
+    except Exception:  # a damaged optional table must not stop a report of the episodes
+        return {}
 
 
 def _read_json(d: Path, name: str, required: bool) -> dict[str, Any]:
