@@ -141,3 +141,18 @@ def test_render_option_on_rooms():
     assert text[0] == "#" * 13
     assert text[1][1:3] == ">*"
     assert text[2][1] == "o"  # q = 0 = stopping value: it stops
+
+
+def test_projections_leave_out_the_discount_row():
+    # projections() pads theta with a 0 for the outcome's last row (the discount); a pad in the
+    # wrong place, or none, would add the discount row into U and inflate every model value.
+    rng = np.random.default_rng(0)
+    theta = jnp.asarray(rng.normal(size=3), jnp.float32)
+    a = action_models_init(2, 3)._replace(outcome=jnp.asarray(rng.normal(size=(2, 4, 3)), jnp.float32))
+    o = option_models_init(3, 3)._replace(
+        reward=jnp.asarray(rng.normal(size=(3, 3)), jnp.float32),
+        outcome=jnp.asarray(rng.normal(size=(3, 4, 3)), jnp.float32),
+    )
+    u_act, u_opt = projections(theta, a, o)
+    np.testing.assert_allclose(u_act, a.reward + np.einsum("aod,o->ad", a.outcome[:, :3], theta), rtol=1e-5)
+    np.testing.assert_allclose(u_opt, o.reward + np.einsum("nod,o->nd", o.outcome[:, :3], theta), rtol=1e-5)
