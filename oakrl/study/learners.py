@@ -274,9 +274,12 @@ def study_learners(
     t0 = time.perf_counter()
     width = max(len(f"{e} {n}") for e, n in plans)
     progress = step_progress(cfg.steps, max(cfg.chunk, cfg.steps // 4), width, log)
+    progress_random = step_progress(cfg.random_steps, cfg.random_steps, width, log)
     results: dict[tuple[str, str], RunResult] = {}
     for (env, name), plan in plans.items():
-        results[(env, name)] = run_plan(f"{env} {name}", plan, progress)
+        results[(env, name)] = run_plan(
+            f"{env} {name}", plan, progress_random if name == "random" else progress
+        )
 
     per_env: dict[str, Any] = {}
     final_norm: dict[str, dict[str, np.ndarray]] = {}
