@@ -20,12 +20,16 @@ import jax.numpy as jnp
 from oakrl.core.config import Config, RunFacts, option
 from oakrl.core.types import DiscreteSpec, Spec
 from oakrl.errors import ConfigError
+from oakrl.learn.adaptive import adaptive_q
+from oakrl.learn.intentional import POLICY_ETA, VALUE_ETA, intentional
 from oakrl.learn.nets import make_network
 from oakrl.learn.obgd import adaptive_obgd, obgd
 from oakrl.learn.plasticity import REMEDIES, Remedy, RemedyOptimizer, hidden_features, remedy, split_keys
 from oakrl.learn.stepsize import tidbd_obgd
 
-OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd")
+OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd", "adaptive-q", "intentional")
+# The learners of 2026 take their paper's own step parameter; `lr` scales it (1.0: the paper's).
+ADAPTIVE_Q_ETA = 4.6e-4  # eta of Adaptive Q(lambda) (oakrl/learn/adaptive.py says where it is from)
 
 # Stream Q and Dyna explore over this many steps when built outside a run (no RunFacts to take
 # 5% of): what `stream_q()` has always done from Python.
@@ -60,7 +64,7 @@ class StreamOptions(Config):
     """What every streaming learner shares (Elsayed, Vasan & Mahmood 2024)."""
 
     hidden: tuple[int, ...] = option((128, 128), "hidden layer widths; () (linear) has none", each_gt=0)
-    lr: float = option(1.0, "ObGD step size", gt=0)
+    lr: float = option(1.0, "ObGD step size; adaptive-q, intentional: a multiple of the paper's", gt=0)
     gamma: float = option(0.99, "discount", ge=0, le=1)
     lamda: float = option(0.8, "trace decay lambda", ge=0, le=1)
     sparsity: float = option(0.9, "fraction of initial weights set to zero", ge=0, lt=1)
@@ -199,13 +203,22 @@ def head_width(params: Any) -> int:
     return int(params["head"]["kernel"].shape[-1])
 
 
-def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: float):
+def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: float, role: str = "value"):
+    """The traced optimiser `name` of one network; `role` "policy" (an actor's log-probability)
+    makes `intentional` Intentional PG (eta 0.05, normalised advantage), else Intentional TD.
+    kappa is ObGD's bound; adaptive-q and intentional have none (they bound their step otherwise)."""
     if name == "obgd":
         return obgd(lr, gamma, lamda, kappa)
     if name == "adaptive-obgd":
         return adaptive_obgd(lr, gamma, lamda, kappa)
     if name == "tidbd-obgd":
         return tidbd_obgd(lr, gamma, lamda, kappa)
+    if name == "adaptive-q":
+        return adaptive_q(lr * ADAPTIVE_Q_ETA, gamma, lamda)
+    if name == "intentional":
+        if role == "policy":
+            return intentional(lr * POLICY_ETA, gamma, lamda, normalize_delta=True)
+        return intentional(lr * VALUE_ETA, gamma, lamda)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 

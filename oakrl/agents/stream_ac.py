@@ -83,7 +83,9 @@ def actor_critic(name: str, cfg: ActorCriticOptions, actor: Actor) -> Agent:
     gamma = cfg.gamma
     rem = cfg.remedy() if isinstance(cfg, PlasticityOptions) else remedy("none")
     value_opt = with_remedy(make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_value), rem)
-    policy_opt = with_remedy(make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_policy), rem)
+    policy_opt = with_remedy(
+        make_optimizer(cfg.optimizer, cfg.lr, gamma, cfg.lamda, cfg.kappa_policy, "policy"), rem
+    )
 
     def nets(obs_shape, policy_out: int) -> tuple[Net, Net]:
         return net(obs_shape, 1, cfg.hidden, cfg.sparsity), net(

@@ -288,3 +288,42 @@ def goals_study(
         hindsight_write=hindsight_write, gamma=gamma, epsilon=epsilon,
     )  # fmt: skip
     study_goals(cfg, out, echo=_err)
+
+
+@study.command("learners")
+@click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option(
+    "--envs",
+    default=",".join(
+        ("CartPole-v1", "Acrobot-v1", "Breakout-MinAtar", "Asterix-MinAtar", "SpaceInvaders-MinAtar")
+    ),
+    show_default=True,
+    help="comma-separated environments",
+)
+@click.option(
+    "--learners",
+    default="stream-q:obgd,stream-q:adaptive-q,stream-q:intentional,stream-ac:obgd,stream-ac:intentional",
+    show_default=True,
+    help="comma-separated agent:optimizer",
+)
+@click.option(
+    "--steps", default=100_000, show_default=True, help="agent steps per seed, every learner and env"
+)
+@click.option("--seeds", default=5, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="base seed (the same keys for every learner)")
+@click.option("--chunk", default=10_000, show_default=True, help="steps per compiled chunk")
+@click.option("--bins", default=20, show_default=True, help="windows of the learning curve (AUC)")
+@click.option("--random-steps", default=20_000, show_default=True, help="steps of the random policy per seed")
+@click.option("--boot", default=2000, show_default=True, help="bootstrap resamples of the aggregate CI")
+@click.option("--reference", default=None, help="best-known scores ENV=SCORE,... (default: see the module)")
+def learners(out, envs, learners, steps, seeds, seed, chunk, bins, random_steps, boot, reference) -> None:
+    """Streaming learners (ObGD, Adaptive Q(lambda), Intentional TD/PG) at equal steps on a suite."""
+    from oakrl.study.learners import LearnersConfig, parse_reference, study_learners
+
+    cfg = LearnersConfig(
+        envs=tuple(s.strip() for s in envs.split(",") if s.strip()),
+        learners=tuple(s.strip() for s in learners.split(",") if s.strip()),
+        steps=steps, seeds=seeds, seed=seed, chunk=chunk, bins=bins, random_steps=random_steps, boot=boot,
+        reference=parse_reference(reference),
+    )  # fmt: skip
+    study_learners(cfg, out, echo=click.echo, log=_err)
