@@ -31,7 +31,7 @@ def test_memory_study_tiny_writes_its_results(tmp_path):
         assert {"recovery_steps", "forgetting", "early_share_of_optimal"} <= set(c)
         assert len(c["recovery_steps"]["per_seed"]) == 2 and len(c["recovery_steps"]["per_change"]) == 2
     assert w["conditions"]["memory"]["memory"] == {"size": 32, "k": 4, "mix": 0.5}
-    assert set(w["difference"]["memory"]) == {"recovery", "forgetting", "early"}
+    assert set(w["difference"]["memory"]) == {"recovery", "forgetting", "forgetting_rate", "early"}
     cost = s["cost"]["CodedGrid-v0"]
     assert cost["memory"]["state_bytes_per_seed"] > cost["no-memory"]["state_bytes_per_seed"]
     assert cost["memory"]["cpu_speed_vs_no_memory"] > 0
@@ -86,13 +86,15 @@ def test_recovery_forgetting_and_early_by_hand():
     # forgetting: task 0 left at 1 (last quarter of segment 0), back at 1 (segment 2) -> 0;
     # task 1 left at 1 (segment 1's last quarter), back at 0 (segment 3) -> 1; mean 0.5.
     assert m["forgetting"][0] == pytest.approx(0.5)
+    # forgetting in rate: 50 reaches in 250 steps = 0.2 / rate = 0.7 of optimal before each
+    # return; task 0 comes back at 0.7 (drop 0), task 1 at 0 (drop 0.7); mean 0.35.
+    assert m["forgetting_rate"][0] == pytest.approx(0.5 * 0.2 / rate)
     # early: 200 reaches in the first 1000 steps / (1000 * rate) = 200 / 285.7 = 0.7.
     assert m["early"][0] == pytest.approx(200 / (1000 * rate))
     # memory - no-memory: lower recovery by more than the spread is memory's win.
-    base = {"recovery": np.array([[900.0], [1000.0]]), "forgetting": np.array([0.5, 0.4]),
-            "early": np.array([0.1, 0.2])}  # fmt: skip
-    mem = {"recovery": np.array([[100.0], [200.0]]), "forgetting": np.array([0.5, 0.4]),
-           "early": np.array([0.1, 0.2])}  # fmt: skip
+    same = {"forgetting": np.array([0.5, 0.4]), "forgetting_rate": np.zeros(2), "early": np.array([0.1, 0.2])}
+    base = {"recovery": np.array([[900.0], [1000.0]]), **same}
+    mem = {"recovery": np.array([[100.0], [200.0]]), **same}
     d = compare(base, mem)
     assert d["recovery"]["difference"] == pytest.approx(-800) and d["recovery"]["memory_better_beyond_spread"]
     assert d["forgetting"]["difference"] == 0 and not d["forgetting"]["beyond_spread"]

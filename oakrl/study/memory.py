@@ -22,6 +22,10 @@ Per world, condition and seed (summary.json `worlds`):
 * forgetting on return: the lab's per-task forgetting (oakrl/lab/metrics.py `task_metrics`:
   last quarter of a visit minus the first quarter of the next visit to the same task, episode
   returns), averaged over the tasks that are revisited. Positive: worse on return.
+* forgetting on return in goal-reach rate (`forgetting_rate`; CodedGrid's 18-step episodes mostly
+  reach the goal even when the agent has forgotten, so episode returns hide it): the goal-reach
+  rate / optimal over the last quarter of a task's visit minus that over the first quarter of
+  the task's next visit, averaged over the returns.
 * early-life sample efficiency: the goal-reach rate over the first segment (the first 1/segments
   of the lifetime, learning from scratch) as a share of the optimal rate (area under the
   reward-rate curve, normalised).
@@ -205,6 +209,7 @@ def seed_metrics(
     rec = np.zeros((cfg.seeds, changes))
     cens = np.zeros((cfg.seeds, changes), bool)
     early = np.zeros(cfg.seeds)
+    forg_rate = np.full(cfg.seeds, np.nan)
     for s in range(cfg.seeds):
         succ = step[(seed_col == s) & (ret > 0)]
         for c in range(1, cfg.segments):
@@ -213,6 +218,19 @@ def seed_metrics(
             rec[s, c - 1] = cfg.every if r is None else r
             cens[s, c - 1] = r is None
         early[s] = np.count_nonzero(succ <= cfg.every) / (cfg.every * rates[0])
+        # Forgetting in goal-reach rate (share of optimal): the last quarter of the task's previous
+        # visit (segment c - tasks, cyclic) minus the first quarter of its return (segment c).
+        q = cfg.every // 4
+
+        def share(a: int, b: int, c: int, succ=succ) -> float:
+            return np.count_nonzero((succ > a) & (succ <= b)) / ((b - a) * rates[c])
+
+        drops = [
+            share((c - tasks + 1) * cfg.every - q, (c - tasks + 1) * cfg.every, c - tasks)
+            - share(c * cfg.every, c * cfg.every + q, c)
+            for c in range(tasks, cfg.segments)
+        ]
+        forg_rate[s] = float(np.mean(drops)) if drops else np.nan
     per_task = task_metrics(seed_col, step, ret, task, cfg.seeds, cfg.steps, cfg.every, tasks)
     forg = np.full(cfg.seeds, np.nan)
     for s in range(cfg.seeds):
@@ -221,11 +239,17 @@ def seed_metrics(
         ]
         if vals:
             forg[s] = float(np.mean(vals))
-    return {"recovery": rec, "censored": cens, "forgetting": forg, "early": early}
+    return {
+        "recovery": rec,
+        "censored": cens,
+        "forgetting": forg,
+        "forgetting_rate": forg_rate,
+        "early": early,
+    }
 
 
 # Which way is better for each metric (recovery and forgetting: lower; early: higher).
-LOWER_IS_BETTER = {"recovery": True, "forgetting": True, "early": False}
+LOWER_IS_BETTER = {"recovery": True, "forgetting": True, "forgetting_rate": True, "early": False}
 
 
 def compare(base: dict[str, np.ndarray], mem: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -265,6 +289,7 @@ def summarize_world(world: str, cfg: MemoryStudyConfig, metrics: dict[str, dict[
                 "censored": int(m["censored"].sum()),
             },
             "forgetting": spread(m["forgetting"]),
+            "forgetting_rate": spread(m["forgetting_rate"]),
             "early_share_of_optimal": spread(m["early"]),
         }
     diffs = {name: compare(metrics[BASE], m) for name, m in metrics.items() if name != BASE}
@@ -415,6 +440,8 @@ def study_memory(
             ),
             "forgetting": "lab task_metrics forgetting (last quarter of a visit - first quarter of the next "
             "visit, episode returns), per seed the mean over revisited tasks; positive = worse on return",
+            "forgetting_rate": "goal-reach rate / optimal over the last quarter of a task's visit minus "
+            "over the first quarter of its next visit, per seed the mean over the returns",
             "early_share_of_optimal": "goal reaches per step in the first segment / the optimal rate",
             "beyond_spread": "|memory mean - no-memory mean| > the larger of the two seed sds",
         },
@@ -446,7 +473,8 @@ def echo_table(summary: dict[str, Any], echo: Callable[[str], None]) -> None:
             rec = c["recovery_steps"]
             echo(
                 f"  {name:>10}  recovery {_fmt(rec)} [{rec['censored']} censored]"
-                f"  forgetting {_fmt(c['forgetting'])}  early {_fmt(c['early_share_of_optimal'])}"
+                f"  forgetting {_fmt(c['forgetting'])}  forgetting (rate) {_fmt(c['forgetting_rate'])}"
+                f"  early {_fmt(c['early_share_of_optimal'])}"
                 f"  {cost['agent_steps_per_cpu_second'] or 0:,.0f} steps/cpu-s"
                 f"  {cost['state_bytes_per_seed']:,} B/seed"
             )
