@@ -327,3 +327,27 @@ def learners(out, envs, learners, steps, seeds, seed, chunk, bins, random_steps,
         reference=parse_reference(reference),
     )  # fmt: skip
     study_learners(cfg, out, echo=click.echo, log=_err)
+@study.command("memory")
+@click.option("--out", required=True, help="results directory (must not hold a study)")
+@click.option("--envs", default="Rooms-v0,CodedGrid-v0", show_default=True, help="comma-separated worlds")
+@click.option("--steps", default=40_000, show_default=True, help="lifetime per world and seed")
+@click.option("--segments", default=10, show_default=True, help="task segments (changes: segments - 1)")
+@click.option("--seeds", default=5, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="base seed")
+@click.option(
+    "--memory", "memories", multiple=True, help="stream-q memory table, e.g. '{size=512,k=8,mix=0.5}'; repeat"
+)
+@click.option("--epsilon", default=0.1, show_default=True, help="exploration after the first half-segment")
+@click.option("--window", default=1000, show_default=True, help="steps of the recovery measure's window")
+@click.option("--threshold", default=0.3, show_default=True, help="recovered: rate >= this x optimal rate")
+def memory_study(out, envs, steps, segments, seeds, seed, memories, epsilon, window, threshold) -> None:
+    """stream-q with vs without episodic memory: recovery, forgetting on return, early efficiency."""
+    from oakrl.study.memory import DEFAULT_MEMORY, MemoryStudyConfig, parse_memory, study_memory
+
+    tables = tuple(parse_memory(m) for m in memories)
+    cfg = MemoryStudyConfig(
+        envs=tuple(s.strip() for s in envs.split(",") if s.strip()), steps=steps, segments=segments,
+        seeds=seeds, seed=seed, memories=tables or (DEFAULT_MEMORY,), epsilon=epsilon, window=window,
+        threshold=threshold,
+    )  # fmt: skip
+    study_memory(cfg, out, echo=click.echo, log=_err)
