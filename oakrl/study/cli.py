@@ -327,6 +327,8 @@ def learners(out, envs, learners, steps, seeds, seed, chunk, bins, random_steps,
         reference=parse_reference(reference),
     )  # fmt: skip
     study_learners(cfg, out, echo=click.echo, log=_err)
+
+
 @study.command("memory")
 @click.option("--out", required=True, help="results directory (must not hold a study)")
 @click.option("--envs", default="Rooms-v0,CodedGrid-v0", show_default=True, help="comma-separated worlds")
