@@ -17,6 +17,7 @@ import pytest
 from oakrl.errors import ConfigError
 from oakrl.learn.obgd import ObGDState, obgd
 from oakrl.learn.plasticity import (
+    counter_uniform,
     effective_rank,
     fresh_columns,
     lowest,
@@ -425,3 +426,25 @@ def test_gated_replacement_is_bit_equal_to_the_masked_one(kind, options):
     jax.tree.map(np.testing.assert_array_equal, gated, masked)
     replaced = np.asarray(gated[2].replaced[:, -1])
     assert np.all(replaced > 0), replaced
+
+
+def test_counter_uniform_noise():
+    """Shrink & perturb's noise: catches a lattice that is not symmetric (a mean that is not
+    exactly 0: the weights would drift), the wrong variance (sigma would be off), entries or
+    seeds that repeat or correlate (a hash of the wrong counter), and a draw that is not a pure
+    function of (seed, shape)."""
+    x = np.asarray(counter_uniform(jnp.uint32(7), (600, 500)), np.float64)
+    assert x.shape == (600, 500) and np.all(np.abs(x) < 1.0)
+    v = np.round(x * 2**24)
+    np.testing.assert_array_equal(v, x * 2**24)  # on the lattice
+    assert np.all(v % 2 == 1)  # odd multiples of 2^-24: symmetric about 0
+    assert abs(x.mean()) < 4 * math.sqrt(1 / 3 / x.size)
+    assert abs(x.var() - 1 / 3) < 0.003
+    flat = x.ravel()
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+    y = np.asarray(counter_uniform(jnp.uint32(8), (600, 500)), np.float64).ravel()
+    assert abs(np.corrcoef(flat, y)[0, 1]) < 0.01
+    np.testing.assert_array_equal(x, counter_uniform(jnp.uint32(7), (600, 500)))
+    # The histogram is flat: 10 bins of 30,000 expected entries each, within 1.5%.
+    counts, _ = np.histogram(flat, bins=10, range=(-1, 1))
+    assert np.all(np.abs(counts / 30_000 - 1) < 0.015), counts

@@ -17,7 +17,8 @@ so it composes with ObGD (or any optax-style learner):
   redo            ReDo (Sokar et al. 2023): every `every` steps, units whose running mean
                   |h|, divided by the layer's mean, is <= `tau` (dormant) are reset the same way.
   shrink-perturb  Ash & Adams 2020, per step: theta <- (1 - shrink) theta + sigma * noise, the
-                  noise uniform with variance 1 (cheaper than N(0, 1) on CPU, same variance).
+                  noise uniform with variance 1 (cheaper than N(0, 1) on CPU, same variance),
+                  hashed from a per-step seed and each weight's index (`counter_uniform`).
   l2-init         Kumar et al. 2023, per step: theta <- theta - l2 (theta - theta_0).
 
 Units are those of the hidden Dense layers of a Flax param tree {"Dense_0", ..., "head"}: the
@@ -230,6 +231,28 @@ def fresh_columns(key: jax.Array, fan_in: int, count: int, sparsity: float, dtyp
     return w
 
 
+def counter_uniform(seed: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    """Noise uniform on (-1, 1) (variance 1/3), one value per entry of `shape`, from a uint32 seed.
+
+    Entry i is the murmur3 finaliser (fmix32: two multiplies, three xor-shifts) of
+    i * 0x9E3779B9 + seed, its top 24 bits made an odd integer v in [-(2^24 - 1), 2^24 - 1] and
+    scaled by 2^-24: values on a lattice symmetric about 0, so the mean is exactly 0. A
+    counter-based hash rather than jax.random: shrink & perturb needs a fresh draw for every
+    weight at every step, and on XLA:CPU threefry (or the lab's unsafe_rbg keys) made that
+    draw cost 5-10x the whole learning step; these integer ops fuse into the update itself.
+    Statistically weaker than threefry (no cryptographic claims), ample for perturbation noise.
+    """
+    n = math.prod(shape)
+    h = jnp.arange(n, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9) + seed.astype(jnp.uint32)
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * jnp.uint32(0xC2B2AE35)
+    h = h ^ (h >> 16)
+    v = ((h >> 7) | jnp.uint32(1)).astype(jnp.int32) - (1 << 24)  # odd, |v| < 2^24: exact in f32
+    return (v.astype(jnp.float32) * (1.0 / (1 << 24))).astype(dtype).reshape(shape)
+
+
 def _mean_abs(h: jax.Array) -> jax.Array:
     return jnp.mean(jnp.abs(h).reshape(-1, h.shape[-1]), axis=0)
 
@@ -417,12 +440,12 @@ def plasticity_update(
 
     if _does(cfg, "shrink-perturb"):
         leaves, treedef = jax.tree.flatten(params)
-        ks = jax.random.split(keys[-1], len(leaves))
-        # Variance-matched uniform noise: a Gaussian's erfinv doubles the cost of this step on CPU.
-        half = math.sqrt(3.0) * cfg.sigma
+        # One 32-bit seed per leaf per step; every weight's noise hashed from (seed, index).
+        seeds = jax.random.bits(keys[-1], (len(leaves),), jnp.uint32)
+        scale = math.sqrt(3.0) * cfg.sigma  # U(-1, 1) has variance 1/3
         leaves = [
-            (1 - cfg.shrink) * x + jax.random.uniform(k, x.shape, x.dtype, -1.0, 1.0) * half
-            for x, k in zip(leaves, ks, strict=True)
+            (1 - cfg.shrink) * x + counter_uniform(seeds[i], x.shape, x.dtype) * scale
+            for i, x in enumerate(leaves)
         ]
         params = jax.tree.unflatten(treedef, leaves)
     if _does(cfg, "l2-init"):
