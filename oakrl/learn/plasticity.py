@@ -427,8 +427,11 @@ def plasticity_update(
         for name, nxt in layers:
             replace, fresh, pending[name] = chosen[name]
             kernel = params[name]["kernel"]
-            slot = jnp.clip(jnp.cumsum(replace) - 1, 0, cfg.max_resets - 1)
-            new_kernel = jnp.where(replace[None, :], fresh[:, slot], kernel)
+            if cfg.max_resets == 1:  # the one slot: no cumsum (a scan on XLA:CPU) every step
+                new_kernel = jnp.where(replace[None, :], fresh, kernel)
+            else:
+                slot = jnp.clip(jnp.cumsum(replace) - 1, 0, cfg.max_resets - 1)
+                new_kernel = jnp.where(replace[None, :], fresh[:, slot], kernel)
             params = _zero_unit(params, name, nxt, replace)
             params[name]["kernel"] = new_kernel
             if trace is not None:
