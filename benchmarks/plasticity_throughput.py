@@ -90,7 +90,8 @@ def main() -> None:
         sys.exit(f"unknown case {unknown[0]!r}; valid: {', '.join(CASES)}")
     print(
         f"# oakrl from {Path(oakrl.__file__).parent}; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}, jax {jax.__version__} ({jax.default_backend()}); "
+        f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}, "
+        f"jax {jax.__version__} ({jax.default_backend()}); "
         f"stream-ac CartPole-v1, hidden {args.hidden}, {args.seeds} seeds x {args.steps} steps, "
         f"medians of {args.repeats} interleaved rounds, compile excluded"
     )
