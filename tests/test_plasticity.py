@@ -16,7 +16,17 @@ import pytest
 
 from oakrl.errors import ConfigError
 from oakrl.learn.obgd import ObGDState, obgd
-from oakrl.learn.plasticity import effective_rank, fresh_columns, lowest, ranks, remedy
+from oakrl.learn.plasticity import (
+    counter_uniform,
+    effective_rank,
+    fresh_columns,
+    lowest,
+    plasticity_init,
+    plasticity_update,
+    ranks,
+    remedy,
+    when_any,
+)
 from oakrl.learn.stepsize import autostep, idbd, tidbd_obgd
 
 
@@ -316,3 +326,125 @@ def test_lowest_by_sort_matches_by_argmin():
         np.testing.assert_array_equal(
             by_sort, lowest(score, jnp.asarray(min(n, 4.0)), 4) | (by_sort & (score > jnp.sort(score)[3]))
         )
+
+
+# --------------------------------------------------------------------------- the gated replacement
+
+
+def _gate_demo(pred_of):
+    """A scan of 20 steps whose costly branch (x * 2, plus a host callback counting its runs)
+    is taken where pred_of(step, offset) holds; returns (run(x, offset), calls)."""
+    calls = []
+
+    def costly(o):
+        jax.debug.callback(lambda: calls.append(1))
+        return o[0] * 2.0, o[1]
+
+    def step(c, i):
+        return when_any(pred_of(i, c[1]), costly, lambda o: o, c), None
+
+    return (lambda x, off: jax.lax.scan(step, (x, off), jnp.arange(20))[0][0]), calls
+
+
+def test_when_any_is_cond_per_member_and_runs_only_when_some_member_is_due():
+    """Catches a gate that is a select in disguise (the costly branch would run 20 times per
+    vmapped stream, not 4 or 8), a member given another member's branch, and nested vmaps
+    (methods x seeds) broken."""
+    run, calls = _gate_demo(lambda i, off: (i + off) % 5 == 0)
+    assert float(jax.jit(run)(1.0, 0)) == 16.0 and len(calls) == 4  # plain lax.cond
+    calls.clear()
+    offsets = jnp.array([0, 0, 0])
+    np.testing.assert_array_equal(jax.jit(jax.vmap(run))(jnp.ones(3), offsets), [16.0, 16.0, 16.0])
+    assert len(calls) == 4  # members in step: the branch runs once per due step, for all of them
+    calls.clear()
+    # Members out of step: due at 0,5,10,15 and at 4,9,14,19; each member still doubles only at
+    # its own 4 steps (2**4 = 16), though the branch ran at 8 steps.
+    out = jax.jit(jax.vmap(run))(jnp.array([1.0, 3.0]), jnp.array([0, 1]))
+    np.testing.assert_array_equal(out, [16.0, 48.0])
+    assert len(calls) == 8
+    calls.clear()
+    out = jax.jit(jax.vmap(jax.vmap(run)))(jnp.ones((2, 2)), jnp.array([[0, 1], [0, 0]]))
+    np.testing.assert_array_equal(out, [[16.0, 16.0], [16.0, 16.0]])
+    assert len(calls) == 8
+    calls.clear()
+    # An unbatched predicate under vmap (every member due at the same steps).
+    run, calls = _gate_demo(lambda i, off: i % 10 == 0)
+    np.testing.assert_array_equal(jax.jit(jax.vmap(run))(jnp.ones(2), jnp.zeros(2, jnp.int32)), [4.0, 4.0])
+    assert len(calls) == 2
+
+
+def _remedy_stream(kind: str, gate: bool, seeds: int = 3, steps: int = 300, **options):
+    """A vmapped scan of `steps` remedy updates on a two-hidden-layer tree with a trace: random
+    parameter drift and features each step (members differ, so their units fall due at other
+    steps). Returns every output of every step."""
+    cfg = remedy(kind, **options).config
+    widths = [("Dense_0", (3, 6)), ("Dense_1", (6, 5)), ("head", (5, 2))]
+
+    def stream(key):
+        k_init, k_run = jax.random.split(key)
+        ks = jax.random.split(k_init, len(widths))
+        params = {
+            n: {"kernel": jax.random.normal(k, s), "bias": jnp.zeros(s[1])}
+            for (n, s), k in zip(widths, ks, strict=True)
+        }
+        opt = ObGDState(jax.tree.map(jnp.ones_like, params), jnp.ones(()))
+        state = plasticity_init(cfg, params)
+
+        def one(c, k):
+            params, opt, state = c
+            k_drift, k_feat, k_rem = jax.random.split(k, 3)
+            params = jax.tree.map(lambda x: x + 0.01 * jax.random.normal(k_drift, x.shape), params)
+            feats = {
+                "Dense_0": jax.random.uniform(k_feat, (6,)) * jnp.arange(6.0),  # unit 0 dormant
+                "Dense_1": jax.random.normal(k_feat, (5,)),
+            }
+            opt = opt._replace(trace=jax.tree.map(lambda z: z + 1.0, opt.trace))
+            params, opt, state, info = plasticity_update(cfg, params, state, feats, k_rem, opt, gate=gate)
+            return (params, opt, state), (params, opt, state, info)
+
+        return jax.lax.scan(one, (params, opt, state), jax.random.split(k_run, steps))[1]
+
+    return jax.jit(jax.vmap(stream))(jax.random.split(jax.random.key(11), seeds))
+
+
+@pytest.mark.parametrize(
+    "kind,options",
+    [
+        ("cbp", {"maturity": 20, "rate": 0.02, "max_resets": 1, "diagnostics": True}),
+        ("cbp", {"maturity": 10, "rate": 0.3, "max_resets": 2}),
+        ("redo", {"every": 25, "tau": 0.5, "max_resets": 6, "diagnostics": True}),
+    ],
+)
+def test_gated_replacement_is_bit_equal_to_the_masked_one(kind, options):
+    """The gate (choosing and drawing only at steps where a unit is due, for some member) gives
+    exactly the numbers of choosing and drawing, masked, at every step. Catches a decision made
+    on stale or post-replacement values, a pending count or key that differs in the skipped
+    branch, a member given another's decision, and units never replaced (checked below)."""
+    diagnostics = options.pop("diagnostics", False)
+    gated = _remedy_stream(kind, True, diagnostics=diagnostics, **options)
+    masked = _remedy_stream(kind, False, diagnostics=diagnostics, **options)
+    jax.tree.map(np.testing.assert_array_equal, gated, masked)
+    replaced = np.asarray(gated[2].replaced[:, -1])
+    assert np.all(replaced > 0), replaced
+
+
+def test_counter_uniform_noise():
+    """Shrink & perturb's noise: catches a lattice that is not symmetric (a mean that is not
+    exactly 0: the weights would drift), the wrong variance (sigma would be off), entries or
+    seeds that repeat or correlate (a hash of the wrong counter), and a draw that is not a pure
+    function of (seed, shape)."""
+    x = np.asarray(counter_uniform(jnp.uint32(7), (600, 500)), np.float64)
+    assert x.shape == (600, 500) and np.all(np.abs(x) < 1.0)
+    v = np.round(x * 2**24)
+    np.testing.assert_array_equal(v, x * 2**24)  # on the lattice
+    assert np.all(v % 2 == 1)  # odd multiples of 2^-24: symmetric about 0
+    assert abs(x.mean()) < 4 * math.sqrt(1 / 3 / x.size)
+    assert abs(x.var() - 1 / 3) < 0.003
+    flat = x.ravel()
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+    y = np.asarray(counter_uniform(jnp.uint32(8), (600, 500)), np.float64).ravel()
+    assert abs(np.corrcoef(flat, y)[0, 1]) < 0.01
+    np.testing.assert_array_equal(x, counter_uniform(jnp.uint32(7), (600, 500)))
+    # The histogram is flat: 10 bins of 30,000 expected entries each, within 1.5%.
+    counts, _ = np.histogram(flat, bins=10, range=(-1, 1))
+    assert np.all(np.abs(counts / 30_000 - 1) < 0.015), counts

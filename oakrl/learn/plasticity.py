@@ -17,7 +17,8 @@ so it composes with ObGD (or any optax-style learner):
   redo            ReDo (Sokar et al. 2023): every `every` steps, units whose running mean
                   |h|, divided by the layer's mean, is <= `tau` (dormant) are reset the same way.
   shrink-perturb  Ash & Adams 2020, per step: theta <- (1 - shrink) theta + sigma * noise, the
-                  noise uniform with variance 1 (cheaper than N(0, 1) on CPU, same variance).
+                  noise uniform with variance 1 (cheaper than N(0, 1) on CPU, same variance),
+                  hashed from a per-step seed and each weight's index (`counter_uniform`).
   l2-init         Kumar et al. 2023, per step: theta <- theta - l2 (theta - theta_0).
 
 Units are those of the hidden Dense layers of a Flax param tree {"Dense_0", ..., "head"}: the
@@ -33,6 +34,8 @@ RemedyOptimizer) that steps a network's optimiser and then applies its remedy.
 Everything is fixed-shape and jittable: resets are masks. At most `max_resets` units per layer
 are replaced per step (static, so the fresh weights are drawn for that many columns only);
 units due beyond it wait for the next step (CBP carries the count, ReDo the next check).
+Choosing and drawing run only at steps where a unit may be due (`when_any`: a lax.cond that
+stays a branch under vmap), so cbp and redo cost little more than their running averages.
 
 Diagnostics (`diagnostics=True`, returned in `info`): `dormant` (fraction of hidden units whose
 running |h| over the layer mean is <= tau), `weight_mag` (mean |w| of all kernels), `eff_rank`
@@ -228,6 +231,28 @@ def fresh_columns(key: jax.Array, fan_in: int, count: int, sparsity: float, dtyp
     return w
 
 
+def counter_uniform(seed: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    """Noise uniform on (-1, 1) (variance 1/3), one value per entry of `shape`, from a uint32 seed.
+
+    Entry i is the murmur3 finaliser (fmix32: two multiplies, three xor-shifts) of
+    i * 0x9E3779B9 + seed, its top 24 bits made an odd integer v in [-(2^24 - 1), 2^24 - 1] and
+    scaled by 2^-24: values on a lattice symmetric about 0, so the mean is exactly 0. A
+    counter-based hash rather than jax.random: shrink & perturb needs a fresh draw for every
+    weight at every step, and on XLA:CPU threefry (or the lab's unsafe_rbg keys) made that
+    draw cost 5-10x the whole learning step; these integer ops fuse into the update itself.
+    Statistically weaker than threefry (no cryptographic claims), ample for perturbation noise.
+    """
+    n = math.prod(shape)
+    h = jnp.arange(n, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9) + seed.astype(jnp.uint32)
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * jnp.uint32(0xC2B2AE35)
+    h = h ^ (h >> 16)
+    v = ((h >> 7) | jnp.uint32(1)).astype(jnp.int32) - (1 << 24)  # odd, |v| < 2^24: exact in f32
+    return (v.astype(jnp.float32) * (1.0 / (1 << 24))).astype(dtype).reshape(shape)
+
+
 def _mean_abs(h: jax.Array) -> jax.Array:
     return jnp.mean(jnp.abs(h).reshape(-1, h.shape[-1]), axis=0)
 
@@ -241,6 +266,45 @@ def _zero_unit(tree: PyTree, name: str, nxt: str, replace: jax.Array) -> PyTree:
     return tree
 
 
+def when_any(pred: jax.Array, true_fn, false_fn, operand: PyTree) -> PyTree:
+    """`lax.cond(pred, true_fn, false_fn, operand)` that stays a branch under vmap.
+
+    Under vmap, lax.cond with a batched predicate becomes a select: both branches run for every
+    member at every step. Here the batched version runs `false_fn` for all members when no
+    member's `pred` holds, else `true_fn` for all and keeps, per member, its own branch's result
+    (`where(pred, true, false)`): each member gets exactly what lax.cond would give it, and the
+    costly branch runs only at steps where some member needs it. Nested vmaps (methods x seeds)
+    gate on any member of all of them.
+
+    true_fn and false_fn must be pure functions of `operand` (no traced values closed over) with
+    the same output structure.
+    """
+
+    @jax.custom_batching.custom_vmap
+    def gated(pred, operand):
+        return jax.lax.cond(pred, true_fn, false_fn, operand)
+
+    @gated.def_vmap
+    def batched(axis_size, in_batched, pred, operand):
+        pred_b, op_b = in_batched
+        grow = lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))  # noqa: E731
+        operand = jax.tree.map(grow, operand, op_b)
+        pred = grow(pred, pred_b)
+
+        def each(p, x):
+            return jax.tree.map(lambda t, f: jnp.where(p, t, f), true_fn(x), false_fn(x))
+
+        out = when_any(
+            jnp.any(pred),
+            lambda po: jax.vmap(each)(*po),
+            lambda po: jax.vmap(false_fn)(po[1]),
+            (pred, operand),
+        )
+        return out, jax.tree.map(lambda _: True, out)
+
+    return gated(pred, operand)
+
+
 def plasticity_update(
     cfg: PlasticityConfig,
     params: PyTree,
@@ -248,11 +312,19 @@ def plasticity_update(
     features: dict,
     key: jax.Array,
     opt_state: Any = None,
+    gate: bool = True,
 ) -> tuple[PyTree, Any, PlasticityState, dict]:
     """Applies the remedy after a learning step. Returns (params, opt_state, state, info).
 
     features: {Dense_i: activations [..., width]} of the sample just learned on (see
     `hidden_features`); needed by cbp/redo/diagnostics, ignored otherwise.
+
+    The running activities, ages and (cbp) utilities are updated every step (O(width) per
+    layer, plus cbp's sum over the next layer's |weights|). Choosing the units to replace and
+    drawing their fresh weights runs only at steps where a unit may be due, for some member of
+    a vmapped batch (`when_any`; cbp: a whole replacement pending, redo: a check); the masked
+    writes stay outside, one pass XLA fuses with the rest. The numbers are those of choosing
+    and drawing at every step (gate=False, kept for the tests): bit for bit.
     """
     count = state.count + 1
     info: dict[str, jax.Array] = {}
@@ -261,59 +333,122 @@ def plasticity_update(
     params = {k: dict(v) for k, v in params.items()}
     trace = getattr(opt_state, "trace", None) if opt_state is not None else None
     layers = hidden_layers(params) if _tracks_units(cfg) else []
-    keys = jax.random.split(key, len(layers) + 1)
+    resets = bool(layers) and (_does(cfg, "cbp") or _does(cfg, "redo"))
     utility, activity, age, pending = {}, {}, {}, {}
-    replaced_now = jnp.zeros((), jnp.float32)
-    dormant, units = jnp.zeros((), jnp.float32), 0
     d = cfg.decay
-    for i, (name, nxt) in enumerate(layers):
+
+    def scores_of(activity: dict, age: dict) -> tuple[dict, dict]:
+        """Per layer: the bias correction 1 - d^age (> 0 since age >= 1) and each unit's
+        bias-corrected activity over the layer's mean (ReDo's score, the dormancy test)."""
+        corrections, scores = {}, {}
+        for name, _ in layers:
+            corrections[name] = 1.0 - jnp.power(d, age[name].astype(jnp.float32))
+            a_bc = activity[name] / corrections[name]
+            scores[name] = a_bc / jnp.maximum(jnp.mean(a_bc), 1e-12)
+        return corrections, scores
+
+    # Every step: the running averages and ages (O(width) per layer; cbp's utility also sums the
+    # next layer's |weights|) and whether any unit may be due.
+    due = jnp.zeros((), bool)
+    for name, nxt in layers:
         abs_h = _mean_abs(features[name])
-        out_mag = jnp.sum(jnp.abs(params[nxt]["kernel"]), axis=1)
-        u = d * state.utility[name] + (1 - d) * abs_h * out_mag
-        a = d * state.activity[name] + (1 - d) * abs_h
+        u, p = state.utility[name], state.pending[name]
         ag = state.age[name] + 1
-        correction = 1.0 - jnp.power(d, ag.astype(jnp.float32))  # > 0 since age >= 1
-        a_bc = a / correction
-        score = a_bc / jnp.maximum(jnp.mean(a_bc), 1e-12)
-        p = state.pending[name]
-        replace = jnp.zeros(ag.shape, bool)
-        if _does(cfg, "cbp"):
-            eligible = ag > cfg.maturity
-            p = p + cfg.rate * jnp.sum(eligible)
-            n = jnp.minimum(jnp.floor(p), cfg.max_resets)
-            replace = lowest(jnp.where(eligible, u / correction, jnp.inf), n, cfg.max_resets)
-            p = p - jnp.sum(replace)
-        if _does(cfg, "redo"):
-            due = (count % cfg.every) == 0
-            cand = due & (score <= cfg.tau) & ~replace
-            replace = replace | lowest(
-                jnp.where(cand, score, jnp.inf), cfg.max_resets - jnp.sum(replace), cfg.max_resets
-            )
-        if _does(cfg, "cbp") or _does(cfg, "redo"):
+        if _does(cfg, "cbp"):  # the utility is cbp's alone: redo and the diagnostics skip it
+            out_mag = jnp.sum(jnp.abs(params[nxt]["kernel"]), axis=1)
+            u = d * u + (1 - d) * abs_h * out_mag
+            p = p + cfg.rate * jnp.sum(ag > cfg.maturity)
+            due = due | (jnp.floor(p) >= 1)
+        activity[name] = d * state.activity[name] + (1 - d) * abs_h
+        utility[name], age[name], pending[name] = u, ag, p
+    if _does(cfg, "redo"):
+        due = due | ((count % cfg.every) == 0)
+
+    dormant, units = jnp.zeros((), jnp.float32), 0
+    if cfg.diagnostics and layers:  # the diagnostic: the units' scores before any replacement
+        for score in scores_of(activity, age)[1].values():
+            dormant = dormant + jnp.sum(score <= cfg.tau)
+            units += int(score.shape[0])
+
+    keys = None
+    if _does(cfg, "shrink-perturb"):  # split outside the gate: the noise needs the last key
+        keys = jax.random.split(key, len(layers) + 1)
+    replaced_now = jnp.zeros((), jnp.float32)
+    if resets:
+        fan_in = {name: params[name]["kernel"].shape[0] for name, _ in layers}
+        dtype = {name: params[name]["kernel"].dtype for name, _ in layers}
+
+        def choose(x):
+            """{layer: (units to replace [width] bool, fresh columns [fan_in, max_resets],
+            pending after)}: the decisions and the draws, the part worth skipping."""
+            (utility, activity, age, pending), key_or_keys, count = x
+            ks = key_or_keys if keys is not None else jax.random.split(key_or_keys, len(layers) + 1)
+            corrections, scores = scores_of(activity, age)
+            out = {}
+            for i, (name, _) in enumerate(layers):
+                p = pending[name]
+                replace = jnp.zeros(age[name].shape, bool)
+                if _does(cfg, "cbp"):
+                    eligible = age[name] > cfg.maturity
+                    n = jnp.minimum(jnp.floor(p), cfg.max_resets)
+                    score = jnp.where(eligible, utility[name] / corrections[name], jnp.inf)
+                    replace = lowest(score, n, cfg.max_resets)
+                    p = p - jnp.sum(replace)
+                if _does(cfg, "redo"):
+                    cand = ((count % cfg.every) == 0) & (scores[name] <= cfg.tau) & ~replace
+                    score = jnp.where(cand, scores[name], jnp.inf)
+                    replace = replace | lowest(score, cfg.max_resets - jnp.sum(replace), cfg.max_resets)
+                fresh = fresh_columns(ks[i], fan_in[name], cfg.max_resets, cfg.sparsity, dtype[name])
+                out[name] = (replace, fresh, p)
+            return out
+
+        def nothing(x):
+            """What `choose` gives when no unit is due: no replacement, pending as it was (the
+            fresh columns are then masked out, whatever they hold)."""
+            (_, _, age, pending), _, _ = x
+            return {
+                name: (
+                    jnp.zeros(age[name].shape, bool),
+                    jnp.zeros((fan_in[name], cfg.max_resets), dtype[name]),
+                    pending[name],
+                )
+                for name, _ in layers
+            }
+
+        # Everything the branches read goes in the operand (when_any's branches close over
+        # no traced values).
+        operand = ((utility, activity, age, pending), keys[:-1] if keys is not None else key, count)
+        # kind "all" may carry its magnitudes as traced arrays, which the gate's branches
+        # cannot close over: those runs choose at every step.
+        traced = any(isinstance(getattr(cfg, f), jax.Array) for f in ("maturity", "every", "tau", "rate"))
+        chosen = when_any(due, choose, nothing, operand) if gate and not traced else choose(operand)
+        # The replacement itself: masked writes, as cheap as one pass that XLA fuses with the
+        # optimiser's update, so it stays outside the gate (and the data flow stays visible).
+        for name, nxt in layers:
+            replace, fresh, pending[name] = chosen[name]
             kernel = params[name]["kernel"]
-            fresh = fresh_columns(keys[i], kernel.shape[0], cfg.max_resets, cfg.sparsity, kernel.dtype)
-            slot = jnp.clip(jnp.cumsum(replace) - 1, 0, cfg.max_resets - 1)
-            new_kernel = jnp.where(replace[None, :], fresh[:, slot], kernel)
+            if cfg.max_resets == 1:  # the one slot: no cumsum (a scan on XLA:CPU) every step
+                new_kernel = jnp.where(replace[None, :], fresh, kernel)
+            else:
+                slot = jnp.clip(jnp.cumsum(replace) - 1, 0, cfg.max_resets - 1)
+                new_kernel = jnp.where(replace[None, :], fresh[:, slot], kernel)
             params = _zero_unit(params, name, nxt, replace)
             params[name]["kernel"] = new_kernel
             if trace is not None:
                 trace = _zero_unit(trace, name, nxt, replace)
-            u = jnp.where(replace, 0.0, u)
-            a = jnp.where(replace, 0.0, a)
-            ag = jnp.where(replace, 0, ag)
+            utility[name] = jnp.where(replace, 0.0, utility[name])
+            activity[name] = jnp.where(replace, 0.0, activity[name])
+            age[name] = jnp.where(replace, 0, age[name])
             replaced_now = replaced_now + jnp.sum(replace)
-        utility[name], activity[name], age[name], pending[name] = u, a, ag, p
-        dormant = dormant + jnp.sum(score <= cfg.tau)
-        units += int(score.shape[0])
 
     if _does(cfg, "shrink-perturb"):
         leaves, treedef = jax.tree.flatten(params)
-        ks = jax.random.split(keys[-1], len(leaves))
-        # Variance-matched uniform noise: a Gaussian's erfinv doubles the cost of this step on CPU.
-        half = math.sqrt(3.0) * cfg.sigma
+        # One 32-bit seed per leaf per step; every weight's noise hashed from (seed, index).
+        seeds = jax.random.bits(keys[-1], (len(leaves),), jnp.uint32)
+        scale = math.sqrt(3.0) * cfg.sigma  # U(-1, 1) has variance 1/3
         leaves = [
-            (1 - cfg.shrink) * x + jax.random.uniform(k, x.shape, x.dtype, -1.0, 1.0) * half
-            for x, k in zip(leaves, ks, strict=True)
+            (1 - cfg.shrink) * x + counter_uniform(seeds[i], x.shape, x.dtype) * scale
+            for i, x in enumerate(leaves)
         ]
         params = jax.tree.unflatten(treedef, leaves)
     if _does(cfg, "l2-init"):
