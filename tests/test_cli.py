@@ -247,6 +247,9 @@ def test_auto_threads_from_the_work():
     assert run_threads({"seeds": 4}, ("hidden=512,512",)) is None
     assert run_threads({"seeds": 2, "agent_options": {"hidden": [1024, 1024]}}) is None
     assert run_threads({"seeds": "x"}) is None
+    # malformed fields are the spec's to refuse (one line); the choice must not crash first
+    assert run_threads({"agent_options": 3}) is None and run_threads({"agent_options": [1]}) is None
+    assert run_threads({"seeds": 2}, ("hidden",)) == 1 and run_threads({"agent": ["x"]}) is None
 
 
 def test_cpu_threads_all_is_accepted(tmp_path):

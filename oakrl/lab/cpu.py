@@ -138,14 +138,16 @@ def run_threads(fields: dict[str, Any], opts: tuple[str, ...] = ()) -> int | Non
     """`auto_threads` for a run given as raw RunSpec fields (a config file's, a command line's,
     a results directory's config.json) and `--opt KEY=VALUE` pairs: read without building the
     RunSpec, which would start JAX (and size its pool) first."""
-    options = dict(fields.get("agent_options") or {})
-    for pair in opts:
-        key, _, value = pair.partition("=")
-        options[key.strip()] = value
-    seeds = fields.get("seeds", 1)
-    if not isinstance(seeds, int) or seeds < 1:
-        return None  # the spec itself will refuse it
+    # Malformed input is the spec's to refuse, in one line, right after this: here it only
+    # means "no choice" (XLA's default pool).
     try:
+        options = dict(fields.get("agent_options") or {})
+        for pair in opts:
+            key, _, value = pair.partition("=")
+            options[key.strip()] = value
+        seeds = fields.get("seeds", 1)
+        if not isinstance(seeds, int) or seeds < 1:
+            return None
         return auto_threads(str(fields.get("agent", "stream-ac")), seeds, options.get("hidden"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return None
