@@ -87,21 +87,16 @@ def auto_threads(agent: str, seeds: int, hidden: Any = None) -> int | None:
     return 1 if seeds * max(pairs) <= NARROW_WORK else None
 
 
-class Threads:
+def parse_threads(value: Any) -> int | str:
     """The value of `--cpu-threads`: a positive integer, or "all" (XLA's default pool)."""
-
-    name = "threads"
-
-    @staticmethod
-    def convert(value: Any) -> int | str:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        text = str(value).strip().lower()
-        if text == "all":
-            return "all"
-        if text.isdigit() and int(text) >= 1:
-            return int(text)
-        raise ConfigError(f"--cpu-threads must be a positive integer or 'all', got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    text = str(value).strip().lower()
+    if text == "all":
+        return "all"
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ConfigError(f"--cpu-threads must be a positive integer or 'all', got {value!r}")
 
 
 def cpu_threads_option(help: str, expose: bool = False) -> Any:
@@ -115,7 +110,7 @@ def cpu_threads_option(help: str, expose: bool = False) -> Any:
 
         def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
             try:
-                return Threads.convert(value)
+                return parse_threads(value)
             except ConfigError as e:
                 self.fail(str(e).removeprefix("--cpu-threads "), param, ctx)
 
