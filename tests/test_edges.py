@@ -269,7 +269,10 @@ def test_sigterm_stops_a_long_chunk_at_once_and_the_run_resumes_bit_identically(
     import subprocess
     import sys
 
-    steps, chunk = 20_000, 10_000
+    # Chunks of 50,000 steps take seconds here; the signal goes 0.3 s after the first checkpoint,
+    # so it lands inside the second chunk (at 10,000 it could land before that chunk began, and
+    # the run then stopped cleanly at the boundary: correct, but not the path under test).
+    steps, chunk = 100_000, 50_000
     flags = ["--steps", str(steps), "--chunk", str(chunk), "--opt", "hidden=16,16", "--no-plot"]
     out = tmp_path / "stopped"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "OAKRL_STOP_GRACE": "0"}
@@ -282,6 +285,7 @@ def test_sigterm_stops_a_long_chunk_at_once_and_the_run_resumes_bit_identically(
         while (ckpt.read_pointer(out) or {}).get("step") != chunk:
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
             time.sleep(0.01)
+        time.sleep(0.3)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=60)
@@ -291,7 +295,7 @@ def test_sigterm_stops_a_long_chunk_at_once_and_the_run_resumes_bit_identically(
     err = proc.stderr.read().decode().strip().splitlines()[-1]
     proc.stderr.close()
     assert rc == 128 + signal.SIGTERM, err
-    assert "abandoned, the last checkpoint is at step 10000" in err, err
+    assert f"abandoned, the last checkpoint is at step {chunk}" in err, err
     assert took < 5, took  # whatever the chunk's length
     assert ckpt.read_pointer(out)["step"] == chunk and not (out / "summary.json").exists()
     assert main(["resume", str(out), "--no-plot"]) == 0  # the lock went with the process
