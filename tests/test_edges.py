@@ -7,6 +7,7 @@ Runs are tiny (hidden 16,16, a few hundred steps). Each test says which bug it c
 from __future__ import annotations
 
 import errno
+import io
 import json
 import multiprocessing
 import os
@@ -247,6 +248,45 @@ def test_a_rehashed_damaged_archive_is_one_line(unfinished, tmp_path, capsys):
     pointer.write_text(json.dumps({**fixed, "checksum": ckpt._checksum(fixed)}))
     assert main(["resume", str(out), "--no-plot"]) == 2
     assert "not a readable checkpoint" in one_line_error(capsys)
+
+
+def test_a_checkpoint_from_before_pointer_checksums_still_resumes(unfinished, tmp_path, capsys):
+    # Bug: a run written by oakrl 0.2.0 before checkpoint.json carried a checksum (and before the
+    # archive repeated its step) was refused as "edited or damaged; remove it to start over",
+    # which told the owner of a long run to throw it away.
+    import hashlib
+
+    out = _copy(unfinished, tmp_path / "legacy")
+    pointer = out / "checkpoint.json"
+    meta = json.loads(pointer.read_text())
+    npz = out / meta["file"]
+    with np.load(npz) as archive:
+        old = {k: archive[k] for k in archive.files if k != "meta"}
+    buf = io.BytesIO()
+    np.savez(buf, **old)
+    npz.write_bytes(buf.getvalue())
+    legacy = {k: v for k, v in meta.items() if k != "checksum"}
+    legacy["sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    pointer.write_text(json.dumps(legacy))
+    assert main(["resume", str(out), "--no-plot"]) == 0, one_line_error(capsys)
+    assert (out / "summary.json").exists()
+
+
+def test_a_current_pointer_stripped_of_its_checksum_is_still_checked(unfinished, tmp_path, capsys):
+    # The legacy path must not open a hole: without a checksum and with an edited step (file
+    # name kept), or with the step and file name both edited, the archive's meta refuses it.
+    out = _copy(unfinished, tmp_path / "stripped")
+    pointer = out / "checkpoint.json"
+    meta = {k: v for k, v in json.loads(pointer.read_text()).items() if k != "checksum"}
+    pointer.write_text(json.dumps({**meta, "step": 400}))
+    assert main(["resume", str(out), "--no-plot"]) == 2
+    assert "was edited or damaged" in one_line_error(capsys)
+    renamed = f"checkpoint-{400:012d}.npz"
+    (out / meta["file"]).rename(out / renamed)
+    pointer.write_text(json.dumps({**meta, "step": 400, "file": renamed}))
+    assert main(["resume", str(out), "--no-plot"]) == 2
+    err = one_line_error(capsys)
+    assert "does not match" in err and "step" in err, err
 
 
 def test_the_archive_records_its_step(unfinished):
