@@ -1,46 +1,49 @@
-"""Agent-steps per second of the gymnasium bridge (oakrl.lab.stream.run_gym), compile excluded.
+"""Agent-steps per second of the gymnasium bridge (oakrl.lab.bridge.run_gym), compile excluded.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bridge.py --before /path/to/worktree/of/0b3c6f5
+    PYTHONPATH=. .venv/bin/python benchmarks/bridge.py --before /path/to/worktree/of/OLD
     PYTHONPATH=. .venv/bin/python benchmarks/bridge.py --vector async      # this tree only
 
 stream AC with its default options on gym:CartPole-v1 and on one MuJoCo task (gym:Hopper-v5,
-skipped when the mujoco extra is absent), for 1, 4, 8 and 16 seeds. With --before, the old
-tree's run_gym and gymnasium bridge (oakrl/lab/stream.py, oakrl/envs/gym_bridge.py, loaded from
-their files under other module names; everything else is this tree's, unchanged between the
-two) run in the same process, interleaved with this tree's: round after round, each
-(bridge, seeds) pair is timed once, so that load from other processes on a shared machine falls
-on both alike. agent-steps/s = seeds x steps / stream seconds, the median over rounds; "x one
-seed" is over the same bridge's one-seed figure.
+skipped when the mujoco extra is absent), for 1, 4, 8 and 16 seeds. Each (tree, seeds) pair is
+timed in a fresh process of that tree (PYTHONPATH=TREE, so any layout of the old code works),
+round after round, the trees alternating, so that load from other processes on a shared
+machine falls on both alike. agent-steps/s = seeds x steps / stream seconds, the median over
+rounds; "x one seed" is over the same tree's one-seed figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
-import jax
-
-from oakrl.envs.gym_bridge import make_gym
-from oakrl.lab.bridge import run_gym
-from oakrl.lab.run import build, seed_keys
-from oakrl.lab.spec import RunSpec
+HERE = Path(__file__).resolve().parent.parent
 
 
-def load_old(tree: str):
-    """(run_gym, make_gym) of another tree, loaded from its files beside this tree's modules."""
-    mods = []
-    for name, rel in (("old_gym_bridge", "oakrl/envs/gym_bridge.py"), ("old_stream", "oakrl/lab/stream.py")):
-        spec = importlib.util.spec_from_file_location(name, Path(tree) / rel)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-        mods.append(mod)
-    return mods[1].run_gym, mods[0].make_gym
+def measure(env: str, steps: int, seeds: int, vector: str) -> float:
+    """agent-steps/s of one stream in this process (the tree on sys.path)."""
+    from oakrl.envs.gym_bridge import make_gym
+    from oakrl.lab.bridge import run_gym
+    from oakrl.lab.run import build, seed_keys
+    from oakrl.lab.spec import RunSpec
+
+    _, agent = build(RunSpec(env=env, agent="stream-ac", steps=steps))
+    handle = make_gym(env, {"vector": vector})
+    _, _, stream_s = run_gym(agent, handle, steps, seed_keys(0, seeds), list(range(seeds)), steps)
+    return seeds * steps / stream_s
+
+
+def in_tree(tree: Path, env: str, steps: int, seeds: int, vector: str) -> float:
+    cmd = [sys.executable, __file__, "--worker", json.dumps([env, steps, seeds, vector])]
+    env_vars = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(cmd, env=env_vars, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -50,18 +53,20 @@ def main() -> None:
     p.add_argument("--seeds", default="1,4,8,16", help="seed counts, comma-separated")
     p.add_argument("--cartpole-steps", type=int, default=2000, help="steps per seed")
     p.add_argument("--mujoco-steps", type=int, default=500, help="steps per seed")
-    p.add_argument("--vector", default="loop", help="loop | sync | async: this tree's vector environment")
+    p.add_argument("--vector", default="loop", help="loop | sync | async: the vector environment")
     p.add_argument("--only", default=None, help="cartpole | mujoco")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.worker is not None:
+        print(measure(*json.loads(args.worker)))
+        return
     print(
-        f"{platform.machine()}, {os.cpu_count()} cpus, jax {jax.__version__}, load average "
-        f"{os.getloadavg()[0]:.1f} (shared machine: absolute figures are noisy)"
+        f"{platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} "
+        "(shared machine: absolute figures are noisy)"
     )
-    bridges = {
-        f"this tree ({args.vector})": (run_gym, lambda gym_id: make_gym(gym_id, {"vector": args.vector}))
-    }
+    trees = {f"this tree ({args.vector})": HERE}
     if args.before:
-        bridges = {"before": load_old(args.before), **bridges}
+        trees = {"before": Path(args.before).resolve(), **trees}
     tasks = []
     if args.only in (None, "cartpole"):
         tasks.append(("gym:CartPole-v1", args.cartpole_steps))
@@ -69,18 +74,15 @@ def main() -> None:
         tasks.append(("gym:Hopper-v5", args.mujoco_steps))
     counts = [int(x) for x in args.seeds.split(",")]
     for env, steps in tasks:
-        _, agent = build(RunSpec(env=env, agent="stream-ac", steps=steps))
-        handles = {name: mk(env) for name, (_, mk) in bridges.items()}
         rates: dict[tuple[str, int], list[float]] = {}
         for _ in range(args.rounds):
             for s in counts:
-                for name, (rg, _) in bridges.items():
-                    keys = seed_keys(0, s)
-                    _, _, stream_s = rg(agent, handles[name], steps, keys, list(range(s)), steps)
-                    rates.setdefault((name, s), []).append(s * steps / stream_s)
+                for name, tree in trees.items():
+                    vector = "loop" if name == "before" else args.vector
+                    rates.setdefault((name, s), []).append(in_tree(tree, env, steps, s, vector))
         print(f"\n{env}, {steps} steps per seed, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f}")
         print(f"{'bridge':<20} {'seeds':>5} {'agent-steps/s':>14} {'x one seed':>10}   rounds")
-        for name in bridges:
+        for name in trees:
             one = statistics.median(rates[(name, counts[0])]) if counts[0] == 1 else None
             for s in counts:
                 sps = statistics.median(rates[(name, s)])

@@ -62,25 +62,32 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
     pack, unpack = _packing(state)
     ts0 = jax.eval_shape(first_timestep, jax.ShapeDtypeStruct(handle.obs_spec.shape, jnp.float32))
     _, _, info_shape = jax.eval_shape(agent.step, jax.tree.map(lambda x: x[0], state), ts0, seed_keys[0])
-    info_groups: dict[str, list[str]] = {}
-    for k in sorted(info_shape):
-        info_groups.setdefault(str(info_shape[k].dtype), []).append(k)
+    info_keys = sorted(info_shape)
+    impl = jax.random.key_impl(seed_keys)
 
-    def step_fn(flat, ts, k_run):
-        # One compiled call per step: the key split, the agent step, and the state held as one
-        # buffer per dtype, since a jitted call's cost grows with its argument count and dozens
-        # of state leaves cost more than the step itself on CPU. The barriers keep XLA from
-        # fusing the (un)packing into the step, whose arithmetic then stays bit-identical.
+    def step_fn(flat, ts, k_data, acc):
+        # One compiled call per step: the key split, the agent step, the diagnostics' running
+        # sums, and the state held as one buffer per dtype, since a jitted call's cost grows
+        # with its argument count and dozens of state leaves cost more than the step itself on
+        # CPU. Keys cross the call as raw uint32 data: a typed key array returned by a jitted
+        # call is re-checked on the host every step (measured ~40% of an 8-seed step). The
+        # barriers keep XLA from fusing the (un)packing into the step, whose arithmetic then
+        # stays bit-identical.
+        k_run = jax.random.wrap_key_data(k_data, impl=impl)
         k_run, k_step = jax.vmap(lambda k: tuple(jax.random.split(k, 2)))(k_run)
         state = jax.lax.optimization_barrier(unpack(flat))
         state, action, info = vstep(state, ts, k_step)
-        # The diagnostics as one [S, K] array per dtype: a host transfer each, not one per key.
-        info = {d: jnp.stack([info[k] for k in ks], -1) for d, ks in info_groups.items()}
-        return pack(jax.lax.optimization_barrier(state)), k_run, action, info
+        # The finite diagnostics summed on the device, as the JAX path does (float32, [S, K]),
+        # so that a step sends only its action to the host.
+        values = jnp.stack([info[k].astype(jnp.float32) for k in info_keys], -1)
+        ok = jnp.isfinite(values)
+        acc = (acc[0] + jnp.where(ok, values, 0.0), acc[1] + ok)
+        return pack(jax.lax.optimization_barrier(state)), jax.random.key_data(k_run), action, acc
 
-    # flat and k_run are donated (their buffers reused for the outputs); the timestep is not.
-    step_fn = jax.jit(step_fn, donate_argnums=(0, 2))
-    copy_args = jax.jit(lambda flat, k: (jax.tree.map(jnp.copy, flat), jnp.copy(k)))
+    # flat, the key data and the sums are donated (their buffers reused for the outputs).
+    step_fn = jax.jit(step_fn, donate_argnums=(0, 2, 3))
+    copy_args = jax.jit(lambda *args: jax.tree.map(jnp.copy, args))
+    new_acc = jax.jit(lambda: (jnp.zeros((n, len(info_keys)), jnp.float32),) * 2)
     zeros, falses = np.zeros(n, np.float32), np.zeros(n, bool)
     ts = TimeStep(obs, zeros, falses, falses)
     lengths = chunk_lengths(steps, chunk)
@@ -102,19 +109,21 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
         ep_return = np.array(carry.episode_return, np.float64)
         reward_sum = np.array(carry.reward_sum, np.float64)
     flat = jax.jit(pack)(state)
+    k_data = jax.jit(jax.random.key_data)(k_run)
     # Compile before the clock starts, by a call on copies (the arguments are donated); a call,
     # not .lower().compile(), so that the jitted function's fast dispatch path is ready too.
-    flat_copy, k_copy = copy_args(flat, k_run)
-    jax.block_until_ready(step_fn(flat_copy, ts, k_copy))
-    # The host's copy of the stream state at a chunk boundary (copies: flat and k_run are donated
-    # to the next step). Compiled here, so that the timed stream includes no compilation.
-    copy_state = jax.jit(lambda flat, k: jax.tree.map(jnp.copy, (unpack(flat), k)))
+    jax.block_until_ready(step_fn(*copy_args(flat, ts, k_data, new_acc())))
+    # The host's copy of the stream state at a chunk boundary (copies: flat and the key data are
+    # donated to the next step). Compiled here, so that the timed stream includes no compilation.
+    copy_state = jax.jit(
+        lambda flat, k: jax.tree.map(jnp.copy, (unpack(flat), jax.random.wrap_key_data(k, impl=impl)))
+    )
 
     def carry_now(with_envs: bool) -> Carry:
         snaps = tuple(np.frombuffer(b, np.uint8) for b in vec.snapshot()) if with_envs else ()
         t = np.full(n, done, np.int32)
         empty = np.zeros((n, 0))
-        agent_state, key = copy_state(flat, k_run)
+        agent_state, key = copy_state(flat, k_data)
         return Carry(agent_state, snaps, ts, key, t, ep_return.copy(), reward_sum.copy(), empty, empty)
 
     jax.block_until_ready(carry_now(with_envs=False))
@@ -125,36 +134,31 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
     t1 = time.perf_counter()
     for length in lengths:
         rows: list[tuple[int, int, float, int]] = []
-        info_sum, info_count = {}, {}
+        acc = new_acc()
         for i in range(length):
             task = vec.task
-            flat, k_run, action, info = step_fn(flat, ts, k_run)
+            flat, k_data, action, acc = step_fn(flat, ts, k_data, acc)
             obs, rew, term, trunc = vec.step(np.asarray(action))
             ts = TimeStep(obs, rew, term, trunc)
             ep_return += rew
             reward_sum += rew
-            for j in np.nonzero(term | trunc)[0]:
-                rows.append((int(j), done + i + 1, float(ep_return[j]), task))
-                ep_return[j] = 0.0
-            for d, v in info.items():
-                v = np.asarray(v, np.float64)
-                ok = np.isfinite(v)
-                info_sum[d] = info_sum.get(d, 0.0) + np.where(ok, v, 0.0)
-                info_count[d] = info_count.get(d, 0) + ok
+            ends = term | trunc
+            if ends.any():
+                for j in np.flatnonzero(ends):
+                    rows.append((int(j), done + i + 1, float(ep_return[j]), task))
+                    ep_return[j] = 0.0
         done += length
         if on_chunk is not None:
             arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+            total, count = (np.asarray(x) for x in acc)
+            mean = total / np.maximum(count, 1)
             on_chunk(
                 ChunkRecord(
                     seed=arr[:, 0].astype(np.int32),
                     step=arr[:, 1].astype(np.int64),
                     ret=arr[:, 2].astype(np.float32),
                     task=arr[:, 3].astype(np.int32),
-                    info={
-                        k: (v[:, i] / np.maximum(info_count[d][:, i], 1)).astype(np.float32)
-                        for d, v in info_sum.items()
-                        for i, k in enumerate(info_groups[d])
-                    },
+                    info={k: mean[:, i].astype(np.float32) for i, k in enumerate(info_keys)},
                     reward_sum=reward_sum.astype(np.float32),
                     end_step=done,
                 )
