@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,7 @@ from oakrl.envs.market import (
     profits,
     state_index,
 )
+from oakrl.errors import ConfigError
 
 P = market_params()
 
@@ -234,3 +236,48 @@ def test_per_learner_metrics_curves_and_report(tmp_path):
     text = report([str(out)])
     assert "learners (reward per step)" in text and "stream-ac" in text
     assert (out / "curve.png").stat().st_size > 0
+
+
+def test_per_learner_options_reach_each_learner_and_bad_ones_are_one_line(tmp_path):
+    """`--opt KEY=V` goes to every learner that has KEY, `--opt lI.KEY=V` to learner I only, and
+    both are recorded and reported. Catches `--opt alpha=...` with --learners 2 being refused
+    ("joint has no option 'alpha'": it was), a per-learner value reaching the wrong learner or
+    none, and a bad key or index ending in a traceback instead of one line."""
+    import json
+
+    from oakrl.cli import main
+    from oakrl.lab.parse import spec_from_cli
+    from oakrl.lab.run import build
+    from oakrl.report.report import report
+
+    spec = spec_from_cli(
+        None, {"env": "Market-v0", "agent": "tabular-q", "learners": 2}, ["alpha=0.1", "l1.alpha=0.05"]
+    )
+    configs = build(spec)[1].config.learner_configs()  # as the run builds them (resolved)
+    assert [c.alpha for c in configs] == [0.1, 0.05]
+    mixed = spec_from_cli(
+        None, {"env": "SharedForaging-v0", "agent": "stream-q,stream-ac"}, ["l1.entropy=0.05", "lr=0.5"]
+    )
+    q, ac = build(mixed)[1].config.learner_configs()
+    assert (q.lr, ac.lr, ac.entropy) == (0.5, 0.5, 0.05)
+
+    out = tmp_path / "run"
+    argv = ["run", "--env", "Market-v0", "--agent", "tabular-q", "--learners", "2", "--opt", "l1.alpha=0.05"]
+    assert main([*argv, "--steps", "200", "--chunk", "100", "--no-plot", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["agent_options"] == {
+        "learner_options": {"1": {"alpha": 0.05}}
+    }
+    rows = json.loads((out / "summary.json").read_text())["learners"]
+    assert [r["agent"] for r in rows] == ["tabular-q", "tabular-q"] and rows[1]["options"] == {"alpha": 0.05}
+    assert "options" not in rows[0] and "tabular-q (alpha=0.05)" in report([str(out)])
+    assert main(["resume", str(out), "--no-plot"]) == 0  # the options are part of the run's identity
+
+    for bad, says in [
+        ("l2.alpha=0.1", "there are 2 learners"),
+        ("l1.lr=0.1", "learner 1 (tabular-q) has no option 'lr'"),
+        ("zeta=1", "no learner (tabular-q, tabular-q) has option 'zeta'"),
+        ("learner_options={'1': 3}", "must be a table of options"),
+        ("learner_options={'7': {'alpha': 0.1}}", "is not a learner index"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            spec_from_cli(None, {"env": "Market-v0", "agent": "tabular-q", "learners": 2}, [bad])

@@ -13,12 +13,13 @@ state; each sees the others only through the world.
 
     oakrl run --env Market-v0 --agent tabular-q --learners 2      # two of the same kind
     oakrl run --env Market-v0 --agent tabular-q,stream-q           # one agent per learner
+    oakrl run --env Market-v0 --agent tabular-q --learners 2 --opt "learner_options={'1': {'alpha': 0.05}}"
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Self
+from typing import Any, Self
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,9 @@ class JointConfig(Config):
     steps: int = option(0, "steps per seed of the run (set by resolve; learners' schedules use it)", ge=0)
     obs_dim: int = option(0, "one learner's observation size D (set by resolve)", ge=0)
     num_actions: int = option(0, "one learner's discrete action count (set by resolve)", ge=0)
+    learner_options: dict = option(
+        {}, "each learner's own options by its index, e.g. {'0': {'lr': 0.5}, '1': {'epsilon': 0.1}}"
+    )
 
     def validate(self) -> None:
         from oakrl.agents import AGENTS
@@ -47,6 +51,29 @@ class JointConfig(Config):
             if name not in AGENTS or name == "joint":
                 valid = ", ".join(n for n in AGENTS if n != "joint")
                 raise ConfigError(f"unknown learner agent {name!r}; valid: {valid}")
+        self.own_options()
+
+    def own_options(self) -> tuple[dict, ...]:
+        """Each learner's own options (checked: indexes in range, tables of that agent's options)."""
+        n = len(self.names())
+        out: list[dict] = [{} for _ in range(n)]
+        for key, table in self.learner_options.items():
+            index = int(key) if str(key).isdigit() else -1
+            if not 0 <= index < n:
+                raise ConfigError(
+                    f"learner_options key {key!r} is not a learner index; valid: "
+                    f"{', '.join(repr(str(i)) for i in range(n))}"
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(f"learner_options[{key!r}] must be a table of options, got {table!r}")
+            out[index] = table
+        return tuple(out)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if not d.get("learner_options"):  # runs without them keep the config.json they had
+            d.pop("learner_options", None)
+        return d
 
     def resolve(self, run: RunFacts) -> Self:
         n = len(self.names())
@@ -71,11 +98,15 @@ class JointConfig(Config):
         return len(self.names())
 
     def learner_configs(self) -> tuple[Config, ...]:
-        """Each learner's config: its defaults, resolved for one learner's observation."""
+        """Each learner's config: its defaults and its own options, resolved for one learner's
+        observation."""
         from oakrl.agents import AGENTS
 
         facts = RunFacts(self.steps, (self.obs_dim,), DiscreteSpec(self.num_actions))
-        return tuple(AGENTS[name].config().resolve(facts) for name in self.names())
+        return tuple(
+            AGENTS[name].config.build(opts, where=f"learner {i} ({name}) option").resolve(facts)
+            for i, (name, opts) in enumerate(zip(self.names(), self.own_options(), strict=True))
+        )
 
 
 def joint(config: JointConfig | None = None, **overrides) -> Agent:
@@ -119,6 +150,81 @@ def joint(config: JointConfig | None = None, **overrides) -> Agent:
         return tuple(states), jnp.stack(actions), info
 
     return Agent("joint", init, step, cfg)
+
+
+def route_options(names: tuple[str, ...], options: dict[str, Any]) -> dict[str, Any]:
+    """A joint agent's options from what a user gives for a run of learners `names`.
+
+    The joint agent's own options stay; `KEY=VALUE` that is a learner's option goes to every
+    learner whose agent has it; `lI.KEY=VALUE` to learner I only. Both end in `learner_options`
+    (learner index -> that learner's options), where the more specific wins: a shared value,
+    then the `learner_options` table, then `lI.KEY`. Values stay as given (each learner's
+    config checks them). ConfigError, one line, for a key no learner has or a bad index.
+    """
+    from oakrl.agents import AGENTS
+
+    own = JointConfig.option_info()
+    out = {k: v for k, v in options.items() if k in own}
+    table = out.get("learner_options") or {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"learner_options must be a table (learner index -> options), got {table!r}")
+    shared: dict[str, dict] = {}
+    single: dict[str, dict] = {}
+    for key, value in options.items():
+        if key in own:
+            continue
+        index, _, sub = key.partition(".")
+        if sub and index[:1] == "l" and index[1:].isdigit():
+            i = int(index[1:])
+            if i >= len(names):
+                raise ConfigError(f"{key}: there are {len(names)} learners (l0 to l{len(names) - 1})")
+            if sub not in AGENTS[names[i]].config.option_info():
+                valid = ", ".join(sorted(AGENTS[names[i]].config.option_info()))
+                raise ConfigError(f"{key}: learner {i} ({names[i]}) has no option {sub!r}; valid: {valid}")
+            single.setdefault(str(i), {})[sub] = value
+            continue
+        having = [i for i, n in enumerate(names) if key in AGENTS[n].config.option_info()]
+        if not having:
+            valid = sorted({k for n in set(names) for k in AGENTS[n].config.option_info()} | set(own))
+            raise ConfigError(
+                f"no learner ({', '.join(names)}) has option {key!r}; valid: {', '.join(valid)}, "
+                "or lI.KEY for learner I only"
+            )
+        for i in having:
+            shared.setdefault(str(i), {})[key] = value
+    for k, v in table.items():
+        if not isinstance(v, dict):
+            raise ConfigError(f"learner_options[{k!r}] must be a table of options, got {v!r}")
+    merged = {}
+    for i in range(len(names)):
+        k = str(i)
+        opts = {**shared.get(k, {}), **(table.get(k) or table.get(i) or {}), **single.get(k, {})}
+        if opts:
+            merged[k] = opts
+    unknown = [k for k in table if str(k) not in {str(i) for i in range(len(names))}]
+    if unknown:
+        merged.update({str(k): table[k] for k in unknown})  # JointConfig.validate names them
+    if merged or "learner_options" in out:
+        out["learner_options"] = merged
+    return out
+
+
+def option_parser(names: tuple[str, ...], key: str) -> tuple[Any, str] | None:
+    """(the config type that parses `--opt key=...` text, the option name it parses it as) for a
+    run of learners `names`; None where nothing takes the key (route_options then says why)."""
+    from oakrl.agents import AGENTS
+
+    if key in JointConfig.option_info():
+        return JointConfig, key
+    index, _, sub = key.partition(".")
+    if sub and index[:1] == "l" and index[1:].isdigit():
+        i = int(index[1:])
+        ok = i < len(names) and sub in AGENTS[names[i]].config.option_info()
+        return (AGENTS[names[i]].config, sub) if ok else None
+    for n in names:
+        if key in AGENTS[n].config.option_info():
+            return AGENTS[n].config, key
+    return None
 
 
 def joint_options(agent: str, learners: int) -> tuple[int, tuple[str, ...]] | None:

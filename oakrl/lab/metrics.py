@@ -415,11 +415,15 @@ def learner_rates(
 
 
 def learner_summary(
-    diagnostics: Mapping[str, np.ndarray], seeds: int, agents: list[str]
+    diagnostics: Mapping[str, np.ndarray],
+    seeds: int,
+    agents: list[str],
+    options: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]] | None:
-    """Per learner: its agent, its lifetime average reward per step (chunk means weighted by
-    chunk length) and its reward rate over the last chunk, each per seed and their mean. None
-    for a run of one learner. ``agents``: one name per learner."""
+    """Per learner: its agent (and its own options, where given), its lifetime average reward
+    per step (chunk means weighted by chunk length) and its reward rate over the last chunk,
+    each per seed and their mean. None for a run of one learner. ``agents``: one name per
+    learner; ``options``: one table per learner (learner_options)."""
     rates = learner_rates(diagnostics, seeds)
     if not rates:
         return None
@@ -431,21 +435,26 @@ def learner_summary(
             for r in rate
         ]
         last = [float(r[-1]) if math.isfinite(r[-1]) else None for r in rate]
-        out.append(
-            {
-                "learner": i,
-                "agent": agents[i] if i < len(agents) else None,
-                "average_reward": _over_seeds(lifetime),
-                "final_reward_rate": _over_seeds(last),
-            }
-        )
+        row = {"learner": i, "agent": agents[i] if i < len(agents) else None}
+        if options is not None and i < len(options) and options[i]:
+            row["options"] = dict(options[i])
+        out.append({**row, "average_reward": _over_seeds(lifetime), "final_reward_rate": _over_seeds(last)})
     return out
 
 
 def learner_agents(config: Mapping[str, Any]) -> list[str]:
     """One agent name per learner, from a run's config (the joint agent's `agents` option)."""
     agent = str(config.get("agent"))
-    if agent == "joint":
-        agent = str((config.get("agent_options") or {}).get("agents", agent))
+    if agent == "joint":  # the agents option is recorded only where it is not the default
+        from oakrl.agents.joint import JointConfig
+
+        given = (config.get("agent_options") or {}).get("agents")
+        agent = str(given or (config.get("agent_config") or {}).get("agents") or JointConfig.agents)
     names = [a.strip() for a in agent.split(",") if a.strip()]
     return names if len(names) > 1 else names * max(int(config.get("learners") or 1), 1)
+
+
+def learner_options(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each learner's own options from a run's config (the joint agent's `learner_options`)."""
+    given = (config.get("agent_options") or {}).get("learner_options") or {}
+    return [dict(given.get(str(i)) or {}) for i in range(len(learner_agents(config)))]

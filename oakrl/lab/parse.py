@@ -125,18 +125,31 @@ def spec_of_run(directory: str | Path) -> RunSpec:
     return make_spec(fields_of(read_file(path), str(path), allow_derived=True), str(path))
 
 
-def parse_options(agent: str, pairs: Iterable[str]) -> dict[str, Any]:
-    """`--opt KEY=VALUE` pairs to typed, checked agent option values."""
-    from oakrl.agents import multi_learner
+def parse_options(agent: str, pairs: Iterable[str], learners: int = 1) -> dict[str, Any]:
+    """`--opt KEY=VALUE` pairs to typed, checked agent option values.
 
-    kind = agent_config_type(multi_learner(agent)[0])  # "A,B": the options are the joint agent's
+    For several learners (`--agent A,B` or `--learners N`) a key is the joint agent's own, a
+    learner's option (every learner that has it) or `lI.KEY` (learner I only); each value is
+    parsed by the agent it is for (agents/joint.py `route_options` then routes them).
+    """
+    from oakrl.agents import multi_learner
+    from oakrl.agents.joint import option_parser
+
+    name, implied, _ = multi_learner(agent, learners)
+    names = tuple(implied["agents"].split(",")) if implied else None
+    kind = agent_config_type(name)
     options = {}
     for pair in pairs:
         if "=" not in pair:
             raise ConfigError(f"--opt takes KEY=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
         key = key.strip().replace("-", "_")
-        options[key] = kind.parse(key, value)
+        if names is None:
+            options[key] = kind.parse(key, value)
+            continue
+        found = option_parser(names, key)
+        # Nothing takes the key: kept as text, and route_options names what is wrong in one line.
+        options[key] = value if found is None else found[0].parse(found[1], value)
     return options
 
 
@@ -159,7 +172,7 @@ def spec_from_cli(config_file: str | None, flags: Mapping[str, Any], opts: Itera
         kwargs["env_options"] = env_options
     agent = kwargs.get("agent", RunSpec.agent)
     options = dict(kwargs.get("agent_options", {}))
-    options.update(parse_options(agent, opts))
+    options.update(parse_options(agent, opts, int(kwargs.get("learners") or 1)))
     kwargs["agent_options"] = options
     return make_spec(kwargs, config_file)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from oakrl import __version__
 from oakrl.lab.files import machine
-from oakrl.lab.metrics import learner_agents, learner_summary, summarize_episodes
+from oakrl.lab.metrics import learner_agents, learner_options, learner_summary, summarize_episodes
 from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import ChunkRecord
 
@@ -155,8 +155,8 @@ def summarize(
     }
     if ep["tasks"] is not None:
         summary["tasks"] = ep["tasks"]
-    agents = learner_agents(spec.to_json())  # as config.json has it
-    learners = learner_summary(rec.diagnostics(), spec.seeds, agents)
+    config = spec.to_json()  # as config.json has it
+    learners = learner_summary(rec.diagnostics(), spec.seeds, learner_agents(config), learner_options(config))
     if learners is not None:  # a multi-learner world: each learner's own reward
         summary["learners"] = learners
     return summary

@@ -117,9 +117,12 @@ class RunSpec:
 
         name, implied, learners = multi_learner(self.agent, self.learners)
         if implied:
+            from oakrl.agents.joint import route_options
+
             object.__setattr__(self, "agent", name)
             object.__setattr__(self, "learners", learners)
-            agent_options = {**implied, **agent_options}
+            names = tuple(implied["agents"].split(","))
+            agent_options = route_options(names, {**implied, **agent_options})
         kind = agent_config_type(self.agent)
         config = self.agent_config
         if config is None:

@@ -98,13 +98,18 @@ def learners_table(run: RunData) -> str | None:
     """Per learner of a multi-learner run: its agent, lifetime average reward per step and the
     last chunk's reward rate (means over seeds, from diagnostics.parquet), or None."""
     agents = metrics.learner_agents(run.config)
-    rows = metrics.learner_summary(run.diagnostics, int(run.config["seeds"]), agents)
+    options = metrics.learner_options(run.config)
+    rows = metrics.learner_summary(run.diagnostics, int(run.config["seeds"]), agents, options)
     if rows is None:
         return None
     header = ["learner", "agent", "avg_reward", "final_rate"]
+
+    def label(r: dict) -> str:
+        opts = " ".join(f"{k}={v}" for k, v in r.get("options", {}).items())
+        return f"{r['agent']} ({opts})" if opts else str(r["agent"])
+
     body = [
-        [r["learner"], str(r["agent"]), r["average_reward"]["mean"], r["final_reward_rate"]["mean"]]
-        for r in rows
+        [r["learner"], label(r), r["average_reward"]["mean"], r["final_reward_rate"]["mean"]] for r in rows
     ]
     return _table(header, body)
 
