@@ -39,6 +39,48 @@ def measure(env: str, steps: int, seeds: int, vector: str) -> float:
     return seeds * steps / stream_s
 
 
+def parts(env: str, seeds: int, reps: int = 2000) -> dict[str, float]:
+    """Microseconds per step of the bridge's pieces for `seeds` seeds on CartPole: the vector
+    environment's step alone and one compiled agent step (all seeds, vmapped, with the action's
+    transfer to the host), in process CPU time, and the whole stream loop (run_gym, wall)."""
+    import time
+
+    import jax
+    import numpy as np
+
+    from oakrl.core.types import TimeStep
+    from oakrl.envs.gym_bridge import make_gym
+    from oakrl.lab.bridge import run_gym
+    from oakrl.lab.run import build, seed_keys
+    from oakrl.lab.spec import RunSpec
+
+    _, agent = build(RunSpec(env=env, agent="stream-ac", steps=reps))
+    handle = make_gym(env, {"vector": "loop"})
+    vec = handle.vector(list(range(seeds)), None)
+    obs = vec.reset()
+    actions = np.zeros(seeds, np.int64)  # CartPole's discrete actions
+    for _ in range(100):
+        vec.step(actions)
+    t = time.process_time()
+    for _ in range(reps):
+        vec.step(actions)
+    env_us = (time.process_time() - t) / reps * 1e6
+    vec.close()
+    keys = seed_keys(0, seeds)
+    state = jax.jit(jax.vmap(lambda k: agent.init(k, handle.obs_spec, handle.action_spec)))(keys)
+    ts = TimeStep(obs, np.zeros(seeds, np.float32), np.zeros(seeds, bool), np.zeros(seeds, bool))
+    step = jax.jit(jax.vmap(agent.step))
+    state, action, _ = step(state, ts, keys)
+    np.asarray(action)
+    t = time.process_time()
+    for _ in range(reps):
+        state, action, _ = step(state, ts, keys)
+        np.asarray(action)
+    agent_us = (time.process_time() - t) / reps * 1e6
+    _, _, stream_s = run_gym(agent, handle, reps, keys, list(range(seeds)), reps)
+    return {"env": env_us, "agent": agent_us, "loop": stream_s / reps * 1e6}
+
+
 def in_tree(tree: Path, env: str, steps: int, seeds: int, vector: str) -> float:
     cmd = [sys.executable, __file__, "--worker", json.dumps([env, steps, seeds, vector])]
     env_vars = {**os.environ, "PYTHONPATH": str(tree)}
@@ -55,10 +97,20 @@ def main() -> None:
     p.add_argument("--mujoco-steps", type=int, default=500, help="steps per seed")
     p.add_argument("--vector", default="loop", help="loop | sync | async: the vector environment")
     p.add_argument("--only", default=None, help="cartpole | mujoco")
+    p.add_argument("--parts", action="store_true", help="CPU us per step of env, agent and loop, then exit")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker is not None:
         print(measure(*json.loads(args.worker)))
+        return
+    if args.parts:
+        print(f"{platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
+        print("us per step, all seeds: vector env (CPU) | agent step + action (CPU) | run_gym stream (wall)")
+        for s in [int(x) for x in args.seeds.split(",")]:
+            r = parts("gym:CartPole-v1", s)
+            print(
+                f"CartPole, {s:>2} seeds: {r['env']:8.0f} | {r['agent']:8.0f} | {r['loop']:8.0f}", flush=True
+            )
         return
     print(
         f"{platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} "
