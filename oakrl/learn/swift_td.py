@@ -31,28 +31,36 @@ previous update (all per feature, sums over features):
     z, p, zb *= gamma lambda                (zeroed where the episode ended)
 
 Where this was read, and the choices made. The stored corpus holds the paper's abstract only
-(RLJ and OpenReview pages); the algorithm above follows the authors' released implementation
+(RLJ and OpenReview pages). The algorithm above follows the authors' released implementation
 (github.com/khurramjaved96/SwiftTD, src/cpp/SwiftTD.cpp, `SwiftTDNonSparse::Step`, the pip
-package `swifttd`), written here anew in JAX, vectorised over a parameter pytree:
+package `swifttd`, whose commit 9b18097 of 2025-10-07 "removes small discrepancies between the
+pseudocode and implementations"), written here anew in JAX, vectorised over a parameter pytree:
   * order: the reference learns from the TD error of (x_{t-1} -> x_t) first and then adds x_t
     to the traces; here one call adds x(s) and then learns from delta(s -> s'), the same
     sequence of operations shifted by half a step. Its TD error uses the previous step's
     prediction v_old; oakrl's `delta` uses the current weights, so the reference's delta is
     delta + V_delta and the true online TD error (delta_ref - V_delta) is `delta` itself;
-  * the meta-gradient uses the true online TD error (delta - V_delta in the reference's terms),
-    as the released code does; an earlier commit tagged "camera ready" (cdb07ce,
-    LinearLearner.cpp) used the reference's delta and a different h recursion;
+  * the meta-step uses that true online TD error and theta / exp(beta), as the released code
+    and a survey note's transcription of the paper's Algorithm 1 both do. Two older or
+    secondary texts differ in the h recursion: the commit "match camera ready submission"
+    (cdb07ce, LinearLearner.cpp, July 2024) and that transcription set h <- h_temp before adding
+    delta zb - zd V_delta and feed p from h, not h_old (a one-step lag of the meta-trace between
+    the two); the 2024 commit also used the reference delta in the meta-step. The released
+    order is kept here;
   * the reset of the meta-traces when tau > eta touches the active features only (x_i != 0), as
     the reference's sparse versions (the ones the Atari experiments need) do; its dense version
     resets every feature;
-  * the lower bound exp(beta) >= eta_min is applied (the reference's dense code compares
-    exp(beta) with log(eta_min), a test that never fires); without it decay could underflow
-    exp(beta) to 0 and the meta step theta / exp(beta) to infinity;
+  * the lower bound exp(beta) >= eta_min is applied (the pseudocode clips beta to
+    [log eta_min, log eta]; the released dense code compares exp(beta) with log(eta_min), a test
+    that never fires); without it decay could underflow exp(beta) to 0 and the meta step
+    theta / exp(beta) to infinity;
   * episodes: the reference is written for one continuing stream. Here the traces z, zb, p are
     zeroed where the episode ended (like every oakrl trace) and V_delta restarts at 0; h (the
     sensitivity of the weights to beta) carries over;
   * defaults are the authors' README example: eta 0.1, alpha_init 0.01, decay 0.999, theta 1e-3,
-    eta_min 1e-10 (gamma and lambda are the agent's).
+    eta_min 1e-10 (gamma and lambda are the agent's). The survey note quotes the paper's
+    Algorithm 1 defaults as decay 0.99, eta 0.1, eta_min e^-15, alpha_init 1e-7 (for 201,619
+    binary Atari features).
 With theta = 0 and tau <= eta throughout, SwiftTD is True Online TD(lambda) with constant
 per-feature step sizes (tests/test_swift_td.py checks this against van Seijen's pseudo-code).
 Only linear predictions make the algebra exact (V_delta = dw.x needs v linear in w).
