@@ -18,7 +18,8 @@ lifetime. Episodes end (no bootstrap past a terminal; traces reset).
 Every learner sees the same stream per seed and predicts before it learns from each transition;
 the lifetime error is mean_t (v_t - G_t)^2 over the stream, G_t the discounted return that followed
 (computed afterwards; the last 500 steps, whose return the stream cuts, are left out), reported
-as a fraction of Var(G) (1.0: no better than predicting the mean return).
+as a fraction of Var(G) (1.0: no better than predicting the mean return); mean +- sd over
+seeds (ddof 1).
 
 Learners: SwiftTD (oakrl/learn/swift_td.py) at its defaults (eta 0.1, alpha_init 0.01, decay 0.999,
 theta 1e-3) and over alpha_init x theta; True Online TD(lambda) (the same piece with theta 0, no
@@ -175,7 +176,7 @@ def report(env_id: str, errs: dict[str, list[float]], runs) -> None:
     def best(family):
         names = [k for k in errs if runs[k][0] == family]
         k = min(names, key=lambda n: mean[n])
-        return k, mean[k], float(np.std(errs[k]))
+        return k, mean[k], float(np.std(errs[k], ddof=1))
 
     swift = [mean[k] for k in errs if runs[k][0] == "swift"]
     print(f"\n{env_id} (lifetime error / Var(G), mean over seeds)")
@@ -185,7 +186,7 @@ def report(env_id: str, errs: dict[str, list[float]], runs) -> None:
             print(f"  best {fam:6s} {k:28s} {m:.4f} +- {s:.4f}")
     for k in ("swift defaults", "swift quoted-defaults"):
         if k in errs:
-            print(f"  {k:35s} {np.mean(errs[k]):.4f} +- {np.std(errs[k]):.4f}")
+            print(f"  {k:35s} {np.mean(errs[k]):.4f} +- {np.std(errs[k], ddof=1):.4f}")
     if swift:
         lo, mid, hi = min(swift), float(np.median(swift)), max(swift)
         print(f"  swift over alpha_init x theta: min {lo:.4f} median {mid:.4f} max {hi:.4f}")
