@@ -235,6 +235,8 @@ def test_agents_take_it_where_it_fits():
         StreamTDConfig.build({"optimizer": "swift-td"})
     with pytest.raises(ConfigError, match="stream-q cannot"):
         StreamQConfig.build({"optimizer": "swift-td", "hidden": ()})
+    with pytest.raises(ConfigError, match="lr scales eta"):  # not a ValueError traceback at build
+        StreamTDConfig.build({"optimizer": "swift-td", "hidden": (), "lr": 1e-12})
     obs_spec, act = ArraySpec((4,), jnp.float32), DiscreteSpec(2)
     for make in (stream_td, stream_sarsa):
         agent = make(optimizer="swift-td", hidden=())

@@ -27,6 +27,7 @@ from oakrl.learn.obgd import adaptive_obgd, obgd
 from oakrl.learn.plasticity import REMEDIES, Remedy, RemedyOptimizer, hidden_features, remedy, split_keys
 from oakrl.learn.stepsize import tidbd_obgd
 from oakrl.learn.swift_td import ETA as SWIFT_TD_ETA
+from oakrl.learn.swift_td import ETA_MIN as SWIFT_TD_ETA_MIN
 from oakrl.learn.swift_td import swift_td
 
 OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd", "adaptive-q", "intentional", "swift-td")
@@ -90,6 +91,11 @@ class StreamOptions(Config):
                 )
             if self.hidden:
                 raise ConfigError("optimizer=swift-td needs a linear prediction: set hidden=linear")
+            if self.lr * SWIFT_TD_ETA < SWIFT_TD_ETA_MIN:
+                raise ConfigError(
+                    f"optimizer=swift-td: lr scales eta ({SWIFT_TD_ETA}) and must keep it >= "
+                    f"{SWIFT_TD_ETA_MIN:g}, got lr={self.lr!r}"
+                )
 
 
 @dataclasses.dataclass(frozen=True)
