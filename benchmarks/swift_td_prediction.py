@@ -118,7 +118,7 @@ def error(v, g) -> float:
     return e if np.isfinite(e) else float("inf")
 
 
-def learners():
+def learners(meta_trace: str = "released"):
     """name -> (family, hyper-parameter, function(x, r, done) -> v)."""
     out = {}
     for a in ALPHAS:
@@ -127,13 +127,15 @@ def learners():
         out[f"totd a={a:g}"] = ("totd", a, jax.jit(lambda x, r, d, o=totd: run_optax(o, x, r, d)))
     for a0 in SWIFT_ALPHA_INIT:
         for th in SWIFT_THETA:
-            opt = swift_td(gamma=GAMMA, lamda=LAMDA, alpha_init=a0, meta_step=th)
+            opt = swift_td(gamma=GAMMA, lamda=LAMDA, alpha_init=a0, meta_step=th, meta_trace=meta_trace)
             fn = jax.jit(lambda x, r, d, o=opt: run_optax(o, x, r, d))
             out[f"swift a0={a0:g} th={th:g}"] = ("swift", (a0, th), fn)
-    opt = swift_td(gamma=GAMMA, lamda=LAMDA)
+    opt = swift_td(gamma=GAMMA, lamda=LAMDA, meta_trace=meta_trace)
     out["swift defaults"] = ("swift-default", None, jax.jit(lambda x, r, d, o=opt: run_optax(o, x, r, d)))
     # The paper's Algorithm 1 defaults as a survey note quotes them (theta not quoted: 1e-3 here).
-    opt = swift_td(gamma=GAMMA, lamda=LAMDA, alpha_init=1e-7, decay=0.99, eta_min=math.exp(-15))
+    opt = swift_td(
+        gamma=GAMMA, lamda=LAMDA, alpha_init=1e-7, decay=0.99, eta_min=math.exp(-15), meta_trace=meta_trace
+    )
     fn = jax.jit(lambda x, r, d, o=opt: run_optax(o, x, r, d))
     out["swift quoted-defaults"] = ("swift-quoted", None, fn)
     return out
@@ -146,10 +148,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default="results/swift_td_prediction")
     ap.add_argument("--only", default="", help="run only the learners whose names contain one of these")
+    ap.add_argument("--meta-trace", default="released", choices=("released", "2024"), help="h recursion")
     args = ap.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = learners()
+    runs = learners(args.meta_trace)
     if args.only:
         runs = {k: v for k, v in runs.items() if any(p in k for p in args.only.split(","))}
     table: dict[str, dict[str, list[float]]] = {}

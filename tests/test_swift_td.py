@@ -121,10 +121,11 @@ def test_without_meta_step_or_bound_it_is_true_online_td():
     close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def swift_td_reference_order(xs, rewards, gamma, lamda, alpha0, eta, decay, theta):
+def swift_td_reference_order(xs, rewards, gamma, lamda, alpha0, eta, decay, theta, meta_trace="released"):
     """SwiftTD in the authors' order of operations (SwiftTDNonSparse::Step: learn from the TD
     error of x_{t-1} -> x_t with v_old, then add x_t), one continuing stream, numpy float64,
-    with the reset of meta-traces on active features only (the choice oakrl documents)."""
+    with the reset of meta-traces on active features only (the choice oakrl documents).
+    meta_trace "2024": the h recursion of their commit cdb07ce (SwiftTDReorganizedCache::Step)."""
     d = xs.shape[1]
     w, z, zd, dw, h, h_old, h_temp, zb, p = (np.zeros(d) for _ in range(9))
     beta = np.full(d, math.log(alpha0))
@@ -139,8 +140,12 @@ def swift_td_reference_order(xs, rewards, gamma, lamda, alpha0, eta, decay, thet
         w = w + dw
         beta = np.clip(beta + theta / np.exp(beta) * (delta - v_delta) * p, math.log(1e-10), math.log(eta))
         h_old = h.copy()
-        h = h_temp + delta * zb - zd * v_delta
-        h_temp = h.copy()
+        if meta_trace == "released":
+            h = h_temp + delta * zb - zd * v_delta
+            h_temp = h.copy()
+        else:
+            h = h_temp.copy()
+            h_temp = h + delta * zb - zd * v_delta
         z, p, zb = gamma * lamda * z, gamma * lamda * p, gamma * lamda * zb
         if t > 0:
             out.append(w.copy())
@@ -150,28 +155,37 @@ def swift_td_reference_order(xs, rewards, gamma, lamda, alpha0, eta, decay, thet
         m = min(1.0, eta / tau) if tau > 0 else 1.0
         zd = m * np.exp(beta) * x
         z = z + zd * (1 - b)
-        p = p + h_old * x
         zb = zb + zd * (1 - b - zb * x)
-        h_temp = h - h_old * x * (z - zd) - h * zd * x
+        act = x != 0
+        if meta_trace == "released":
+            p = p + h_old * x
+            h_temp = h - h_old * x * (z - zd) - h * zd * x
+            if tau > eta:
+                h_temp[act] = h[act] = h_old[act] = zb[act] = 0.0
+        else:
+            p = p + h * x
+            h_temp = h_temp - h_old * x * (z - zd) - h * zd * x
+            if tau > eta:
+                h_temp[act] = h_old[act] = zb[act] = 0.0
         if tau > eta:
-            act = x != 0
-            h_temp[act] = h[act] = h_old[act] = zb[act] = 0.0
             beta = beta + math.log(decay) * x * x
         v_old = v
     return np.array(out)
 
 
-def test_matches_the_authors_order_of_operations():
+@pytest.mark.parametrize("meta_trace", ["released", "2024"])
+def test_matches_the_authors_order_of_operations(meta_trace):
     # Random features (some exactly 0), the bound hit now and then, the meta-step active.
     # Catches any slip in the half-step reordering (V_delta, the reference delta = delta +
-    # V_delta, which h and beta the two halves read), which the hand examples are too short to show.
+    # V_delta, which h and beta the two halves read), which the hand examples are too short to show;
+    # "2024": the same for the h recursion of the authors' 2024 commit.
     rng = np.random.default_rng(1)
     n, d, gamma, lamda = 300, 6, 0.9, 0.9
     xs = rng.normal(size=(n + 1, d)) * (rng.random((n + 1, d)) < 0.7)
     rewards = rng.normal(size=n) + xs[1:, 0]
     kw = dict(alpha0=0.02, eta=0.15, decay=0.99, theta=0.01)
-    expected = swift_td_reference_order(xs, rewards, gamma, lamda, **kw)
-    opt = swift_td(kw["eta"], gamma, lamda, kw["alpha0"], kw["decay"], kw["theta"])
+    expected = swift_td_reference_order(xs, rewards, gamma, lamda, **kw, meta_trace=meta_trace)
+    opt = swift_td(kw["eta"], gamma, lamda, kw["alpha0"], kw["decay"], kw["theta"], meta_trace=meta_trace)
     got, state = run_swift(opt, xs, rewards, np.zeros(n), gamma)
     close(got, expected, rtol=2e-3, atol=2e-4)
     alphas = np.exp(np.asarray(state.beta["w"]))

@@ -101,6 +101,7 @@ class SwiftTDState(NamedTuple):
     p: PyTree  # trace of h x: d v / d beta, decayed like z
     h: PyTree  # d w / d beta (IDBD's h)
     h_old: PyTree  # h of the step before
+    h_temp: PyTree  # the reference's h_temp (equal to h between calls in the released order)
     dw: PyTree  # the last update (V_delta = dw . x at the next step)
     step_size: jax.Array  # [] rate of learning applied: m tau (<= eta)
     rate: jax.Array  # [] unbounded rate of learning tau = sum exp(beta) x^2
@@ -114,10 +115,18 @@ def swift_td(
     decay: float = DECAY,
     meta_step: float = META_STEP,
     eta_min: float = ETA_MIN,
+    meta_trace: str = "released",
 ) -> optax.GradientTransformationExtraArgs:
-    """SwiftTD for a linear prediction; `update(x, state, delta=..., reset=...)` as ObGD's."""
+    """SwiftTD for a linear prediction; `update(x, state, delta=..., reset=...)` as ObGD's.
+
+    meta_trace: "released" (the authors' released code, the default) or "2024" (the h recursion
+    of their 2024 "camera ready" commit: h <- h_temp before adding delta zb - zd V_delta, p fed
+    from h, the bound clearing zb, h_temp, h_old), to measure what that difference does."""
     if not 0 < decay <= 1 or eta <= 0 or not 0 < alpha_init or not 0 < eta_min <= eta:
         raise ValueError("swift_td needs eta > 0, alpha_init > 0, 0 < eta_min <= eta, 0 < decay <= 1")
+    if meta_trace not in ("released", "2024"):
+        raise ValueError(f"meta_trace must be 'released' or '2024', got {meta_trace!r}")
+    released = meta_trace == "released"
     gl = gamma * lamda
     log_decay, log_eta, log_eta_min = math.log(decay), math.log(eta), math.log(eta_min)
 
@@ -125,7 +134,7 @@ def swift_td(
         zeros = _map(jnp.zeros_like, params)
         beta = _map(lambda w: jnp.full_like(w, math.log(alpha_init)), params)
         f = jnp.float32(0.0)
-        return SwiftTDState(beta, zeros, zeros, zeros, zeros, zeros, zeros, f, f)
+        return SwiftTDState(beta, zeros, zeros, zeros, zeros, zeros, zeros, zeros, f, f)
 
     def update_fn(grads, state: SwiftTDState, params=None, *, delta, reset=False, **_):
         del params
@@ -140,14 +149,29 @@ def swift_td(
         m = jnp.where(over, eta / jnp.where(over, tau, 1.0), 1.0)
         zd = _map(lambda a, xi: m * a * xi, alpha, x)
         z = _map(lambda z, d: z + d * (1.0 - b), s.z, zd)
-        p = _map(lambda p, ho, xi: p + ho * xi, s.p, s.h_old, x)
         z_bar = _map(lambda zb, d, xi: zb + d * (1.0 - b - zb * xi), s.z_bar, zd, x)
-        # (the reference's h_temp; its stored copy always equals h at this point, so it is not kept)
-        h_temp = _map(lambda h, ho, xi, zz, d: h - ho * xi * (zz - d) - h * d * xi, s.h, s.h_old, x, z, zd)
-        # Step-size decay where the bound was hit; the meta-traces of those features restart.
-        hit = _map(lambda xi: jnp.logical_and(over, xi != 0), x)
+        hit = _map(lambda xi: jnp.logical_and(over, xi != 0), x)  # where the meta-traces restart
         clear = lambda t, c: jnp.where(c, jnp.zeros_like(t), t)  # noqa: E731
-        h_temp, h, h_old, z_bar = (_map(clear, t, hit) for t in (h_temp, s.h, s.h_old, z_bar))
+        if released:
+            p = _map(lambda p, ho, xi: p + ho * xi, s.p, s.h_old, x)
+            h_temp = _map(
+                lambda h, ho, xi, zz, d: h - ho * xi * (zz - d) - h * d * xi, s.h, s.h_old, x, z, zd
+            )
+            h_temp, h, h_old, z_bar = (_map(clear, t, hit) for t in (h_temp, s.h, s.h_old, z_bar))
+        else:
+            p = _map(lambda p, h, xi: p + h * xi, s.p, s.h, x)
+            h_temp = _map(
+                lambda ht, h, ho, xi, zz, d: ht - ho * xi * (zz - d) - h * d * xi,
+                s.h_temp,
+                s.h,
+                s.h_old,
+                x,
+                z,
+                zd,
+            )
+            h_temp, h_old, z_bar = (_map(clear, t, hit) for t in (h_temp, s.h_old, z_bar))
+            h = s.h
+        # Step-size decay where the bound was hit.
         beta = _map(lambda bt, xi: bt + jnp.where(over, log_decay * xi * xi, 0.0), s.beta, x)
 
         # 2. True Online TD's update from delta(s -> s'), and the meta-step on beta.
@@ -156,12 +180,17 @@ def swift_td(
         beta = _map(lambda bt, pp: bt + meta_step / jnp.exp(bt) * delta * pp, beta, p)
         beta = _map(lambda bt: jnp.clip(bt, log_eta_min, log_eta), beta)
         h_old = h
-        h = _map(lambda ht, zb, d: ht + d_ref * zb - d * v_delta, h_temp, z_bar, zd)
+        if released:
+            h = _map(lambda ht, zb, d: ht + d_ref * zb - d * v_delta, h_temp, z_bar, zd)
+            h_temp = h
+        else:
+            h = h_temp
+            h_temp = _map(lambda hh, zb, d: hh + d_ref * zb - d * v_delta, h, z_bar, zd)
 
         keep = gl * (1.0 - jnp.asarray(reset, jnp.float32))  # decay, or zero at an episode's end
         z, p, z_bar = (_map(lambda t: keep * t, t) for t in (z, p, z_bar))
         dw_next = _map(lambda d: jnp.where(reset, jnp.zeros_like(d), d), dw)
-        new = SwiftTDState(beta, z, z_bar, p, h, h_old, dw_next, m * tau, tau)
+        new = SwiftTDState(beta, z, z_bar, p, h, h_old, h_temp, dw_next, m * tau, tau)
         return dw, new
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
