@@ -28,9 +28,15 @@ CASES = {
     "CartPole-v1": {
         "stream-q": ("obgd", "adaptive-q", "intentional"),
         "stream-ac": ("obgd", "adaptive-q", "intentional"),
+        "stream-td": ("obgd", "swift-td"),
     },
-    "Breakout-MinAtar": {"stream-q": ("obgd", "adaptive-q", "intentional")},
+    "Breakout-MinAtar": {
+        "stream-q": ("obgd", "adaptive-q", "intentional"),
+        "stream-td": ("obgd", "swift-td"),
+    },
 }
+# SwiftTD is for linear predictions: stream-td runs linear (hidden=linear) for both of its learners.
+AGENT_OPTIONS = {"stream-td": {"hidden": ()}}
 
 
 def timed(spec: RunSpec) -> tuple[float, float]:
@@ -52,9 +58,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20_000, help="steps per seed and timed run")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--agents", default="", help="only these agents (comma list), e.g. stream-td")
+    ap.add_argument("--envs", default="", help="only these environments (comma list)")
     args = ap.parse_args()
     steps, repeats = (5_000, 2) if args.quick else (args.steps, args.repeats)
     cases = {"CartPole-v1": CASES["CartPole-v1"]} if args.quick else CASES
+    only_agents = set(filter(None, args.agents.split(",")))
+    only_envs = set(filter(None, args.envs.split(",")))
+    cases = {
+        e: {a: o for a, o in agents.items() if not only_agents or a in only_agents}
+        for e, agents in cases.items()
+        if not only_envs or e in only_envs
+    }
     load = os.getloadavg()
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}, load {load}")
     print(f"{steps} steps x {args.seeds} seeds, {repeats} interleaved repeats; medians")
@@ -69,7 +84,7 @@ def main() -> None:
                     steps=steps,
                     seeds=args.seeds,
                     chunk=steps,
-                    agent_options={"optimizer": o},
+                    agent_options={"optimizer": o, **AGENT_OPTIONS.get(agent, {})},
                 )
                 for o in opts
             }

@@ -26,8 +26,11 @@ from oakrl.learn.nets import make_network
 from oakrl.learn.obgd import adaptive_obgd, obgd
 from oakrl.learn.plasticity import REMEDIES, Remedy, RemedyOptimizer, hidden_features, remedy, split_keys
 from oakrl.learn.stepsize import tidbd_obgd
+from oakrl.learn.swift_td import ETA as SWIFT_TD_ETA
+from oakrl.learn.swift_td import ETA_MIN as SWIFT_TD_ETA_MIN
+from oakrl.learn.swift_td import swift_td
 
-OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd", "adaptive-q", "intentional")
+OPTIMIZERS = ("obgd", "adaptive-obgd", "tidbd-obgd", "adaptive-q", "intentional", "swift-td")
 # The learners of 2026 take their paper's own step parameter; `lr` scales it (1.0: the paper's).
 ADAPTIVE_Q_ETA = 4.6e-4  # eta of Adaptive Q(lambda) (oakrl/learn/adaptive.py says where it is from)
 
@@ -64,13 +67,35 @@ class StreamOptions(Config):
     """What every streaming learner shares (Elsayed, Vasan & Mahmood 2024)."""
 
     hidden: tuple[int, ...] = option((128, 128), "hidden layer widths; () (linear) has none", each_gt=0)
-    lr: float = option(1.0, "ObGD step size; adaptive-q, intentional: a multiple of the paper's", gt=0)
+    lr: float = option(
+        1.0, "ObGD step size; adaptive-q, intentional, swift-td: a multiple of the paper's", gt=0
+    )
     gamma: float = option(0.99, "discount", ge=0, le=1)
     lamda: float = option(0.8, "trace decay lambda", ge=0, le=1)
     sparsity: float = option(0.9, "fraction of initial weights set to zero", ge=0, lt=1)
     optimizer: str = option("obgd", "the traced optimiser", choices=OPTIMIZERS)
     normalize_obs: bool = option(True, "standardise observations with running statistics")
     scale_reward: bool = option(True, "divide rewards by the running std of the discounted return")
+
+    # SwiftTD's algebra (True Online TD's correction) holds for a prediction linear in its weights
+    # learned on-policy from one unbroken stream: agents where that holds set this.
+    SWIFT_TD_FITS = False
+
+    def validate(self) -> None:
+        super().validate()
+        if self.optimizer == "swift-td":
+            if not self.SWIFT_TD_FITS:
+                raise ConfigError(
+                    f"optimizer=swift-td is for linear on-policy prediction; {self.agent_name()} cannot "
+                    "take it (use stream-td or stream-sarsa with hidden=linear)"
+                )
+            if self.hidden:
+                raise ConfigError("optimizer=swift-td needs a linear prediction: set hidden=linear")
+            if self.lr * SWIFT_TD_ETA < SWIFT_TD_ETA_MIN:
+                raise ConfigError(
+                    f"optimizer=swift-td: lr scales eta ({SWIFT_TD_ETA}) and must keep it >= "
+                    f"{SWIFT_TD_ETA_MIN:g}, got lr={self.lr!r}"
+                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +231,8 @@ def head_width(params: Any) -> int:
 def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: float, role: str = "value"):
     """The traced optimiser `name` of one network; `role` "policy" (an actor's log-probability)
     makes `intentional` Intentional PG (eta 0.05, normalised advantage), else Intentional TD.
-    kappa is ObGD's bound; adaptive-q and intentional have none (they bound their step otherwise)."""
+    kappa is ObGD's bound; adaptive-q, intentional and swift-td have none (they bound their step
+    otherwise). swift-td: `lr` scales eta, SwiftTD's bound on the rate of learning."""
     if name == "obgd":
         return obgd(lr, gamma, lamda, kappa)
     if name == "adaptive-obgd":
@@ -215,6 +241,8 @@ def make_optimizer(name: str, lr: float, gamma: float, lamda: float, kappa: floa
         return tidbd_obgd(lr, gamma, lamda, kappa)
     if name == "adaptive-q":
         return adaptive_q(lr * ADAPTIVE_Q_ETA, gamma, lamda)
+    if name == "swift-td":
+        return swift_td(lr * SWIFT_TD_ETA, gamma, lamda)
     if name == "intentional":
         if role == "policy":
             return intentional(lr * POLICY_ETA, gamma, lamda, normalize_delta=True)

@@ -46,6 +46,7 @@ class StreamSarsaConfig(DiscreteOnly, EpsilonGreedyOptions):
     """The stream options, kappa and the epsilon schedule (decaying over 5% of the run)."""
 
     NAME = "stream-sarsa"
+    SWIFT_TD_FITS = True  # linear q(s, a), on-policy, unbroken traces: SwiftTD's update applies
     exploration_steps: int | None = redefault(EpsilonGreedyOptions, "exploration_steps", None)
 
 

@@ -58,6 +58,7 @@ class StreamTDConfig(PlasticityOptions, StreamLearnerOptions):
     """Stream TD(lambda)'s options: the stream options, kappa, the value-error horizon, plasticity."""
 
     NAME = "stream-td"
+    SWIFT_TD_FITS = True  # a linear v(s) of the behaviour policy: SwiftTD's own setting
     # A prediction agent reports value error in the reward's own units.
     scale_reward: bool = redefault(StreamOptions, "scale_reward", False)
     return_horizon: int = option(500, "steps H of the return the value error compares with", ge=1)
