@@ -130,19 +130,25 @@ CASES = [
     ("stream-ac", None, 2),
     ("stream-q", "switch", 1),
     ("stream-td", None, 1),
-    # The goal store, per-goal traces and the goal schedule (segments cross the kills).
+    # goal-q's all-goals table and the goal schedule (segments cross the kills).
     ("goal-q", None, 1),
+    # The planner with goal-q's table and the goal schedule in its state (GoalPlannerState).
+    ("planner", None, 1),
 ]
 # Options beyond TINY that an agent needs to run at all.
 EXTRA = {
-    "goal-q": {
+    "goal-q": {"goal_every": 1000, "goal_pool": (0, 2), "goal_value": 0.0},
+    "planner": {
         "goal_every": 1000,
         "goal_pool": (0, 2),
         "goal_value": 0.0,
-        "hindsight": 2,
-        "hindsight_write": 0.1,
-    }
+        "goal_q": True,
+        "num_simulations": 4,
+        "model_hidden": (16,),
+    },
 }
+# Agents without hidden layers (goal-q is a table) take no TINY.
+NO_HIDDEN = ("goal-q",)
 
 
 class persistent_cache:
@@ -189,7 +195,10 @@ def kill_resume_compare(
         chunk=chunk,
         schedule=schedule,
         every=3000,
-        agent_options={**TINY, **(EXTRA.get(agent, {}) if options is None else options)},
+        agent_options={
+            **({} if agent in NO_HIDDEN else TINY),
+            **(EXTRA.get(agent, {}) if options is None else options),
+        },
     )
     cache = tmp / "cache"
     with persistent_cache(cache):

@@ -70,7 +70,7 @@ AGENTS: dict[str, AgentInfo] = {
     "goal-q": AgentInfo(
         goal_q,
         GoalQConfig,
-        "Goal-conditioned stream Q(lambda): Q(s, a, goal) for the commanded goal and hindsight goals; "
+        "Goal-conditioned Q-learning of every cell-goal at once from each transition (Kaelbling 1993); "
         "--goal, a goal schedule; no search",
     ),
     "oak": AgentInfo(

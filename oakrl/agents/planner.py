@@ -12,28 +12,56 @@ With a `goal` (a table {observation index: value}, e.g. from `oakrl run --goal 4
 search scores predicted observations by closeness to the goal (oakrl/plan/goal.py) instead
 of predicted reward, with no value bootstrap (the values know only the environment's
 reward). The same goal-agnostic model serves any goal; the agent keeps learning its values
-and model from the real stream as usual.
+and model from the real stream as usual. The goal may also come from goal-q's schedule
+(`goal_every`, `goal_pool`, ...: the same options, the same draws).
+
+With `goal_q` (single-entry goals), the planner also learns goal-q's all-goals table from the
+same stream (oakrl/agents/goal_q.py) and searches with it: prior Q(s, ., g) / prior_temperature
+and leaf value max_a Q(s, a, g), reward r_goal(s') and discount gamma (1 - r_goal(s')) (reaching
+the goal ends its value, as the table's values are defined). This is Murphy's "plan with both
+models": the goal-agnostic model and the goal-conditioned value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Self
+from typing import NamedTuple, Self
 
 import jax
 import jax.numpy as jnp
 
 from oakrl.agents.common import DiscreteOnly, PlasticityOptions, StreamLearnerOptions, configure, redefault
 from oakrl.agents.dyna import DynaState, ModelOptions, finish, make_learner
+from oakrl.agents.goal_q import (
+    GoalOptions,
+    all_goals_update,
+    check_goal_entries,
+    commanded_goal,
+    goal_q_values,
+    goal_table_init,
+    reach,
+    reach_value,
+    single_goal,
+)
 from oakrl.agents.skeleton import Learner, Transition, streaming
 from oakrl.core.config import RunFacts, option
 from oakrl.core.types import Agent
-from oakrl.plan.goal import check_goal_table, goal_arrays, goal_reward
+from oakrl.errors import ConfigError
+from oakrl.plan.goal import check_goal_table, goal_reward
+
+
+class GoalPlannerState(NamedTuple):
+    """The planner's state when it is commanded scheduled goals or learns goal-q's table."""
+
+    dyna: DynaState  # values, model, search control: as without goals
+    w: jax.Array  # [G, A, D] goal-q's all-goals table ([0, A, D] without goal_q)
+    reached: jax.Array  # [] bool: the commanded goal was reached in this segment
+    schedule_seed: jax.Array  # [] uint32: the goal schedule's draws
 
 
 @dataclasses.dataclass(frozen=True)
-class PlannerConfig(DiscreteOnly, PlasticityOptions, ModelOptions, StreamLearnerOptions):
+class PlannerConfig(DiscreteOnly, PlasticityOptions, ModelOptions, StreamLearnerOptions, GoalOptions):
     """The planner's options: stream Q(lambda)'s, the model's, the search's and the goal."""
 
     NAME = "planner"
@@ -41,18 +69,26 @@ class PlannerConfig(DiscreteOnly, PlasticityOptions, ModelOptions, StreamLearner
     num_simulations: int = option(16, "search simulations per step", ge=1)
     prior_temperature: float = option(0.1, "prior logits = q / temperature", gt=0)
     gumbel_scale: float = option(1.0, "Gumbel noise at the root; 0: deterministic search", ge=0)
-    goal: dict = option({}, "{observation index: value}: plan towards this instead of reward")
-    goal_tolerance: float = option(
-        0.25, "r_goal = max(0, 1 - ||s' - g||^2 / tol^2) over the goal's entries", gt=0
-    )
+    goal_q: bool = option(False, "learn goal-q's all-goals table and search with it (value, prior)")
+    goal_q_lr: float = option(0.5, "step size of goal-q's table", gt=0, le=1)
+    goal_q_init: float = option(0.0, "goal-q's table at the start (1: optimistic)", ge=0, le=1)
 
     def validate(self) -> None:
         super().validate()
-        check_goal_table(self.goal)
+        if self.goal_q and not self.scheduled and self.goal:  # --goal arrives after the options
+            single_goal(self)
 
     def resolve(self, run: RunFacts) -> Self:
-        cfg = super().resolve(run)  # indices inside this observation, values as floats
-        return cfg.replace(goal=check_goal_table(cfg.goal, math.prod(run.obs_shape)))
+        return super().resolve(run)  # indices inside this observation, values as floats
+
+    def to_dict(self) -> dict:
+        # Options the planner took after its first runs are listed only when set, so that the
+        # config.json (and the identity) of a run that uses none of them stays what it was.
+        d = super().to_dict()
+        late = {"goal_every", "goal_pool", "goal_heldout", "heldout_from", "goal_value"}
+        late |= {"goal_q", "goal_q_lr", "goal_q_init"}
+        info = type(self).option_info()
+        return {k: v for k, v in d.items() if k not in late or v != info[k].default}
 
 
 def planner(config: PlannerConfig | None = None, **overrides) -> Agent:
@@ -64,18 +100,42 @@ def planner(config: PlannerConfig | None = None, **overrides) -> Agent:
     from oakrl.plan.search import tree_search  # mctx (and chex) load only when a planner is built
 
     model, gamma = learner.model, cfg.gamma
+    goals = bool(goal) or cfg.scheduled
+    # The state keeps its old shape (a DynaState) unless scheduled goals or goal-q need more.
+    wrapped = cfg.scheduled or cfg.goal_q
+    value = reach_value(cfg) if cfg.goal_q and goals else 1.0
 
-    def step(state: DynaState, t: Transition, key: jax.Array):
+    def step(state, t: Transition, key: jax.Array):
+        inner = state.dyna if wrapped else state
+        prev_raw = inner.prev_raw  # s, raw and flat (the model's units): goal-q's table reads it
         k_learn, k_search = jax.random.split(key)
-        state, raw, info = learner.learn(state, t, k_learn)
-        n_actions = int(state.q["head"]["kernel"].shape[-1])
-        params = state.model.params
+        inner, raw, info = learner.learn(inner, t, k_learn)
+        n_actions = int(inner.q["head"]["kernel"].shape[-1])
+        params = inner.model.params
 
         def q_values(emb):
-            return learner.q_values(state, t.norm, emb, t.obs.shape)
+            return learner.q_values(inner, t.norm, emb, t.obs.shape)
 
-        if goal:
-            values, mask = (jnp.asarray(x) for x in goal_arrays(goal, raw.shape[0]))
+        if wrapped:
+            values, mask, changed = commanded_goal(cfg, state.schedule_seed, t.steps, raw.shape[0])
+        elif goals:
+            values, mask, changed = commanded_goal(cfg, jnp.zeros((), jnp.uint32), t.steps, raw.shape[0])
+        w = None
+        if cfg.goal_q:  # goal-q's table learns from the raw transition (the model's units)
+            x = t.ts.observation.astype(jnp.float32)
+            w, _ = all_goals_update(state.w, t, reach(cfg, x, value), cfg.goal_q_lr, gamma, prev_raw, x)
+
+        if goals and cfg.goal_q:
+
+            def evaluate(emb):
+                q = goal_q_values(w, emb, mask)
+                return q / cfg.prior_temperature, jnp.max(q)
+
+            def transition(emb, a):
+                nxt = model.rollout(params, emb, a)
+                r = goal_reward(nxt, values, mask, cfg.goal_tolerance)
+                return r, gamma * (1.0 - r), nxt
+        elif goals:
 
             def evaluate(emb):
                 return jnp.zeros(n_actions), jnp.zeros(())
@@ -99,12 +159,33 @@ def planner(config: PlannerConfig | None = None, **overrides) -> Agent:
         )
         greedy = jnp.argmax(q_values(raw)).astype(jnp.int32)
         info = {**info, "search_value": result.value}
-        if goal:  # how near the commanded goal the agent is now (1: on it); the run's mean is its time there
-            info["goal_score"] = goal_reward(raw, values, mask, cfg.goal_tolerance)
-        return finish(state, raw, result.action, greedy), result.action, info
+        inner = finish(inner, raw, result.action, greedy)
+        if goals:  # how near the commanded goal the agent is now (1: on it); the run's mean is its time there
+            score = goal_reward(raw, values, mask, cfg.goal_tolerance)
+            info["goal_score"] = score
+        if not wrapped:
+            return inner, result.action, info
+        at_goal = score >= 1.0
+        reached = jnp.where(changed, at_goal, state.reached | at_goal)
+        info["goal_unreached"] = 1.0 - reached.astype(jnp.float32)
+        new = GoalPlannerState(inner, state.w if w is None else w, reached, state.schedule_seed)
+        return new, result.action, info
 
     def init(key: jax.Array, obs_spec, action_spec):
-        check_goal_table(goal, math.prod(obs_spec.shape))  # indices inside this observation
-        return learner.init(key, obs_spec, action_spec)
+        dim = math.prod(obs_spec.shape)
+        check_goal_table(goal, dim)  # indices inside this observation
+        check_goal_entries(cfg, dim)
+        if cfg.goal_q and not goals:
+            raise ConfigError("planner goal_q needs a commanded goal: --goal I=V, or a goal schedule")
+        if cfg.goal_q and len(obs_spec.shape) != 1:
+            raise ConfigError(f"planner goal_q needs flat observations, got shape {tuple(obs_spec.shape)}")
+        start = learner.init(key, obs_spec, action_spec)
+        if not wrapped:
+            return start
+        actions = action_spec.num_values
+        w = goal_table_init(dim, actions, cfg.goal_q_init) if cfg.goal_q else jnp.zeros((0, actions, dim))
+        # The schedule's seed from a key of its own: the learner's draws stay what they were.
+        seed = jax.random.bits(jax.random.fold_in(key, 0x60A1), (), jnp.uint32)
+        return start._replace(learner=GoalPlannerState(start.learner, w, jnp.zeros((), bool), seed))
 
     return streaming("planner", cfg, Learner(init, step))

@@ -261,16 +261,16 @@ def option_planning(out, worlds, steps, points, seeds, seed, max_sweeps, opts) -
 )
 @click.option("--seeds", default=5, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="base seed")
-@click.option("--arms", default="goal-q,goal-q-no-hindsight", show_default=True)
-@click.option("--hidden", default="linear", show_default=True, help="widths like 64, or linear")
-@click.option("--goal-input", default="outer", show_default=True, help="outer or concat")
-@click.option("--hindsight", default=8, show_default=True, help="slots of achieved goals")
-@click.option("--hindsight-write", default=0.02, show_default=True)
+@click.option("--arms", default="goal-q,goal-q-commanded,planner,planner-goal-q", show_default=True)
 @click.option("--gamma", default=0.95, show_default=True)
-@click.option("--epsilon", default=0.05, show_default=True)
+@click.option("--epsilon", default=0.05, show_default=True, help="goal-q's exploration after 2 segments")
+@click.option("--lr", default=0.5, show_default=True, help="goal-q's table step size")
+@click.option("--init-value", default=0.0, show_default=True, help="goal-q's table at the start")
+@click.option("--num-simulations", default=16, show_default=True, help="both planner arms")
+@click.option("--prior-temperature", default=0.1, show_default=True, help="planner-goal-q's prior")
 def goals_study(
-    out, every, train_segments, heldout, seeds, seed, arms, hidden, goal_input, hindsight,
-    hindsight_write, gamma, epsilon,
+    out, every, train_segments, heldout, seeds, seed, arms, gamma, epsilon, lr, init_value,
+    num_simulations, prior_temperature,
 ) -> None:  # fmt: skip
     """goal-q on Rooms-v0 goals never commanded before, against the exact optimal share."""
     from oakrl.study.goals import GoalsConfig, study_goals
@@ -283,9 +283,9 @@ def goals_study(
         raise ConfigError(f"--heldout takes cell indices like 18,92, got {heldout!r}") from None
     cfg = GoalsConfig(
         every=every, train_segments=train_segments, heldout=cells, seeds=seeds, seed=seed,
-        arms=tuple(s.strip() for s in arms.split(",") if s.strip()),
-        hidden=parse_widths(hidden, allow_linear=True), goal_input=goal_input, hindsight=hindsight,
-        hindsight_write=hindsight_write, gamma=gamma, epsilon=epsilon,
+        arms=tuple(s.strip() for s in arms.split(",") if s.strip()), gamma=gamma, epsilon=epsilon,
+        lr=lr, init_value=init_value, num_simulations=num_simulations,
+        prior_temperature=prior_temperature,
     )  # fmt: skip
     study_goals(cfg, out, echo=_err)
 

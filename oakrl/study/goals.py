@@ -9,10 +9,13 @@ commanded before). Per held-out segment and seed (one diagnostics chunk per segm
     share rho*(goal), computed exactly from the world's MDP (oakrl/study/goals_optimum.py);
   * steps to first reach (the segment's sum of `goal_unreached`; `every` when never reached).
 
-Arms: goal-q with its hindsight store, and the same agent with none (hindsight = 0), which can
-learn a goal only when it is commanded: the difference is what relabelling buys on new goals.
-The planner arms of issue 19 (planner; planner with goal-q's value as leaf value and prior) are
-not built yet.
+Arms (each on the same seeds and the same goal schedule, gamma shared):
+  * `goal-q`: Q(s, a, g) for every cell g learned from every transition (oakrl/agents/goal_q.py);
+  * `goal-q-commanded`: the same agent learning only the goal its action was commanded for (no
+    relabelling): what learning every goal from the one stream buys on goals never commanded;
+  * `planner`: Gumbel MuZero search over the learned model, scored by the goal, no value;
+  * `planner-goal-q`: the same search with goal-q's table (learned from the same stream inside
+    the planner) as leaf value and prior, at the same number of simulations.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from oakrl.errors import ConfigError
 from oakrl.study.common import per_chunk, run_plan, save_study_figure, start_study, step_progress, timing
 from oakrl.study.goals_optimum import optimal_goal_rate
 
-ARMS = ("goal-q", "goal-q-no-hindsight")
+ARMS = ("goal-q", "goal-q-commanded", "planner", "planner-goal-q")
 # Held out by default: one cell per room plus two hallways, all beside a wall (stayable).
 HELDOUT = (18, 92, 106, 150, 68, 24)
 
@@ -43,17 +46,17 @@ class GoalsConfig:
     seeds: int = 5
     seed: int = 0
     arms: tuple[str, ...] = ARMS
-    hidden: tuple[int, ...] = ()  # () with goal_input outer: a table over (cell, goal) pairs
-    goal_input: str = "outer"
-    hindsight: int = 8
-    hindsight_write: float = 0.02
     gamma: float = 0.95
-    epsilon: float = 0.05  # exploration after the first two segments
+    epsilon: float = 0.05  # goal-q's exploration after the first two segments
+    lr: float = 0.5  # goal-q's table step size (and the planner's copy of it)
+    init_value: float = 0.0  # goal-q's table at the start
+    num_simulations: int = 16  # both planner arms
+    prior_temperature: float = 0.1  # planner-goal-q's prior: Q / temperature
 
     def check(self) -> None:
         from oakrl.envs.rooms import FREE, GOALS
 
-        for name in ("every", "train_segments", "seeds"):
+        for name in ("every", "train_segments", "seeds", "num_simulations"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
@@ -75,29 +78,37 @@ class GoalsConfig:
 
 
 def agent_options(cfg: GoalsConfig, arm: str) -> dict[str, Any]:
-    return {
-        "hidden": tuple(cfg.hidden),
-        "goal_input": cfg.goal_input,
+    goals = {
         "gamma": cfg.gamma,
-        "normalize_obs": bool(cfg.hidden) and cfg.goal_input == "concat",
-        "scale_reward": False,
-        "epsilon_end": cfg.epsilon,
-        "exploration_steps": 2 * cfg.every,
-        "hindsight": cfg.hindsight if arm == "goal-q" else 0,
-        "hindsight_write": cfg.hindsight_write,
         "goal_every": cfg.every,
         "goal_pool": cfg.pool,
         "goal_heldout": tuple(cfg.heldout),
         "heldout_from": cfg.train_segments * cfg.every,
     }
+    if arm.startswith("goal-q"):
+        return {
+            **goals,
+            "lr": cfg.lr,
+            "init_value": cfg.init_value,
+            "epsilon_end": cfg.epsilon,
+            "exploration_steps": 2 * cfg.every,
+            "relabel": arm == "goal-q",
+        }
+    # The planner's own Q network learns the world's reward, which a goal search does not read:
+    # a small one keeps its cost down; the model (what the search reads) keeps its defaults.
+    opts = {**goals, "hidden": (16,), "num_simulations": cfg.num_simulations}
+    if arm == "planner-goal-q":
+        opts |= {"goal_q": True, "goal_q_lr": cfg.lr, "goal_q_init": cfg.init_value}
+        opts["prior_temperature"] = cfg.prior_temperature
+    return opts
 
 
 def run_spec(cfg: GoalsConfig, arm: str):
     from oakrl.lab.spec import RunSpec
 
     return RunSpec(
-        env="Rooms-v0", agent="goal-q", steps=cfg.steps, seeds=cfg.seeds, seed=cfg.seed, chunk=cfg.every,
-        agent_options=agent_options(cfg, arm),
+        env="Rooms-v0", agent="planner" if arm.startswith("planner") else "goal-q", steps=cfg.steps,
+        seeds=cfg.seeds, seed=cfg.seed, chunk=cfg.every, agent_options=agent_options(cfg, arm),
     )  # fmt: skip
 
 
@@ -129,6 +140,29 @@ def summarize(cfg: GoalsConfig, chunks: dict[str, dict[str, np.ndarray]]) -> dic
     return out
 
 
+PAIRS = (("planner-goal-q", "planner"), ("goal-q", "goal-q-commanded"))
+
+
+def compare(arms: dict[str, Any]) -> dict[str, Any]:
+    """Held-out ratio to optimal, arm a minus arm b, for the pairs the study is about.
+
+    "beyond_spread": the difference of the means exceeds the larger of the two seed standard
+    deviations; "ranges_disjoint": every seed of a is above every seed of b (the same seeds)."""
+    out = {}
+    for a, b in PAIRS:
+        if a not in arms or b not in arms:
+            continue
+        ra, rb = arms[a]["heldout_ratio_to_optimal"], arms[b]["heldout_ratio_to_optimal"]
+        diff = ra["mean"] - rb["mean"]
+        out[f"{a} - {b}"] = {
+            "difference": diff,
+            "per_seed": [x - y for x, y in zip(ra["per_seed"], rb["per_seed"], strict=True)],
+            "beyond_spread": bool(diff > max(ra["std"], rb["std"])),
+            "ranges_disjoint": bool(min(ra["per_seed"]) > max(rb["per_seed"])),
+        }
+    return out
+
+
 def study_goals(cfg: GoalsConfig, out: str, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs every arm, writes summary.json, goals.png and per_segment.json under `out`."""
     from oakrl.lab.run import prepare
@@ -153,6 +187,7 @@ def study_goals(cfg: GoalsConfig, out: str, echo: Callable[[str], None] = print)
         "heldout": list(cfg.heldout),
         "optimal_share": {str(c): optimal_goal_rate(c) for c in cfg.heldout},
         "arms": arms,
+        "comparisons": compare(arms),
         "wall_seconds": time.time() - t0,
         "command": cmd,
     }
@@ -169,6 +204,8 @@ def study_goals(cfg: GoalsConfig, out: str, echo: Callable[[str], None] = print)
             f"{arm}: held-out goal_score / optimal {r['mean']:.3f} +- {r['std']:.3f} (seeds {cfg.seeds}); "
             f"steps to first reach {s['heldout_steps_to_first_reach']['mean']:.0f}"
         )
+    for pair, c in summary["comparisons"].items():
+        echo(f"{pair}: {c['difference']:+.3f} (beyond the seed spread: {c['beyond_spread']})")
     echo(f"results: {path}")
     return summary
 
