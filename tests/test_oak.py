@@ -154,6 +154,8 @@ def test_recovery_uses_issue4_measure_by_hand():
         ["oak", "--stream", "dyna"],
         ["oak", "--second-world", "Nope-v0"],  # refused before the main study runs
         ["oak", "--second-world", "Pendulum-v1"],  # continuous actions: oak cannot run there
+        ["oak", "--opt", "nope=1"],  # not an OaK option
+        ["oak", "--opt", "reset_on_surprise=-1"],  # out of bounds
     ],
 )
 def test_study_oak_bad_input(tmp_path, args):
@@ -229,3 +231,17 @@ def test_reset_on_surprise_forgets_the_options_when_the_reward_moved(threshold, 
     cleared = float(jnp.abs(new.opt.outcome).sum()) == 0 and float(jnp.abs(new.pool.q).sum()) == 0
     assert cleared == forgets
     assert (int(new.pool.age.max()) == 0) == forgets
+
+
+def test_study_oak_options_reach_both_oak_runs_only():
+    """--opt: the change runs in oak and behind the ablation (oak-primitive keeps use_options=false
+    on top), never in dyna or stream-q; none given leaves the runs of the defaults (their identity,
+    so earlier study directories still resume). Catches an option that skips the ablation."""
+    from oakrl.study.oak import run_spec
+
+    cfg = OakStudyConfig(oak_options={"reset_on_surprise": 0.25})
+    assert run_spec(cfg, "oak").agent_config.reset_on_surprise == 0.25
+    ablation = run_spec(cfg, "oak-primitive").agent_config
+    assert ablation.reset_on_surprise == 0.25 and ablation.use_options is False
+    assert "reset_on_surprise" not in run_spec(cfg, "dyna").agent_config.to_dict()
+    assert run_spec(OakStudyConfig(), "oak").agent_config == make_agent("oak").config
