@@ -1,10 +1,12 @@
 """Recovery of OaK variants on the `oakrl study oak` schedule (a screening tool, not the study).
 
-Each variant is the study's `oak` run config with agent options merged in; recovery and first
+Each variant is the study's `oak` run config with agent options merged in (the names `dyna` and
+`stream-q` run the study's own config of that agent); recovery and first
 reach are read with the study's own `recovery`. Prints one line per variant.
 
   .venv/bin/python benchmarks/oak_variants.py \
       '{"oak": {}, "oak-primitive": {"use_options": false}}' --seeds 3 --relocations 5
+  .venv/bin/python benchmarks/oak_variants.py '{"oak": {}, "dyna": {}}' --env NineRooms-v0 --every 10000
 """
 
 from __future__ import annotations
@@ -28,13 +30,22 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--relocations", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--env", default="Rooms-v0", help="Rooms-v0 or NineRooms-v0")
+    p.add_argument("--every", type=int, default=5_000, help="steps between relocations")
+    p.add_argument("--keep", default=None, help="keep the runs in this directory (default: a temporary one)")
     args = p.parse_args()
     variants = json.loads(args.variants)
-    cfg = OakStudyConfig(seeds=args.seeds, relocations=args.relocations, seed=args.seed, second_world=None)
-    with tempfile.TemporaryDirectory() as tmp:
+    cfg = OakStudyConfig(
+        env=args.env, every=args.every, seeds=args.seeds, relocations=args.relocations, seed=args.seed,
+        second_world=None,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         for name, opts in variants.items():
-            rc = run_spec(cfg, "oak")
-            rc = rc.replace(agent_options=opts, out=str(Path(tmp) / name))
+            if name in ("dyna", "stream-q"):  # the study's own run of that agent, options as it sets them
+                rc = run_spec(cfg, name).replace(out=str(Path(tmp) / name))
+            else:
+                rc = run_spec(cfg, "oak").replace(agent_options=opts, out=str(Path(tmp) / name))
             t = time.perf_counter()
             summary = run(rc).summary
             rec = recovery(read_episodes(Path(tmp) / name / "episodes.parquet"), cfg)

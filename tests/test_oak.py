@@ -154,6 +154,8 @@ def test_recovery_uses_issue4_measure_by_hand():
         ["oak", "--stream", "dyna"],
         ["oak", "--second-world", "Nope-v0"],  # refused before the main study runs
         ["oak", "--second-world", "Pendulum-v1"],  # continuous actions: oak cannot run there
+        ["oak", "--opt", "nope=1"],  # not an OaK option
+        ["oak", "--opt", "reset_on_surprise=-1"],  # out of bounds
     ],
 )
 def test_study_oak_bad_input(tmp_path, args):
@@ -207,3 +209,39 @@ def test_compare_names_the_faster_agent_and_signs_the_margin():
     lose = compare(agents, "oak", "oak-primitive")
     assert (lose["faster"], lose["than"], lose["margin_steps"]) == ("oak-primitive", "oak", -200.0)
     assert not lose["margin_exceeds_spread"]
+
+
+@pytest.mark.parametrize(
+    "threshold, reward, forgets", [(0.25, 0.0, True), (0.25, 1.0, False), (0.0, 0.0, False)]
+)
+def test_reset_on_surprise_forgets_the_options_when_the_reward_moved(threshold, reward, forgets):
+    """reset_on_surprise: a reward the one-step model promised (1) and that did not come (0)
+    clears every option's values, model and age; one that came, or the flag off (0), keeps them.
+    Catches a reset on positive surprise (finding a goal), a missing reset, or a flag that leaks."""
+    env = make_env("Rooms-v0")
+    agent = make_agent("oak", reset_on_surprise=threshold)
+    state, _, _ = _stream(agent, env, 300, jax.random.key(7))
+    assert float(jnp.abs(state.opt.outcome).sum()) > 0 and int(state.pool.age.min()) > 0
+    cell = int(jnp.argmax(state.prev_obs))
+    state = state._replace(
+        act=state.act._replace(reward=state.act.reward.at[state.prev_action, cell].set(1.0))
+    )
+    ts = first_timestep(state.prev_obs)._replace(reward=jnp.asarray(reward, jnp.float32))
+    new = jax.jit(agent.step)(state, ts, jax.random.key(8))[0]
+    cleared = float(jnp.abs(new.opt.outcome).sum()) == 0 and float(jnp.abs(new.pool.q).sum()) == 0
+    assert cleared == forgets
+    assert (int(new.pool.age.max()) == 0) == forgets
+
+
+def test_study_oak_options_reach_both_oak_runs_only():
+    """--opt: the change runs in oak and behind the ablation (oak-primitive keeps use_options=false
+    on top), never in dyna or stream-q; none given leaves the runs of the defaults (their identity,
+    so earlier study directories still resume). Catches an option that skips the ablation."""
+    from oakrl.study.oak import run_spec
+
+    cfg = OakStudyConfig(oak_options={"reset_on_surprise": 0.25})
+    assert run_spec(cfg, "oak").agent_config.reset_on_surprise == 0.25
+    ablation = run_spec(cfg, "oak-primitive").agent_config
+    assert ablation.reset_on_surprise == 0.25 and ablation.use_options is False
+    assert "reset_on_surprise" not in run_spec(cfg, "dyna").agent_config.to_dict()
+    assert run_spec(OakStudyConfig(), "oak").agent_config == make_agent("oak").config

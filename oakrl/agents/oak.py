@@ -126,6 +126,12 @@ class OakConfig(DiscreteOnly):
     explore_options: bool = option(
         False, "epsilon also draws options (temporally extended), else only actions"
     )
+    reset_on_surprise: float = option(
+        0.0,
+        "forget every option (values, model, age) when a primitive model predicted this much more "
+        "reward than came: the reward has moved and the options' models still promise it; 0 never",
+        ge=0,
+    )
 
 
 def oak(config: OakConfig | None = None, **overrides) -> Agent:
@@ -190,6 +196,19 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
         act, act_error = action_models_update(
             state.act, x, a, reward, x_next, cont, learn, gamma=gamma, lr=cfg.lr_model
         )
+        if cfg.reset_on_surprise > 0:
+            # A reward that no longer comes where the one-step model expects it (the goal moved):
+            # the option models and policies learned it over many steps and would keep promising
+            # it for many more (RESULTS.md, OaK), so they start again, as fresh slots do; the
+            # one-step models correct themselves on the next visits. Options stay out of planning
+            # and acting until `option_warmup` steps have relearned them.
+            surprised = learn * (state.act.reward[a] @ x - reward) > cfg.reset_on_surprise
+            pool = pool._replace(
+                q=jnp.where(surprised, 0.0, pool.q),
+                trace=jnp.where(surprised, 0.0, pool.trace),
+                age=jnp.where(surprised, 0, pool.age),
+            )
+            opt = OptionModels(*(jnp.where(surprised, 0.0, m) for m in opt))
 
         # P: plan at x', x and recent states with the action and option models together.
         buffer = state.buffer.at[state.steps % cfg.buffer].set(x_next)
@@ -288,6 +307,8 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             "option_utility": stats.utility.mean(),
             "replaced": do.astype(jnp.float32),
         }
+        if cfg.reset_on_surprise > 0:
+            info["options_forgotten"] = surprised.astype(jnp.float32)
         return new_state, action, info
 
     return Agent("oak", init, step, cfg)

@@ -111,15 +111,19 @@ def plasticity_rl(
 @click.option("--ablation/--no-ablation", default=True, show_default=True, help="also OaK, options unused")
 @click.option("--second-world", default="Foraging-v0", show_default=True, help="'' for none")
 @click.option("--second-steps", default=10000, show_default=True)
+@click.option("--opt", "opts", multiple=True, help="OaK option KEY=VALUE for oak and oak-primitive both")
 def oak_study(
-    out, env, every, relocations, seeds, seed, stream, window, threshold, ablation, second_world, second_steps
+    out, env, every, relocations, seeds, seed, stream, window, threshold, ablation, second_world,
+    second_steps, opts,
 ) -> None:  # fmt: skip
     """OaK vs Dyna vs a stream learner on Rooms-v0: recovery after the goal moves, options found."""
+    from oakrl.lab.parse import parse_options
     from oakrl.study.oak import OakStudyConfig, study_oak
 
     cfg = OakStudyConfig(
         env=env, every=every, relocations=relocations, seeds=seeds, seed=seed, stream=stream, window=window,
         threshold=threshold, ablation=ablation, second_world=second_world or None, second_steps=second_steps,
+        oak_options=parse_options("oak", opts),
     )  # fmt: skip
     study_oak(cfg, out, echo=_err)
 

@@ -63,6 +63,9 @@ class OakStudyConfig:
     second_world: str | None = "Foraging-v0"
     second_steps: int = 10_000
     chunk: int = 5_000
+    # OaK options for both OaK runs (oak, and oak-primitive on top of use_options=false): a change
+    # to the agent is measured behind the same ablation; empty keeps the runs of the defaults.
+    oak_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def check(self) -> None:
         if self.env not in STUDY_ENVS:
@@ -108,8 +111,10 @@ def run_spec(cfg: OakStudyConfig, name: str, out: Path | None = None) -> RunSpec
     from oakrl.study.model_based import agent_options
 
     agent, options = name, {}
+    if name == "oak":
+        options = dict(cfg.oak_options)
     if name == ABLATION:
-        agent, options = "oak", {"use_options": False}
+        agent, options = "oak", {**cfg.oak_options, "use_options": False}
     if name in ("dyna", "stream-q"):  # exactly as issue 4's study runs them
         options = agent_options(model_based_config(cfg), name)
     return RunSpec(
@@ -280,7 +285,7 @@ def compare(agents: dict[str, Any], a: str = "oak", b: str = "dyna") -> dict[str
 
 
 def second_world_spec(cfg: OakStudyConfig, name: str, out: Path | None = None) -> RunSpec:
-    """The lab run of agent `name` on the second world (the same OaK config, defaults)."""
+    """The lab run of agent `name` on the second world (the same OaK config as the main study's)."""
     from oakrl.lab.spec import RunSpec
 
     return RunSpec(
@@ -290,6 +295,7 @@ def second_world_spec(cfg: OakStudyConfig, name: str, out: Path | None = None) -
         seeds=cfg.seeds,
         seed=cfg.seed,
         chunk=min(cfg.chunk, cfg.second_steps),
+        agent_options=dict(cfg.oak_options) if name == "oak" else {},
         checkpoint_every=0,
         out=None if out is None else str(out),
     )
