@@ -179,26 +179,10 @@ def test_goal_q_learns_a_fixed_goal_on_rooms():
     version spent 0.14-0.36 there after 30,000)."""
     from oakrl.lab.run import build
     from oakrl.lab.spec import RunSpec
+    from tests.test_plan import rooms_cells
 
     handle, agent = build(RunSpec(env="Rooms-v0", agent="goal-q", goal="18=1", steps=15_000))
-    env, params = handle.env, handle.params
-
-    def run(key):
-        k0, k1, k2 = jax.random.split(key, 3)
-        state = agent.init(k0, handle.obs_spec, handle.action_spec)
-        obs, es = env.reset(k1, params)
-
-        def body(c, k):
-            state, es, t = c
-            ka, ke = jax.random.split(k)
-            state, action, _ = agent.step(state, t, ka)
-            obs, es, r, term, trunc, _ = env.step(ke, es, action, params)
-            return (state, es, TimeStep(obs, r, term, trunc)), es.cell
-
-        _, cells = jax.lax.scan(body, (state, es, first_timestep(obs)), jax.random.split(k2, 15_000))
-        return cells
-
-    cells = np.asarray(jax.jit(run)(jax.random.key(3)))
+    cells = rooms_cells(handle, agent, 15_000)
     assert np.mean(cells[-5000:] == 18) > 0.6
 
 

@@ -209,38 +209,9 @@ def test_resume_with_intentional_state_is_bit_identical(tmp_path):
     # stream-ac with Intentional TD (critic) and PG (actor): 400 steps straight, against 200
     # steps, a checkpoint written and read back (the lab's npz), then the last 200 steps.
     # Catches new optimiser state (int32 count, scalar statistics) lost or altered by a resume.
-    from oakrl.lab.checkpoint import load_checkpoint, save_checkpoint
-    from oakrl.lab.run import build, seed_keys
     from oakrl.lab.spec import RunSpec
-    from oakrl.lab.stream import run_jax
+    from tests.test_resume import assert_chunk_resume_is_bit_identical
 
     options = {"optimizer": "intentional", "hidden": (16,)}
     spec = RunSpec(env="CartPole-v1", agent="stream-ac", steps=400, seeds=2, chunk=200, agent_options=options)
-    handle, agent = build(spec)
-    keys = seed_keys(spec.seed, spec.seeds, spec.prng)
-    mid = {}
-
-    def keep(done, carry):
-        if done == 200:
-            save_checkpoint(tmp_path, done, carry, {}, "h")  # as the lab does, before the next chunk
-            mid["ok"] = True
-
-    def host(tree):  # key arrays as their bits, everything as numpy
-        def one(x):
-            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-                x = jax.random.key_data(x)
-            return np.asarray(x)
-
-        return [one(x) for x in jax.tree.leaves(tree)]
-
-    full, _, _ = run_jax(agent, handle, 400, keys, 200, on_boundary=keep)
-    assert mid
-    full = host(full)
-
-    def restore(fresh):
-        step, carry, _ = load_checkpoint(tmp_path, fresh, "h")
-        return step, carry
-
-    resumed, _, _ = run_jax(agent, handle, 400, keys, 200, restore=restore)
-    for a, b in zip(full, host(resumed), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert_chunk_resume_is_bit_identical(spec, tmp_path)

@@ -147,19 +147,10 @@ def test_one_model_serves_any_commanded_goal(rooms_model):
         assert float(result.value) > 0.2  # the goal, two discounted steps away, is in the tree
 
 
-def _occupancy(goal: str | None, steps: int, target: int) -> float:
-    """Fraction of the last third of `steps` a planner built through the CLI's path spends on `target`."""
+def rooms_cells(handle, agent, steps: int, seed: int = 3) -> np.ndarray:
+    """The cell a Rooms-v0 agent is in after each of `steps` steps of one compiled stream."""
     from oakrl.core.types import TimeStep, first_timestep
-    from oakrl.lab.run import build
-    from oakrl.lab.spec import RunSpec
 
-    config = RunSpec(
-        env="Rooms-v0",
-        agent="planner",
-        goal=goal,
-        agent_options={"hidden": (16, 16), "model_hidden": (64,), "model_lr": 3e-3, "num_simulations": 8},
-    )
-    handle, agent = build(config)
     env, params = handle.env, handle.params
 
     def run(key):
@@ -177,7 +168,22 @@ def _occupancy(goal: str | None, steps: int, target: int) -> float:
         _, cells = jax.lax.scan(body, (state, es, first_timestep(obs)), jax.random.split(k2, steps))
         return cells
 
-    cells = np.asarray(jax.jit(run)(jax.random.key(3)))
+    return np.asarray(jax.jit(run)(jax.random.key(seed)))
+
+
+def _occupancy(goal: str | None, steps: int, target: int) -> float:
+    """Fraction of the last third of `steps` a planner built through the CLI's path spends on `target`."""
+    from oakrl.lab.run import build
+    from oakrl.lab.spec import RunSpec
+
+    config = RunSpec(
+        env="Rooms-v0",
+        agent="planner",
+        goal=goal,
+        agent_options={"hidden": (16, 16), "model_hidden": (64,), "model_lr": 3e-3, "num_simulations": 8},
+    )
+    handle, agent = build(config)
+    cells = rooms_cells(handle, agent, steps)
     return float(np.mean(cells[-steps // 3 :] == target))
 
 
