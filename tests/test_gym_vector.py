@@ -164,3 +164,33 @@ def test_mujoco_hopper_time_feature_friction_switch_and_resume(tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert "tasks" in summary and set(whole.episodes["task"]) <= {0, 1}
+
+
+@pytest.mark.parametrize("with_info", [True, False])
+def test_bridge_diagnostics_are_the_chunk_means_of_the_finite_values(with_info):
+    """The bridge sums diagnostics on the device: a chunk's value is the mean of its finite
+    per-step values (NaN steps left out, as the JAX path does), and an agent with no diagnostics
+    runs. Catches NaNs leaking into the means, counts off by one, and a stack of no keys."""
+    import jax.numpy as jnp
+
+    from oakrl.core.types import Agent
+    from oakrl.lab.bridge import run_gym
+    from oakrl.lab.run import seed_keys
+
+    def init(key, obs_spec, action_spec):
+        return jnp.zeros((), jnp.int32)
+
+    def step(t, ts, key):
+        # step t (0-based) reports t, or NaN on every third step
+        info = {"t": jnp.where(t % 3 == 2, jnp.nan, t.astype(jnp.float32))} if with_info else {}
+        return t + 1, jnp.int32(0), info
+
+    agent = Agent("counter", init, step, None)
+    records = []
+    run_gym(agent, make_gym("gym:CartPole-v1"), 12, seed_keys(0, 2), [0, 1], 6, on_chunk=records.append)
+    if not with_info:
+        assert [r.info for r in records] == [{}, {}]
+        return
+    finite = [[0, 1, 3, 4], [6, 7, 9, 10]]  # steps 2, 5, 8, 11 report NaN
+    for rec, values in zip(records, finite, strict=True):
+        np.testing.assert_allclose(rec.info["t"], [np.mean(values)] * 2, rtol=1e-6)

@@ -79,7 +79,10 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
         state, action, info = vstep(state, ts, k_step)
         # The finite diagnostics summed on the device, as the JAX path does (float32, [S, K]),
         # so that a step sends only its action to the host.
-        values = jnp.stack([info[k].astype(jnp.float32) for k in info_keys], -1)
+        if info_keys:
+            values = jnp.stack([info[k].astype(jnp.float32) for k in info_keys], -1)
+        else:  # an agent without diagnostics
+            values = jnp.zeros((n, 0), jnp.float32)
         ok = jnp.isfinite(values)
         acc = (acc[0] + jnp.where(ok, values, 0.0), acc[1] + ok)
         return pack(jax.lax.optimization_barrier(state)), jax.random.key_data(k_run), action, acc
@@ -87,7 +90,10 @@ def _run_vector(agent, handle, vec, steps, seed_keys, chunk, on_chunk, on_start,
     # flat, the key data and the sums are donated (their buffers reused for the outputs).
     step_fn = jax.jit(step_fn, donate_argnums=(0, 2, 3))
     copy_args = jax.jit(lambda *args: jax.tree.map(jnp.copy, args))
-    new_acc = jax.jit(lambda: (jnp.zeros((n, len(info_keys)), jnp.float32),) * 2)
+    # Two distinct buffers (sums, counts): both are donated to the step.
+    new_acc = jax.jit(
+        lambda: (jnp.zeros((n, len(info_keys)), jnp.float32), jnp.zeros((n, len(info_keys)), jnp.float32))
+    )
     zeros, falses = np.zeros(n, np.float32), np.zeros(n, bool)
     ts = TimeStep(obs, zeros, falses, falses)
     lengths = chunk_lengths(steps, chunk)
