@@ -6,7 +6,10 @@ Runs the main job (`oakrl run --env CartPole-v1 --schedule switch --every 25000 
 --steps 200000 --seeds 4`) as a subprocess, each time with its own results directory:
   - cache off (OAKRL_COMPILE_CACHE=off), `--repeats` times;
   - cache cold: a fresh cache directory, once (the first run of a configuration);
-  - cache warm: the same directory again, `--repeats` times (every later run).
+  - cache warm: the same directory again, `--repeats` times (every later run: the chunk is
+    loaded as a whole program, oakrl/lab/cache.py, without tracing);
+  - JAX entries only: the same directory with its programs removed before each run, `--repeats`
+    times (what a warm run did before programs were kept: trace, lower, load JAX's entry).
 Prints per case the run's own `compile_seconds` (summary.json: start of the stream's set-up to
 the first step, i.e. tracing + compiling or loading), the process's wall time from start to
 exit (imports included) and the final return, which must be the same in every case.
@@ -47,8 +50,12 @@ def main() -> None:
         root = Path(tmp)
         store = str(root / "cache")
         cases = [("off", "off")] * args.repeats + [("cold", store)] + [("warm", store)] * args.repeats
+        cases += [("jax-only", store)] * args.repeats
         rows: dict[str, list[tuple[float, float, float]]] = {}
         for i, (name, cache) in enumerate(cases):
+            if name == "jax-only":
+                for entry in Path(store).glob("*/programs/*.pkl"):
+                    entry.unlink()
             rows.setdefault(name, []).append(one(args.steps, cache, root / f"run{i}"))
     print(f"README main job, {args.steps:,} steps x 4 seeds; median of {args.repeats} (cold: 1 run)")
     print(f"{'cache':<6} {'compile s':>10} {'process wall s':>15}  final return  (each run's compile s)")

@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from oakrl.cli import main
-from oakrl.lab import cache
+from oakrl.lab import cache, stream
+from oakrl.lab.run import run
+from oakrl.lab.spec import RunSpec
 
 RUN = ("run", "--env", "CartPole-v1", "--agent", "stream-ac", "--steps", "600", "--chunk", "300")
 RUN += ("--seeds", "2", "--no-plot")
@@ -87,3 +92,94 @@ def test_unwritable_directory_is_no_error(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "_enabled", None)
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     assert cache.enable() is None
+
+
+# --------------------------------------------------------------------------- programs
+# A run's compiled chunks kept whole (cache.store_program / load_program), so that a second run
+# of one configuration skips tracing. In-process, against a cache directory of the test's own.
+
+
+@pytest.fixture
+def programs(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A compile cache of the test's own (JAX's entries and programs), the suite's restored after."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    suite = jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv("OAKRL_COMPILE_CACHE", str(tmp_path / "c"))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setattr(cache, "_enabled", None)
+    assert cache.enable() is not None
+    yield cache.active() / cache.PROGRAMS
+    jax.config.update("jax_compilation_cache_dir", suite)
+    compilation_cache.reset_cache()
+
+
+def tiny(**changes) -> RunSpec:
+    base = {"steps": 600, "chunk": 300, "seeds": 2, "agent_options": {"hidden": (16, 16)}}
+    return RunSpec(**{**base, **changes})
+
+
+def test_a_second_run_loads_its_program_without_tracing_and_matches(programs, monkeypatch):
+    # Catches: a program not stored, a key that differs between identical runs (the second one
+    # traces: make_chunk below would raise), a loaded program computing something else, and
+    # the diagnostics' names lost on the way (they come from the entry, not from a trace).
+    first = run(tiny())
+    assert len(list(programs.glob("*.pkl"))) == 1
+
+    def no_trace(*a, **k):
+        raise AssertionError("traced a chunk that the cache holds")
+
+    monkeypatch.setattr(stream, "make_chunk", no_trace)
+    second = run(tiny())
+    np.testing.assert_array_equal(first.episodes["return"], second.episodes["return"])
+    assert first.diagnostics.keys() == second.diagnostics.keys()
+    for k in first.diagnostics:
+        np.testing.assert_array_equal(first.diagnostics[k], second.diagnostics[k])
+    # A chunk JAX loads from its own cache is not kept (its copy would lack its kernels: the
+    # run after would fail with "Function ... not found").
+    monkeypatch.undo()
+    for entry in programs.glob("*.pkl"):
+        entry.unlink()
+    third = run(tiny())
+    assert not list(programs.glob("*.pkl"))
+    np.testing.assert_array_equal(first.episodes["return"], third.episodes["return"])
+
+
+def test_programs_for_other_inputs_damaged_entries_and_foreign_steps_are_not_used(programs, monkeypatch):
+    # Catches: a loaded program called on a stream it was not compiled for (here forced by one
+    # key for every run: other widths, so other shapes), a damaged entry failing the run
+    # instead of being replaced, and a step wrapped outside oakrl (a test's, a notebook's)
+    # running oakrl's stored program instead of the wrapper.
+    monkeypatch.setattr(cache, "program_key", lambda parts: "one-key-for-all")
+    run(tiny())
+    wide = tiny(agent_options={"hidden": (24, 24)})
+    plain = run(wide.replace(chunk=200))  # no program of this length yet: compiled, stored
+    entry = programs / "one-key-for-all.pkl"
+    entry.write_bytes(b"not a program")
+    again = run(wide.replace(chunk=200))
+    np.testing.assert_array_equal(plain.episodes["return"], again.episodes["return"])
+    assert not entry.exists()  # removed (and not replaced: JAX had this chunk in its cache)
+    mixed = run(wide)  # the stored program runs chunks of 200 steps, these are 300: not taken
+    here = cache.active()
+    monkeypatch.setattr(cache, "_enabled", None)  # programs off
+    np.testing.assert_array_equal(mixed.episodes["return"], run(wide).episodes["return"])
+    monkeypatch.setattr(cache, "_enabled", here)
+
+    from oakrl.lab import run as run_module
+
+    real = run_module.make_agent
+    calls = []
+
+    def wrapped(*a, **k):
+        agent = real(*a, **k)
+
+        def step(state, ts, key):
+            calls.append(1)  # traced only if the chunk is traced
+            return agent.step(state, ts, key)
+
+        return agent._replace(step=step)
+
+    monkeypatch.setattr(run_module, "make_agent", wrapped)
+    run(wide.replace(chunk=200))
+    assert calls, "a wrapped step ran a stored program"

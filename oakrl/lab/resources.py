@@ -53,7 +53,7 @@ def estimate(spec: Any, handle: Any, agent: Any) -> Estimate:
     """The run's memory estimate (see the module docstring), by abstract evaluation only."""
     from oakrl.lab.stream import info_keys, init_carry
 
-    key = jax.random.key(0)
+    key = jax.random.key(0, impl=spec.prng)  # the stream's kind: the run reuses this trace of the step
     if spec.gym:
         per_seed = nbytes(jax.eval_shape(lambda k: agent.init(k, handle.obs_spec, handle.action_spec), key))
         chunk = 0  # the gym loop keeps no per-step outputs on the device

@@ -46,7 +46,7 @@ from oakrl.io import write_json, write_table
 from oakrl.lab.bridge import run_gym
 from oakrl.lab.checkpoint import load_checkpoint, read_pointer, save_checkpoint, verify_checkpoint
 from oakrl.lab.health import bad_metric, diverged, nonfinite
-from oakrl.lab.outdir import clean_temporaries, compat_hash, identity, lock_dir, prepare_out
+from oakrl.lab.outdir import FREE_FIELDS, clean_temporaries, compat_hash, identity, lock_dir, prepare_out
 from oakrl.lab.recorder import Recorder, summarize
 from oakrl.lab.resources import check_memory
 from oakrl.lab.signals import GRACE, Signals
@@ -228,6 +228,20 @@ def execute(
         return _execute(plan, on_event, on_state)
 
 
+def _program(plan: RunPlan) -> dict[str, Any] | None:
+    """What names this run's compiled stream in the compile cache's programs, or None where the
+    code that runs may not be oakrl's files as they are on disk: agents that carry arrays or other
+    agents (not in cache.PROGRAM_AGENTS), and an agent whose step was replaced in this process
+    (a wrapper defined outside oakrl, e.g. a test's or a notebook's)."""
+    from oakrl.lab import cache
+
+    if plan.spec.agent not in cache.PROGRAM_AGENTS or cache.active() is None:
+        return None
+    if not getattr(plan.agent.step, "__module__", "").startswith("oakrl."):
+        return None
+    return {k: v for k, v in plan.identity.items() if k not in FREE_FIELDS}
+
+
 def _unchanged_since_prepare(plan: RunPlan) -> None:
     """Refuses a directory that another process wrote between `prepare` and `execute`."""
     path = plan.path
@@ -344,6 +358,7 @@ def _execute(
                 plan.agent, plan.handle, spec.steps, keys, spec.chunk, spec.window, on_chunk,
                 restore=restore, on_boundary=on_boundary, on_start=on_start,
                 poll=poll if signals.enabled and path is not None else None,
+                program=_program(plan),
             )  # fmt: skip
         if path is not None:
             save(spec.steps, final)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from oakrl.core.types import Agent, TimeStep, first_timestep
+from oakrl.lab import cache
 
 PyTree = Any
 
@@ -88,13 +89,15 @@ def info_keys(agent: Agent, handle, key: jax.Array | None = None) -> list[str]:
     return sorted([*info, *(f"world/{k}" for k in getattr(handle, "world_metrics", ()))])
 
 
-def init_carry(agent: Agent, handle, key: jax.Array) -> Carry:
-    """The start of a stream for one seed (vmap it over seed keys)."""
+def init_carry(agent: Agent, handle, key: jax.Array, n_keys: int | None = None) -> Carry:
+    """The start of a stream for one seed (vmap it over seed keys). n_keys: the number of the
+    agent's diagnostics where the caller knows it (else found by tracing the step)."""
     k_agent, k_env, k_run = jax.random.split(key, 3)
     agent_state = agent.init(k_agent, handle.obs_spec, handle.action_spec)
     obs, env_state = handle.env.reset(k_env, handle.params)
     zero = jnp.zeros((), jnp.float32)
-    n_keys = len(info_keys(agent, handle, k_agent))  # the chunk reuses this trace of the step
+    if n_keys is None:
+        n_keys = len(info_keys(agent, handle, k_agent))  # the chunk reuses this trace of the step
     return Carry(
         agent=agent_state,
         env=env_state,
@@ -217,6 +220,7 @@ def run_jax(
     on_boundary: Callable[[int, Carry], None] | None = None,
     on_start: Callable[[int, float], None] | None = None,
     poll: Callable[[], None] | None = None,
+    program: dict[str, Any] | None = None,
 ) -> tuple[Carry, float, float]:
     """Runs `steps` steps for every seed key [S]. Returns (final carry, compile s, stream s).
 
@@ -231,10 +235,33 @@ def run_jax(
     50 ms while a chunk computes (the chunk runs asynchronously; the main thread waits in
     Python, so signal handlers run): it may raise to abandon the chunk, the stream then ends at
     its last boundary whatever the chunk's length. The computation itself is unchanged.
+    program: what determines the compiled stream besides this process's code and libraries (the
+    lab passes the run's identity for oakrl's own agents): its chunks are then kept in and
+    loaded from the compile cache's programs (oakrl/lab/cache.py), which skips tracing them.
     """
     t0 = time.perf_counter()
-    carry = jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k)))(seed_keys)
+    options = compiler_options()
     lengths = chunk_lengths(steps, chunk)
+    stored: dict[int, Any] = {}  # chunk length -> a program loaded from the cache
+    keys: list[str] = []
+    if program is not None:
+        parts = {**program, "seeds": int(seed_keys.shape[0]), "window": window, "options": options}
+        slots = {n: cache.program_key({**parts, "length": n}) for n in set(lengths)}
+        for n, slot in slots.items():
+            found = cache.load_program(slot)
+            if found is not None:
+                stored[n], meta = found
+                keys = meta["keys"]
+    if len(stored) < len(set(lengths)):
+        stored = {}  # some chunk must be traced anyway, and with it the agent's step
+
+    def init(n_keys: int | None) -> Carry:
+        return jax.jit(jax.vmap(lambda k: init_carry(agent, handle, k, n_keys)))(seed_keys)
+
+    carry = init(len(keys) if stored else None)
+    if stored and not all(_takes(p, carry, n) for n, p in stored.items()):
+        stored = {}  # programs for other inputs (never called): trace and compile as usual
+        carry = init(None)
     done = 0
     if restore is not None:
         done, carry = restore(carry)
@@ -242,11 +269,18 @@ def run_jax(
         if done not in bounds:
             raise ValueError(f"checkpoint at step {done} is not on a chunk boundary of this run")
         lengths = lengths[bounds.index(done) :]
-    keys = info_keys(agent, handle, seed_keys[0])
+    if not stored:
+        keys = info_keys(agent, handle, seed_keys[0])
     compiled = {}
     for length in sorted(set(lengths)):
+        if length in stored:
+            compiled[length] = stored[length]
+            continue
         fn = jax.jit(jax.vmap(make_chunk(agent, handle, length, window)), donate_argnums=0)
-        compiled[length] = fn.lower(carry).compile(compiler_options())
+        with cache.loads_from_disk() as loaded:
+            compiled[length] = fn.lower(carry).compile(options)
+        if program is not None and not loaded:
+            cache.store_program(slots[length], compiled[length], {"keys": keys})
     compile_s = time.perf_counter() - t0
 
     if on_start is not None:
@@ -264,6 +298,23 @@ def run_jax(
             on_boundary(done, carry)
     jax.block_until_ready(carry)
     return carry, compile_s, time.perf_counter() - t1
+
+
+def _takes(compiled: Any, carry: Carry, length: int) -> bool:
+    """Whether a loaded program is a chunk of `length` steps taking exactly this carry: its tree,
+    and each leaf's shape, dtype and weak type (else it is compiled afresh, never called)."""
+    (expected,), _ = compiled.in_avals
+    _, out = compiled.out_info
+    if out.episode_return.shape[-1:] != (length,):
+        return False
+    have = [jax.typeof(x) for x in jax.tree.leaves(carry)]
+    want = jax.tree.leaves(expected)
+    if jax.tree.structure(carry) != jax.tree.structure(expected) or len(have) != len(want):
+        return False
+    return all(
+        (a.shape, a.dtype, a.weak_type) == (b.shape, b.dtype, b.weak_type)
+        for a, b in zip(have, want, strict=True)
+    )
 
 
 def _wait(x: jax.Array, poll: Callable[[], None], every: float = 0.05) -> None:
