@@ -141,7 +141,8 @@ def tasks_table(run: RunData) -> str | None:
 def options_table(records: dict[str, np.ndarray]) -> str | None:
     """The options alive at the end of an oak run, per seed and slot, with how many features
     each slot has held over the lifetime as the per-chunk snapshots saw them (a lower bound
-    when options are replaced more often than chunks end). None for runs without them."""
+    when options are replaced more often than chunks end), and, for a learned code, its unit's
+    usage and error. None for runs without them."""
     if not records or "feature" not in records or not len(records["step"]):
         return None
     seed, slot, step = records["seed"], records["slot"], records["step"]
@@ -158,6 +159,10 @@ def options_table(records: dict[str, np.ndarray]) -> str | None:
         "calls",
         "features_held",
     ]
+    # oak features=code: the feature is a code unit; how often it is the active unit and how far
+    # the inputs it wins lie from its prototype (0: it codes one observation exactly).
+    units = [c for c in ("unit_usage", "unit_error") if c in records]
+    header += units
     rows = []
     for i in np.flatnonzero(last):
         mine = (seed == seed[i]) & (slot == slot[i])
@@ -174,6 +179,7 @@ def options_table(records: dict[str, np.ndarray]) -> str | None:
                 float(records["model_error"][i]),
                 int(records["calls"][i]),
                 held,
+                *(float(records[c][i]) for c in units),
             ]
         )
     return _table(header, rows)
