@@ -13,6 +13,7 @@ from oakrl.errors import ConfigError
 from oakrl.lab.run import run
 from oakrl.lab.spec import RunSpec
 from oakrl.learn.sparse_code import CodeState, code_encode, code_init, code_update
+from oakrl.report.report import report
 
 
 def _state(protos, usage, live=None, mean_error=0.0) -> CodeState:
@@ -103,13 +104,14 @@ def test_a_coded_grid_gets_one_unit_per_cell_and_relearns_it_when_permuted():
     assert float(d.max()) < 1.0
 
 
-def test_oak_on_codes_under_jit_and_vmap_records_its_units():
+def test_oak_on_codes_under_jit_and_vmap_records_its_units_and_report_names_their_cells(tmp_path):
     # Catches features=code not reaching the agent (D would be the 64 bits, not K), a code state
-    # outside OakState (lost by vmap/scan), and option records without the unit columns.
+    # outside OakState (lost by vmap/scan), option records without the unit columns, and a
+    # report that does not map each option's unit to the cell it codes.
     spec = RunSpec(env="CodedGrid-v0", agent="oak", steps=1200, seeds=2, chunk=600,
                    agent_options={"features": "code", "code_size": 56, "replace_every": 200,
                                   "maturity": 200, "option_warmup": 100})  # fmt: skip
-    result = run(spec)
+    result = run(spec.replace(out=str(tmp_path / "run")))
     st = result.final.agent
     assert st.theta.shape == (2, 56) and st.code.protos.shape == (2, 56, 64)
     assert st.act.outcome.shape == (2, 4, 57, 56)
@@ -120,6 +122,13 @@ def test_oak_on_codes_under_jit_and_vmap_records_its_units():
     assert {"unit_usage", "unit_error"} <= set(rec)
     assert (rec["feature"] < 56).all() and (rec["unit_usage"] >= 0).all()
     assert float(result.summary["average_reward"]["mean"]) > 0
+    text = report([str(tmp_path / "run")])
+    assert "unit_usage" in text and "as a cell of the world" in text
+    table = text.split("as a cell of the world:\n")[1].split("\n\n")[0].splitlines()[2:]
+    assert len(table) == 2 * 8
+    # A live unit is exactly one cell's code (distance 0) and codes that one cell only.
+    live = [r.split() for r in table if "never seeded" not in r]
+    assert live and all(float(r[-2]) == 0.0 and r[-1] == "1" for r in live)
 
 
 def test_observation_features_keep_their_state_and_bad_sizes_are_refused():
