@@ -1,10 +1,10 @@
 """OaK with learned features (issue 18, item 3): reward per step, lifetime and per segment, per run.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/oak_features.py DIR [DIR ...] [--segment 25000]
+    PYTHONPATH=. .venv/bin/python benchmarks/oak_features.py DIR [DIR ...] [--segment STEPS]
 
 Each DIR is a finished `oakrl run` (made by benchmarks/oak_features.sh). For every run: the
 lifetime average reward per step (mean and spread over seeds) and the reward per step in each
-segment of `--segment` steps (a run with a task schedule: its own segments, `every` steps),
+segment of `--segment` steps (default: a run's task segments, `every` steps, else 25,000),
 from episodes.parquet: the returns of the episodes that ended in the segment over its length
 (for continuing worlds each "episode" is a window of reward, so the same sum holds).
 On CodedGrid-v0 the best possible is 1 / 3.5 = 0.286 per step (mean shortest path from a
@@ -35,14 +35,16 @@ def per_segment(episodes: dict[str, np.ndarray], seeds: int, steps: int, seg: in
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("dirs", nargs="+")
-    ap.add_argument("--segment", type=int, default=25_000)
+    ap.add_argument(
+        "--segment", type=int, default=None, help="steps per segment [the schedule's every, else 25,000]"
+    )
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
     rows = {}
     for d in args.dirs:
         run = load_run(d)
         cfg, summ = run.config, run.summary
-        seg = cfg["every"] if cfg.get("schedule") else args.segment
+        seg = args.segment or (cfg["every"] if cfg.get("schedule") else 25_000)
         segs = per_segment(run.episodes, cfg["seeds"], cfg["steps"], seg)
         life = np.asarray(summ["average_reward"]["per_seed"])
         rows[Path(d).name] = {

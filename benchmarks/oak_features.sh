@@ -21,7 +21,13 @@ go cg_oak-code-nooptions --env CodedGrid-v0 --agent oak --opt features=code --op
 go cg_oak-code-eps0.01 --env CodedGrid-v0 --agent oak --opt features=code --opt epsilon=0.01 --steps 100000
 go cg_oak-code-k32 --env CodedGrid-v0 --agent oak --opt features=code --opt code_size=32 --steps 100000
 go cgperm_oak-code-eps0.01 --env CodedGrid-v0 --agent oak --opt features=code --opt epsilon=0.01 --steps 200000 --schedule permute --every 50000 --tasks 2
+# The code re-permuted every 2,500 steps, 40 codes (the world of `oakrl study plasticity-rl`).
+S="--steps 100000 --schedule permute --every 2500 --tasks 40"
+go cgperm2500_oak-code --env CodedGrid-v0 --agent oak --opt features=code $S
+go cgperm2500_stream-q --env CodedGrid-v0 --agent stream-q $S
+go cgperm2500_oak-obs --env CodedGrid-v0 --agent oak $S
 $PY benchmarks/oak_features.py $R/cg_* --segment 10000
 $PY benchmarks/oak_features.py $R/cgperm_*
+$PY benchmarks/oak_features.py $R/cgperm2500_* --segment 10000
 $PY benchmarks/oak_features.py $R/fg_* --segment 10000
 echo "== $(date -u +%T) done"
