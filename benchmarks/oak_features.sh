@@ -26,6 +26,11 @@ S="--steps 100000 --schedule permute --every 2500 --tasks 40"
 go cgperm2500_oak-code --env CodedGrid-v0 --agent oak --opt features=code $S
 go cgperm2500_stream-q --env CodedGrid-v0 --agent stream-q $S
 go cgperm2500_oak-obs --env CodedGrid-v0 --agent oak $S
+# Units declared dead sooner (below 1/K instead of 0.1/K): the same code, free for a new code sooner.
+go cgperm2500_oak-code-dead1 --env CodedGrid-v0 --agent oak --opt features=code --opt code_dead=1.0 $S
+go cg_oak-code-dead1 --env CodedGrid-v0 --agent oak --opt features=code --opt code_dead=1.0 --steps 100000
+go cgperm_oak-code-dead1 --env CodedGrid-v0 --agent oak --opt features=code --opt code_dead=1.0 --steps 200000 --schedule permute --every 50000 --tasks 2
+go fg_oak-code-dead1 --env Foraging-v0 --agent oak --opt features=code --opt code_dead=1.0 --steps 100000
 $PY benchmarks/oak_features.py $R/cg_* --segment 10000
 $PY benchmarks/oak_features.py $R/cgperm_*
 $PY benchmarks/oak_features.py $R/cgperm2500_* --segment 10000
