@@ -143,7 +143,11 @@ class OakConfig(DiscreteOnly):
     code_size: int = option(64, "features=code: code units K (the features options are built on)", ge=2)
     code_rate: float = option(0.1, "features=code: step size of the winning prototype", gt=0, le=1)
     code_dead: float = option(
-        0.1, "features=code: a unit winning less than code_dead / K of steps is re-seeded", ge=0, le=1
+        0.1,
+        "features=code: a unit winning less than code_dead / K of steps is dead, and re-seeded by the "
+        "next input coded worse than average (1.0 frees units sooner when the code changes: RESULTS.md)",
+        ge=0,
+        le=1,
     )
     reset_on_surprise: float = option(
         0.0,
