@@ -3,7 +3,11 @@
 Every call to `step` runs the whole FC-STOMP cycle once, on the transition (x, a, r, x') that
 just happened (x: the flattened observation, D components; A primitive actions; N options):
 
-  F  features      each observation component's running activity is updated;
+  F  features      each feature's running activity is updated; the features x are the observation
+                   (`features=observation`) or a learned sparse code of it (`features=code`: the
+                   one-hot code of the nearest of `code_size` prototypes learned from the stream
+                   every step, oakrl/learn/sparse_code.py), for worlds whose observation is not a
+                   one-hot code of the state (CodedGrid-v0, Foraging-v0's image);
   S  subtasks      slot k's subtask is "collect reward, and be paid v(s) + bonus * x_{f_k}(s)
                    for stopping in s" (reward-respecting, oakrl/options/option.py; `stop_value`
                    weights the v(s) term, 0 making the options independent of v);
@@ -28,7 +32,7 @@ knows nothing yet often runs an option: temporally extended exploration). With p
 or option; measured worse on Rooms, see benchmarks/RESULTS.md). A chosen option's first
 action is its greedy action.
 
-Everything is linear in the observation and nothing is pretrained or environment-specific:
+Everything is linear in the features x and nothing is pretrained or environment-specific:
 the same defaults run Rooms-v0 and Foraging-v0. The observation is used as is (no running
 normalisation: it would turn a one-hot code into a dense one); step sizes are normalised by
 x . x instead.
@@ -47,6 +51,7 @@ from oakrl.agents.common import DiscreteOnly, configure
 from oakrl.core.config import option
 from oakrl.core.types import Agent, ArraySpec, DiscreteSpec, Spec, TimeStep
 from oakrl.errors import ConfigError
+from oakrl.learn.sparse_code import CodeState, code_init, code_update
 from oakrl.options.features import FeatureStats, features_init, features_update, propose_feature
 from oakrl.options.model import (
     ActionModels,
@@ -88,6 +93,9 @@ class OakState(NamedTuple):
     has_prev: Array  # [] bool a transition exists to learn from
     replaced: Array  # [] int32 options replaced over the lifetime
     steps: Array  # [] int32
+    # features=code: the learned code (K = code_size units over the D_obs observation components);
+    # None (no arrays) for features=observation, so those states and checkpoints are unchanged.
+    code: CodeState | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +134,21 @@ class OakConfig(DiscreteOnly):
     explore_options: bool = option(
         False, "epsilon also draws options (temporally extended), else only actions"
     )
+    features: str = option(
+        "observation",
+        "what x is: the observation (one-hot worlds) or code, the one-hot code of the nearest of "
+        "code_size prototypes learned online (oakrl/learn/sparse_code.py)",
+        choices=("observation", "code"),
+    )
+    code_size: int = option(64, "features=code: code units K (the features options are built on)", ge=2)
+    code_rate: float = option(0.1, "features=code: step size of the winning prototype", gt=0, le=1)
+    code_dead: float = option(
+        0.1,
+        "features=code: a unit winning less than code_dead / K of steps is dead, and re-seeded by the "
+        "next input coded worse than average (1.0 frees units sooner when the code changes: RESULTS.md)",
+        ge=0,
+        le=1,
+    )
     reset_on_surprise: float = option(
         0.0,
         "forget every option (values, model, age) when a primitive model predicted this much more "
@@ -140,13 +163,17 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
     n_opt, bonus, gamma, lamda = cfg.options, float(cfg.bonus), cfg.gamma, cfg.lamda
     kappa = float(cfg.stop_value)
     n_plan = cfg.planning_states
+    coded = cfg.features == "code"
 
     def init(key: Array, obs_spec: ArraySpec, action_spec: Spec) -> OakState:
         if not isinstance(action_spec, DiscreteSpec):
             raise ConfigError("oak needs discrete actions; use stream-ac for continuous ones")
         d, n_act = int(np.prod(obs_spec.shape)), action_spec.num_values
+        code = code_init(cfg.code_size, d) if coded else None
+        d = cfg.code_size if coded else d
         if n_opt > d:
-            raise ConfigError(f"oak option options must be <= the observation size {d}, got {n_opt}")
+            what = "code_size" if coded else "observation size"
+            raise ConfigError(f"oak option options must be <= the {what} {d}, got {n_opt}")
         # The first subtasks: distinct components drawn at random; nothing is known yet.
         first = jax.random.choice(key, d, (n_opt,), replace=False).astype(jnp.int32)
         zeros_n = jnp.zeros(n_opt, jnp.float32)
@@ -165,12 +192,19 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             has_prev=jnp.zeros((), bool),
             replaced=jnp.zeros((), jnp.int32),
             steps=jnp.zeros((), jnp.int32),
+            code=code,
         )
 
     def step(state: OakState, ts: TimeStep, key: Array):
         k_feat, k_plan, k_explore, k_choice, k_tie = jax.random.split(key, 5)
         x, a, theta, pool = state.prev_obs, state.prev_action, state.theta, state.pool
-        x_next = ts.observation.reshape(-1).astype(jnp.float32)
+        obs = ts.observation.reshape(-1).astype(jnp.float32)
+        if coded:  # F, perception: the code learns from the observation, then codes it
+            code, x_next = code_update(
+                state.code, obs, rate=cfg.code_rate, stat_rate=cfg.stat_rate, dead=cfg.code_dead
+            )
+        else:
+            code, x_next = state.code, obs
         reward = ts.reward.astype(jnp.float32)
         # Truncation hands us the next episode's first observation, not the true s': skip it.
         learn = (state.has_prev & ~ts.truncated).astype(jnp.float32)
@@ -296,6 +330,7 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             has_prev=jnp.ones((), bool),
             replaced=state.replaced + do.astype(jnp.int32),
             steps=state.steps + 1,
+            code=code,
         )
         info = {
             "td_error": plan_error,
@@ -309,6 +344,9 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
         }
         if cfg.reset_on_surprise > 0:
             info["options_forgotten"] = surprised.astype(jnp.float32)
+        if coded:
+            info["code_error"] = code.mean_error
+            info["code_live"] = code.live.mean()
         return new_state, action, info
 
     return Agent("oak", init, step, cfg)
@@ -332,4 +370,11 @@ def option_records(state: OakState) -> dict[str, np.ndarray]:
         "calls": s.calls,
         "age": state.pool.age,
     }
+    if state.code is not None:
+        # features=code: an option's feature is a code unit; how often that unit is the active
+        # one, and how far the inputs it wins lie from its prototype (0: it codes one
+        # observation exactly, as on a grid seen through a code with enough units).
+        feature = np.asarray(state.pool.feature)
+        cols["unit_usage"] = np.take_along_axis(np.asarray(state.code.usage), feature, axis=-1)
+        cols["unit_error"] = np.take_along_axis(np.asarray(state.code.error), feature, axis=-1)
     return {k: np.asarray(v) for k, v in cols.items()}

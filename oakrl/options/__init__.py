@@ -4,7 +4,8 @@ The pieces of Sutton's FC-STOMP progression, each a small set of pure functions 
 NamedTuple state (shapes in the docstrings; D observation components, A primitive actions,
 N option slots):
 
-  features.py  observation components as features, with running activity and utility
+  features.py  observation components (or code units, oakrl/learn/sparse_code.py) as features,
+               with running activity and utility
   option.py    the option pool: one reward-respecting subtask per feature, its option learned
                off-policy by Q(lambda) with a stopping choice (policy + stopping condition)
   model.py     linear models of primitive actions and of options (reward until stopping,

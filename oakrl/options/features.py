@@ -10,6 +10,9 @@ component is a candidate, and what the agent learns about each, every step, is
             (written by the agent from the option pool's utilities; it outlives the option).
 
 New subtasks draw their feature from the active components that no option uses yet.
+Where the observation is not a one-hot code of the state, OaK can hand these functions a learned
+code instead (`oak --opt features=code`, oakrl/learn/sparse_code.py): a component is then a code
+unit, and its activity how often that unit is the active one.
 """
 
 from __future__ import annotations

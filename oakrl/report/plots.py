@@ -276,7 +276,8 @@ def draw_options_over_time(ax: Any, records: Mapping[str, np.ndarray], seed: int
     ax.set_xlabel("step")
     ax.set_ylabel("option slot")
     ax.set_title(
-        f"seed {seed}: feature (obs index) behind each option, written at each replacement; colour: utility",
+        f"seed {seed}: feature ({'code unit' if 'unit_usage' in records else 'obs index'}) behind each "
+        "option, written at each replacement; colour: utility",
         fontsize=8,
     )
     ax.figure.colorbar(im, ax=ax, fraction=0.04)

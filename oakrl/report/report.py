@@ -141,7 +141,8 @@ def tasks_table(run: RunData) -> str | None:
 def options_table(records: dict[str, np.ndarray]) -> str | None:
     """The options alive at the end of an oak run, per seed and slot, with how many features
     each slot has held over the lifetime as the per-chunk snapshots saw them (a lower bound
-    when options are replaced more often than chunks end). None for runs without them."""
+    when options are replaced more often than chunks end), and, for a learned code, its unit's
+    usage and error. None for runs without them."""
     if not records or "feature" not in records or not len(records["step"]):
         return None
     seed, slot, step = records["seed"], records["slot"], records["step"]
@@ -158,6 +159,10 @@ def options_table(records: dict[str, np.ndarray]) -> str | None:
         "calls",
         "features_held",
     ]
+    # oak features=code: the feature is a code unit; how often it is the active unit and how far
+    # the inputs it wins lie from its prototype (0: it codes one observation exactly).
+    units = [c for c in ("unit_usage", "unit_error") if c in records]
+    header += units
     rows = []
     for i in np.flatnonzero(last):
         mine = (seed == seed[i]) & (slot == slot[i])
@@ -174,8 +179,52 @@ def options_table(records: dict[str, np.ndarray]) -> str | None:
                 float(records["model_error"][i]),
                 int(records["calls"][i]),
                 held,
+                *(float(records[c][i]) for c in units),
             ]
         )
+    return _table(header, rows)
+
+
+def code_cells_table(run_dir: str | Path, records: dict[str, np.ndarray]) -> str | None:
+    """oak features=code on a world with a table of its cells' observations (CodedGrid-v0's
+    `code`, seen through each task's permutation under `permute`): for each option alive at the
+    end, the cell (and task) whose observation lies nearest its unit's prototype, that squared
+    distance (0: the unit is exactly that cell's code), and how many cells of that task the unit
+    codes (wins among the live units; 1: it stands for one state; 0 for a unit never seeded, an
+    option whose first, random feature no input has reached yet). Read from the run's final
+    checkpoint. None for other runs (and for unfinished ones: no final state)."""
+    if not records or "unit_usage" not in records:
+        return None
+    from oakrl.lab.parse import spec_of_run
+    from oakrl.lab.run import final_state, make_handle, prepare
+
+    spec = spec_of_run(run_dir).replace(out=str(run_dir))
+    handle = make_handle(spec)
+    env = handle.env
+    while env is not None and not hasattr(env, "code"):
+        env = getattr(env, "env", None)
+    if env is None or not (Path(run_dir) / "summary.json").is_file():
+        return None
+    cells = np.asarray(env.code, np.float32)  # [C, D]
+    perms = getattr(handle.params, "perms", None)
+    views = cells[None] if perms is None else cells[:, np.asarray(perms)].transpose(1, 0, 2)  # [T, C, D]
+    code = final_state(prepare(spec)).agent.code
+    feature = np.asarray(records["feature"])
+    last = records["step"] == records["step"].max()
+    header = ["seed", "slot", "unit", "nearest cell (row, col)", "task", "sq_distance", "cells_coded"]
+    rows = []
+    for i in np.flatnonzero(last):
+        seed, unit = int(records["seed"][i]), int(feature[i])
+        protos, live = np.asarray(code.protos[seed]), np.asarray(code.live[seed])
+        d = ((views - protos[unit]) ** 2).sum(-1)  # [T, C]
+        task, cell = np.unravel_index(int(np.argmin(d)), d.shape)
+        won = ((views[task][:, None, :] - protos[None]) ** 2).sum(-1)  # [C, K]
+        won[:, ~live] = np.inf
+        coded = int((won.argmin(1) == unit).sum()) if live[unit] else 0
+        where = f"({cell // env.size}, {cell % env.size})" if hasattr(env, "size") else str(cell)
+        if not live[unit]:  # never seeded: its prototype is the zero vector, no cell's code
+            where, task, d[task, cell] = "(unit never seeded)", -1, np.nan
+        rows.append([seed, int(records["slot"][i]), unit, where, int(task), float(d[task, cell]), coded])
     return _table(header, rows)
 
 
@@ -219,6 +268,9 @@ def report(dirs: list[str], out: str | None = None) -> str:
                 f"{runs[0].config['agent']} on {runs[0].config['env']}: options",
             )
             text += f"\n\noptions alive at step {int(records['step'].max()):,}:\n{options}\n\noptions: {fig}"
+            cells = code_cells_table(dirs[0], records)
+            if cells is not None:
+                text += f"\n\nthe code unit behind each option, as a cell of the world:\n{cells}"
         return f"{text}\n\ncurve: {path}"
     path = out or "compare.png"
     plots.plot_compare(runs, path)
