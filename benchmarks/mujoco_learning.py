@@ -4,14 +4,15 @@
     PYTHONPATH=. .venv/bin/python benchmarks/mujoco_learning.py --out runs/mujoco --report  # so far
 
 Each task is one ordinary oakrl run (`oakrl run --env gym:ID --agent stream-ac --steps 2000000
---seeds 3 --env-opt time_feature=true`), so an interrupted benchmark resumes from its last
-checkpoint by running the same command again. The settings are stream-x's for MuJoCo
+--seeds 3 --env-opt time_feature=true --opt obs_raw_tail=1`), so an interrupted benchmark resumes
+from its last checkpoint by running the same command again. The settings are stream-x's for MuJoCo
 (Elsayed, Vasan & Mahmood 2024; their stream_ac_continuous.py): stream AC's defaults (width 128,
 two layers with LayerNorm and leaky ReLU, sparse init 0.9, lr 1, gamma 0.99, lambda 0.8,
 kappa 3 / 2, entropy 0.01, observation normalisation, reward scaling) plus the time-in-episode
-feature. Differences left: the time feature is normalised with the rest of the observation (the
-paper's code appends it after normalising), and it reads -0.5 + k / T after k steps (theirs lags
-one step); gymnasium v5 environments (the paper: v4).
+feature, kept out of observation normalisation (obs_raw_tail=1: their code appends it after
+normalising). Differences left: it reads -0.5 + k / T after k steps (theirs lags one step); their
+observation normaliser also sees each episode's terminal observation; gymnasium v5 environments
+(the paper: v4). benchmarks/RESULTS.md has the table of differences.
 
 The report: per task and seed, the mean return of episodes in each 100k-step bin, and the final
 average return (mean over seeds of each seed's last 10 episodes) with the paper's figure where
@@ -65,7 +66,7 @@ def main() -> None:
         if not args.report:
             spec = RunSpec(
                 env=env, agent="stream-ac", steps=args.steps, seeds=args.seeds,
-                env_options={"time_feature": True}, out=str(path),
+                env_options={"time_feature": True}, agent_options={"obs_raw_tail": 1}, out=str(path),
             )  # fmt: skip
             t = time.perf_counter()
             result = execute(prepare(spec))

@@ -138,6 +138,30 @@ class ActorCriticOptions(StreamOptions):
     kappa_value: float = option(2.0, "ObGD overshooting bound of the critic", gt=0)
     kappa_policy: float = option(3.0, "ObGD overshooting bound of the actor", gt=0)
     entropy: float = option(0.01, "entropy bonus, scaled by sign(delta)", ge=0)
+    obs_raw_tail: int = option(
+        0,
+        "last N observation entries left out of normalisation (1 with --env-opt time_feature=true: "
+        "stream-x appends the time feature after normalising)",
+        ge=0,
+    )
+
+    def resolve(self, run: RunFacts) -> Self:
+        cfg = super().resolve(run)
+        if cfg.obs_raw_tail:
+            if len(run.obs_shape) != 1:
+                raise ConfigError(f"obs_raw_tail needs a flat observation, got shape {run.obs_shape}")
+            if cfg.obs_raw_tail > run.obs_shape[0]:
+                raise ConfigError(
+                    f"obs_raw_tail={cfg.obs_raw_tail} is more than the {run.obs_shape[0]} observation entries"
+                )
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        # Listed only when set, so that the config (and identity) of every earlier run stays as it was.
+        d = super().to_dict()
+        if not d["obs_raw_tail"]:
+            del d["obs_raw_tail"]
+        return d
 
 
 @dataclasses.dataclass(frozen=True)

@@ -103,9 +103,14 @@ def start_state(start: Start, obs_spec: ArraySpec) -> StreamState:
 def stream_step(cfg: StreamOptions, learner: Learner):
     """The skeleton's step around `learner` (see the module docstring)."""
 
+    # Actor-critic configs may keep the last observation entries (a time feature) unnormalised.
+    raw_tail = int(getattr(cfg, "obs_raw_tail", 0))
+
     def step(state: StreamState, ts: TimeStep, key: jax.Array):
         seen = learner.observe(state.learner, ts) if learner.observe is not None else ts
-        norm, obs, reward = preprocess(state.norm, seen, cfg.gamma, cfg.normalize_obs, cfg.scale_reward)
+        norm, obs, reward = preprocess(
+            state.norm, seen, cfg.gamma, cfg.normalize_obs, cfg.scale_reward, raw_tail
+        )
         t = Transition(
             obs=state.prev_obs,
             action=state.prev_action,

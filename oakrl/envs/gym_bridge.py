@@ -19,7 +19,9 @@ vector modes, schedules on bridged environments, checkpoints). Environment optio
 (`make_gym(id, options)`, `--env-opt KEY=VALUE`, a run's `env_options`):
 
     time_feature  append the time in the episode, -0.5 + k / max_episode_steps after k steps,
-                  as one more observation entry (stream-x's MuJoCo setting; off by default)
+                  as one more observation entry (stream-x's MuJoCo setting; off by default).
+                  stream-x appends it after normalising: give stream-ac `obs_raw_tail=1` so
+                  that its normaliser leaves it raw
     vector        loop (default: a plain loop), sync (gymnasium's SyncVectorEnv) or async
                   (AsyncVectorEnv, one process per seed)
     param         what a switch/drift schedule changes: mass (every body's mass) or friction

@@ -79,14 +79,28 @@ def normalizers_init(obs_spec: ArraySpec) -> Normalizers:
 
 
 def preprocess(
-    norm: Normalizers, ts: TimeStep, gamma: float, normalize_obs: bool, scale_reward: bool
+    norm: Normalizers,
+    ts: TimeStep,
+    gamma: float,
+    normalize_obs: bool,
+    scale_reward: bool,
+    raw_tail: int = 0,
 ) -> tuple[Normalizers, jax.Array, jax.Array]:
-    """Updates the running statistics with this timestep; returns (norm, obs, reward) as learned on."""
+    """Updates the running statistics with this timestep; returns (norm, obs, reward) as learned on.
+
+    raw_tail: the last `raw_tail` entries of a flat observation pass through unnormalised (a
+    time feature in [-0.5, 0.5], which stream-x appends after normalising: standardised with
+    the rest, its value late in an episode is many standard deviations out while episodes are
+    short). Their statistics are still kept, so the state's shape does not depend on it.
+    """
     obs = ts.observation.astype(jnp.float32)
     reward = ts.reward.astype(jnp.float32)
     obs_state, reward_state = norm.obs, norm.reward
     if normalize_obs:
+        raw = obs
         obs_state, obs = obs_norm_update(norm.obs, obs)
+        if raw_tail:
+            obs = jnp.concatenate([obs[:-raw_tail], raw[-raw_tail:]])
     if scale_reward:
         reward_state, reward = reward_scale_update(norm.reward, reward, ts.done, gamma)
     return Normalizers(obs_state, reward_state), obs, reward
