@@ -349,6 +349,9 @@ def cache(clear) -> None:
     entries, size = compile_cache.usage(path)
     limit = compile_cache.MAX_BYTES / 2**30
     print(f"compile cache: {path} ({entries} entries, {size / 2**20:.1f} MiB of at most {limit:.0f} GiB)")
+    count, size = compile_cache.usage(path, programs=True)
+    bound = compile_cache.PROGRAM_MAX_BYTES / 2**20
+    print(f"programs (chunks kept whole): {count}, {size / 2**20:.1f} MiB of at most {bound:.0f} MiB")
 
 
 @app.command()

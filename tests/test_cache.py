@@ -62,8 +62,8 @@ def test_second_run_loads_every_compilation_and_matches(tmp_path):
 
 
 def test_off_and_clear(tmp_path, monkeypatch, capsys):
-    # Catches: OAKRL_COMPILE_CACHE=off ignored; `--clear` leaving entries or removing files
-    # that are not JAX's entries.
+    # Catches: OAKRL_COMPILE_CACHE=off ignored; `--clear` leaving entries (JAX's or programs)
+    # or removing files that are not cache entries.
     monkeypatch.setenv("OAKRL_COMPILE_CACHE", "off")
     assert cache.cache_dir() is None
     assert main(["cache"]) == 0
@@ -76,10 +76,13 @@ def test_off_and_clear(tmp_path, monkeypatch, capsys):
         (d / "jit_x-abc-cache").write_bytes(b"1234")
         (d / "jit_x-abc-atime").write_bytes(b"0")
     (other / "notes.txt").write_text("keep")
+    (mine / cache.PROGRAMS).mkdir()
+    (mine / cache.PROGRAMS / "abc.pkl").write_bytes(b"5678")
     assert main(["cache"]) == 0
-    assert "1 entries" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 entries" in out and "programs (chunks kept whole): 1," in out
     assert main(["cache", "--clear"]) == 0
-    assert "removed 2" in capsys.readouterr().out
+    assert "removed 3" in capsys.readouterr().out  # two JAX entries and the program
     assert cache.usage(mine) == (0, 0) and cache.usage(other) == (0, 0)
     assert (other / "notes.txt").read_text() == "keep"
 

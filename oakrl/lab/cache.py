@@ -140,9 +140,9 @@ def active() -> Path | None:
     return _enabled
 
 
-def usage(path: Path) -> tuple[int, int]:
-    """(entries, bytes) in a cache directory."""
-    found = [*path.glob("*-cache"), *path.glob(f"{PROGRAMS}/*.pkl")] if path.is_dir() else []
+def usage(path: Path, programs: bool = False) -> tuple[int, int]:
+    """(entries, bytes) in a cache directory: JAX's entries, or with `programs`, oakrl's programs."""
+    found = path.glob(f"{PROGRAMS}/*.pkl" if programs else "*-cache") if path.is_dir() else []
     files = [p for p in found if p.is_file()]
     return len(files), sum(p.stat().st_size for p in files)
 
