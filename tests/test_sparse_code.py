@@ -151,3 +151,14 @@ def test_oak_code_resume_is_bit_identical(tmp_path):
     spec = RunSpec(env="CodedGrid-v0", agent="oak", steps=1000, seeds=2, chunk=500,
                    agent_options={"features": "code"})  # fmt: skip
     assert_chunk_resume_is_bit_identical(spec, tmp_path)
+
+
+def test_oak_default_config_lists_no_code_options_so_earlier_runs_resume():
+    # Bug: the four code options were always in oak's config.json, so a results directory of oak
+    # written before they existed was refused ("agent_config.features is unset there").
+    from oakrl.agents.oak import OakConfig
+
+    listed = OakConfig().to_dict()
+    assert not {"features", "code_size", "code_rate", "code_dead"} & listed.keys()
+    coded = OakConfig(features="code", code_size=32)
+    assert coded.to_dict()["code_size"] == 32 and OakConfig.build(coded.to_dict()) == coded

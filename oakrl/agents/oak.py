@@ -41,7 +41,7 @@ x . x instead.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -155,6 +155,15 @@ class OakConfig(DiscreteOnly):
         "reward than came: the reward has moved and the options' models still promise it; 0 never",
         ge=0,
     )
+
+    def to_dict(self) -> dict[str, Any]:
+        # The learned code's options are listed only with features=code, so that the config (and
+        # identity) of every earlier oak run stays as it was and its directory still resumes.
+        d = super().to_dict()
+        if d["features"] == "observation":
+            for name in ("features", "code_size", "code_rate", "code_dead"):
+                del d[name]
+        return d
 
 
 def oak(config: OakConfig | None = None, **overrides) -> Agent:
