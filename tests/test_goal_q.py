@@ -72,18 +72,20 @@ def test_world_episode_ends():
         np.testing.assert_allclose(np.asarray(new[:, 0, 0]), expect)
 
 
-def cycle_stream(agent, steps: int = 300):
-    """The agent's state and infos after `steps` steps of 0 -> 1 -> 2 -> 0 (episodes never end)."""
+def cycle_stream(agent, steps: int = 300, with_actions: bool = False):
+    """The agent's state and infos after `steps` steps of 0 -> 1 -> 2 -> 0 (episodes never end)
+    from cell 3; with_actions: also its first action and the action [steps] of every step."""
     cells = jnp.arange(steps) % 3
     state = agent.init(jax.random.key(0), OBS, ACT)
-    state, _, _ = agent.step(state, first_timestep(jax.nn.one_hot(3, D)), jax.random.key(1))
+    state, first, _ = agent.step(state, first_timestep(jax.nn.one_hot(3, D)), jax.random.key(1))
 
     def body(s, xs):
         cell, i = xs
-        s, _, info = agent.step(s, ts(cell), jax.random.fold_in(jax.random.key(2), i))
-        return s, info
+        s, action, info = agent.step(s, ts(cell), jax.random.fold_in(jax.random.key(2), i))
+        return s, (action, info)
 
-    return jax.jit(lambda s: jax.lax.scan(body, s, (cells, jnp.arange(steps))))(state)
+    state, (actions, infos) = jax.jit(lambda s: jax.lax.scan(body, s, (cells, jnp.arange(steps))))(state)
+    return (state, infos, first, actions) if with_actions else (state, infos)
 
 
 def test_every_goal_learns_from_the_stream_of_another():
@@ -154,15 +156,8 @@ def test_planner_learns_goal_q_table_from_the_raw_stream():
     )  # fmt: skip
     steps = 60
     cells = np.arange(steps) % 3
-    state = plan.init(jax.random.key(0), OBS, ACT)
-    state, first, _ = plan.step(state, first_timestep(jax.nn.one_hot(3, D)), jax.random.key(1))
-
-    def body(s, xs):
-        cell, i = xs
-        s, action, info = plan.step(s, ts(cell), jax.random.fold_in(jax.random.key(2), i))
-        return s, (action, info["goal_unreached"])
-
-    state, (actions, unreached) = jax.jit(lambda s: jax.lax.scan(body, s, (cells, jnp.arange(steps))))(state)
+    state, infos, first, actions = cycle_stream(plan, steps, with_actions=True)
+    unreached = infos["goal_unreached"]
     cfg = make_agent("goal-q", goal={"3": 1.0}, **OPTS).config
     w, prev, a = jnp.zeros((D, A, D)), 3, int(first)
     for cell, action in zip(cells, np.asarray(actions), strict=True):
