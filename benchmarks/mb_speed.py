@@ -1,7 +1,7 @@
 """Agent-steps/s of the model-based and OaK agents, for A/B comparisons between checkouts (issue 23).
 
     PYTHONPATH=<checkout> .venv/bin/python benchmarks/mb_speed.py [--steps 20000] [--repeats 3]
-        [--agents dyna,planner,oak,stream-q] [--seeds 1,8] [--cpu-threads N] [--profile]
+        [--env Rooms-v0] [--agents dyna,planner,oak,stream-q] [--seeds 1,8] [--cpu-threads N] [--profile]
 
 Each case is `oakrl run --env Rooms-v0 --agent AGENT --steps STEPS --seeds S` through the lab
 API of whichever oakrl is first on the path (so the same script measures an older worktree
@@ -39,8 +39,8 @@ from oakrl.lab.stream import compiler_options, init_carry, make_chunk
 KERNELS = ("fusion", "dot", "copy", "custom-call", "concatenate", "dynamic-update-slice", "reduce", "call")
 
 
-def spec_of(agent: str, seeds: int, steps: int, chunk: int) -> RunSpec:
-    return RunSpec(env="Rooms-v0", agent=agent, steps=steps, seeds=seeds, chunk=chunk)
+def spec_of(agent: str, seeds: int, steps: int, chunk: int, env: str = "Rooms-v0") -> RunSpec:
+    return RunSpec(env=env, agent=agent, steps=steps, seeds=seeds, chunk=chunk)
 
 
 def compiled_chunk(spec: RunSpec, length: int):
@@ -122,6 +122,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--chunk", type=int, default=10_000, help="the lab's default chunk")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--env", default="Rooms-v0", help="e.g. NineRooms-v0 (oak's larger world)")
     p.add_argument("--agents", default="dyna,planner,oak,stream-q")
     p.add_argument("--seeds", default="1,8")
     p.add_argument("--cpu-threads", type=int, default=None, help="as `oakrl run --cpu-threads`")
@@ -134,7 +135,8 @@ def main() -> None:
         limit_cpu_threads(args.cpu_threads)
     label = args.label or oakrl.__file__
     print(
-        f"{label}: jax {jax.__version__}, Rooms-v0, {args.steps} steps, median of {args.repeats}", flush=True
+        f"{label}: jax {jax.__version__}, {args.env}, {args.steps} steps, median of {args.repeats}",
+        flush=True,
     )
     reference: dict[int, float] = {}
     agents = args.agents.split(",")
@@ -142,7 +144,7 @@ def main() -> None:
     agents.sort(key=lambda a: a != "stream-q")
     for agent in agents:
         for seeds in (int(s) for s in args.seeds.split(",")):
-            spec = spec_of(agent, seeds, args.steps, min(args.chunk, args.steps))
+            spec = spec_of(agent, seeds, args.steps, min(args.chunk, args.steps), args.env)
             if args.profile:
                 print(f"{agent:<9} seeds {seeds}  {profile(spec)}", flush=True)
                 continue

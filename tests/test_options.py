@@ -9,6 +9,7 @@ from oakrl.options.model import (
     action_models_init,
     action_models_update,
     option_models_init,
+    option_models_live,
     option_models_reset,
     option_models_update,
 )
@@ -111,6 +112,36 @@ def test_option_model_off_policy_and_stopping():
     np.testing.assert_allclose(m2.reward[0, 0], 0.25 + 0.5 * 1.0 * G * 0.5, rtol=1e-6)
     cleared = option_models_reset(m2, jnp.int32(0), jnp.bool_(True))
     assert float(jnp.abs(cleared.outcome[0]).sum()) == 0.0
+
+
+def test_deferred_reset_equals_the_explicit_one_bit_for_bit():
+    """OaK leaves a replaced slot's model rows stale and has the next update read them as zero
+    (`fresh`), to skip a pass over the whole outcome tensor. Catches a deferred reset that leaks
+    any stale row (reward, outcome or trace) into the next step's predictions or weights."""
+    import jax
+
+    k = jax.random.split(jax.random.key(0), 6)
+    n, d = 3, 5
+    m = option_models_init(n, d)
+    m = m._replace(
+        reward=jax.random.normal(k[0], (n, d)),
+        outcome=jax.random.normal(k[1], (n, d + 1, d)),
+        trace=jax.random.uniform(k[2], (n, d)),
+    )
+    x, x_next = jax.random.uniform(k[3], (d,)), jax.random.uniform(k[4], (d,))
+    pi, beta = jnp.array([2, 2, 1]), jnp.array([False, False, True])
+    args = (x, jnp.int32(2), 0.7, x_next, pi, beta, beta, 1.0, 1.0)
+    kw = dict(gamma=G, lamda=0.5, lr=0.5)
+    explicit, err_e = option_models_update(option_models_reset(m, jnp.int32(1), jnp.bool_(True)), *args, **kw)
+    fresh = jnp.array([False, True, False])
+    deferred, err_d = option_models_update(m, *args, **kw, fresh=fresh)
+    for a, b in zip(explicit, deferred, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(err_e, err_d)
+    # A reader of a stored state sees the replaced slot's rows as zero, the others as stored.
+    live = option_models_live(m, fresh)
+    assert float(jnp.abs(live.outcome[1]).sum()) == 0.0
+    np.testing.assert_array_equal(live.outcome[0], m.outcome[0])
 
 
 def test_planning_backup_and_option_credit():

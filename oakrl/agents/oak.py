@@ -59,7 +59,6 @@ from oakrl.options.model import (
     action_models_init,
     action_models_update,
     option_models_init,
-    option_models_reset,
     option_models_update,
 )
 from oakrl.options.option import OptionPool, policy_and_stopping, pool_init, pool_reset, pool_update
@@ -228,7 +227,7 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
         _, beta_next, _ = policy_and_stopping(pool, x_next, kappa * v_next, bonus)
         opt, opt_error = option_models_update(
             state.opt, x, a, reward, x_next, pi_x, beta_x, beta_next, cont, learn,
-            gamma=gamma, lamda=lamda, lr=cfg.lr_model,
+            gamma=gamma, lamda=lamda, lr=cfg.lr_model, fresh=pool.age == 0,
         )  # fmt: skip
         # The subtask's own reward (the option models below still predict the true reward).
         sub_reward = reward if cfg.subtask_reward == 1.0 else cfg.subtask_reward * reward
@@ -288,7 +287,8 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
         feature = propose_feature(feats, taken, k_feat)
         feats = feats._replace(utility=feats.utility.at[pool.feature].set(stats.utility))
         pool = pool_reset(pool, slot, feature, do)
-        opt = option_models_reset(opt, slot, do)
+        # The replaced slot's models are not zeroed here (a whole pass over them for a rare
+        # event): its age is 0 now, and the next step's update reads its rows as zero.
         fresh = (jnp.arange(n_opt) == slot) & do
         stats = OptionStats(*(jnp.where(fresh, jnp.zeros_like(s), s) for s in stats))
         avail_now = avail[0] & ~fresh & bool(cfg.execute_options)

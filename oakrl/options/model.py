@@ -64,9 +64,13 @@ def action_models_update(
     step = lr * learn / jnp.maximum(x @ x, 1e-6)
     d_r = reward - models.reward[action] @ x
     d_m = gamma * cont * _with_one(x_next) - models.outcome[action] @ x  # [D+1]
+    # The outcome as a dense update (zero outside the taken action's rows; the same numbers as
+    # the scatter for finite values): a scatter's in-place write made XLA:CPU copy and transpose
+    # the whole tensor for the projection on theta (planning.py); this pass replaces both.
     new = ActionModels(
         models.reward.at[action].add(step * d_r * x),
-        models.outcome.at[action].add(step * d_m[:, None] * x[None, :]),
+        models.outcome
+        + jax.nn.one_hot(action, models.outcome.shape[0])[:, None, None] * (step * d_m[:, None] * x[None, :]),
     )
     return new, jnp.abs(d_r) + jnp.mean(jnp.abs(d_m))
 
@@ -88,13 +92,25 @@ def option_models_init(options: int, dim: int) -> OptionModels:
 def option_models_reset(models: OptionModels, slot: Array, do: Array) -> OptionModels:
     """Where `do`: forget everything about slot `slot` (its option has a new subtask).
 
-    A mask over all slots: measured cheaper on XLA:CPU than a scatter into the slot's slice
-    under vmap (benchmarks/oak_throughput.py)."""
+    A mask over all slots. OaK itself does not call this every step: a whole pass over the
+    [N, D+1, D] outcomes for an event every `replace_every` steps was ~15% of its step. It
+    leaves a replaced slot's rows as they were and the next `option_models_update` reads them
+    as zero (`fresh`), which gives the same numbers; see `option_models_live`."""
     keep = ~((jnp.arange(models.outcome.shape[0]) == slot) & do)
     return OptionModels(
         jnp.where(keep[:, None], models.reward, 0.0),
         jnp.where(keep[:, None, None], models.outcome, 0.0),
         jnp.where(keep[:, None], models.trace, 0.0),
+    )
+
+
+def option_models_live(models: OptionModels, fresh: Array) -> OptionModels:
+    """The models as learned: the rows of `fresh` slots [N] bool (replaced since the last
+    update, whose rows are stale until then) read as zero. For readers of a stored state."""
+    return OptionModels(
+        jnp.where(fresh[:, None], 0.0, models.reward),
+        jnp.where(fresh[:, None, None], 0.0, models.outcome),
+        jnp.where(fresh[:, None], 0.0, models.trace),
     )
 
 
@@ -113,27 +129,38 @@ def option_models_update(
     gamma: float,
     lamda: float,
     lr: float,
+    fresh: Array | None = None,
 ) -> tuple[OptionModels, Array]:
     """One off-policy TD(lambda) step of every option's model on (x, action, reward, x_next).
 
     pi [N], beta [N]: each option's greedy action and stopping at x; beta_next [N]: its
-    stopping at x_next. Returns (models, error [N]: |reward error| + mean |outcome error|
-    before the update, NaN for options that would not have taken `action`).
+    stopping at x_next. fresh [N] bool (optional): slots replaced since the last update, whose
+    rows are read as zero (a reset deferred to this pass over the models). Returns (models,
+    error [N]: |reward error| + mean |outcome error| before the update, NaN for options that
+    would not have taken `action`).
     """
+    reward_w, outcome, old_trace = models
+    # Both outcome predictions in one read of the [N, D+1, D] tensor.
+    m_both = jnp.einsum("nod,dk->nok", outcome, jnp.stack([x_next, x], axis=1))  # [N, D+1, 2]
+    if fresh is not None:
+        gone = fresh.astype(bool)
+        reward_w = jnp.where(gone[:, None], 0.0, reward_w)
+        old_trace = jnp.where(gone[:, None], 0.0, old_trace)
+        m_both = jnp.where(gone[:, None, None], 0.0, m_both)
+        outcome = jnp.where(gone[:, None, None], 0.0, outcome)  # fuses into the update's pass
+    m_next, m_now = m_both[..., 0], m_both[..., 1]
     rho = (pi == action).astype(jnp.float32)  # [N] truncated importance ratio
     # Returns that flowed through x continue only if the option did not stop at x.
     carry = gamma * lamda * (1.0 - beta.astype(jnp.float32))
-    trace = rho[:, None] * (carry[:, None] * models.trace + x[None, :])
+    trace = rho[:, None] * (carry[:, None] * old_trace + x[None, :])
     go_on = gamma * cont * (1.0 - beta_next.astype(jnp.float32))  # [N]
     stop = gamma * cont * beta_next.astype(jnp.float32)
-    d_r = reward + go_on * (models.reward @ x_next) - models.reward @ x  # [N]
-    m_next = jnp.einsum("nod,d->no", models.outcome, x_next)
-    m_now = jnp.einsum("nod,d->no", models.outcome, x)
+    d_r = reward + go_on * (reward_w @ x_next) - reward_w @ x  # [N]
     d_m = stop[:, None] * _with_one(x_next)[None, :] + go_on[:, None] * m_next - m_now  # [N, D+1]
     step = lr * learn / jnp.maximum(x @ x, 1e-6)
     new = OptionModels(
-        models.reward + step * d_r[:, None] * trace,
-        models.outcome + step * d_m[:, :, None] * trace[:, None, :],
+        reward_w + step * d_r[:, None] * trace,
+        outcome + step * d_m[:, :, None] * trace[:, None, :],
         trace * learn * cont,
     )
     error = jnp.where(rho > 0, jnp.abs(d_r) + jnp.mean(jnp.abs(d_m), axis=-1), jnp.nan)

@@ -35,16 +35,15 @@ Array = jax.Array
 def projections(theta: Array, act: ActionModels, opt: OptionModels) -> tuple[Array, Array]:
     """(U_act [A, D], U_opt [N, D]): reward weights plus outcome weights projected on theta,
     so that Q(y) = U . y."""
-    d = theta.shape[0]
-    u_act = act.reward + jnp.einsum("aod,o->ad", act.outcome[:, :d], theta)
-    # The option models as N vector-matrix products, theta padded with a 0 for the discount
-    # row: each [D+1, D] outcome is read in place. Contracting the middle axis of all N at once
-    # (as for the actions above) makes XLA:CPU transpose the whole [N, D+1, D] tensor every
-    # step (measured: 17% of the bytes an oak step touches). Summation order differs from the
-    # transposed product, so dense observations can differ in the last bits; on Rooms-v0
-    # (one-hot) the fingerprint is unchanged. The action models keep the plain form: this one
-    # made XLA copy the [A, D+1, D] tensor around their in-place update three times.
+    # Every model as a vector-matrix product, theta padded with a 0 for the discount row: each
+    # [D+1, D] outcome is read in place. Contracting the middle axis of all models at once
+    # ("aod,o->ad") makes XLA:CPU transpose the whole tensor every step (measured: 17% of the
+    # bytes an oak step touched). Summation order differs from the transposed product, so dense
+    # observations can differ in the last bits; on Rooms-v0 (one-hot) the fingerprint is
+    # unchanged. For the action models this form needs their update to be a dense pass
+    # (model.py): next to a scatter's in-place write XLA copied the tensor three times.
     ext = jnp.concatenate([theta, jnp.zeros((1,), theta.dtype)])
+    u_act = act.reward + jnp.einsum("ao,aod->ad", jnp.broadcast_to(ext, act.outcome.shape[:2]), act.outcome)
     u_opt = opt.reward + jnp.einsum("no,nod->nd", jnp.broadcast_to(ext, opt.outcome.shape[:2]), opt.outcome)
     return u_act, u_opt
 

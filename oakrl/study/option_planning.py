@@ -233,11 +233,17 @@ def agent_models(snap: dict[str, np.ndarray], i: int, warmup: int, bonus: float,
 
 def snapshot(carry) -> dict[str, np.ndarray]:
     """Host copies of what planning needs from a batched OakState ([S, ...])."""
+    import jax
+
+    from oakrl.options.model import option_models_live
+
     a = carry.agent
+    # A slot replaced at the last step keeps stale model rows until its next update.
+    opt = jax.vmap(option_models_live)(a.opt, a.pool.age == 0)
     return {
         "theta": np.asarray(a.theta), "act_reward": np.asarray(a.act.reward),
-        "act_outcome": np.asarray(a.act.outcome), "opt_reward": np.asarray(a.opt.reward),
-        "opt_outcome": np.asarray(a.opt.outcome), "q": np.asarray(a.pool.q),
+        "act_outcome": np.asarray(a.act.outcome), "opt_reward": np.asarray(opt.reward),
+        "opt_outcome": np.asarray(opt.outcome), "q": np.asarray(a.pool.q),
         "feature": np.asarray(a.pool.feature), "age": np.asarray(a.pool.age),
     }  # fmt: skip
 
