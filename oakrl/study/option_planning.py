@@ -568,7 +568,7 @@ def plot(path: Path, cfg: OptionPlanningConfig, worlds: dict, raw: dict, command
         ax2.axhline(cfg.max_sweeps * n, color="k", lw=0.5, ls=":")
         ax2.set_yscale("log")
         ax2.set_xlabel("agent step (models copied)")
-        ax2.set_ylabel(f"backups to within {cfg.tolerance:.0%}, mean of {cfg.orders} orders (cap dotted)")
+        ax2.set_ylabel(f"backups to {cfg.tolerance:.0%}, {cfg.orders}-order mean")
         ax2.set_title(f"{w}: planning cost along the lifetime", fontsize=9)
         ax2.legend(fontsize=7)
     save_study_figure(fig, path, command)
