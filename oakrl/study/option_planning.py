@@ -29,14 +29,16 @@ learned models and plans from a value function of zeros with each model set of M
 
 Planning is Gauss-Seidel value iteration (the backup of planning.py with step size 1 on a
 one-hot state): a sweep backs up every free non-goal cell once, in an order drawn afresh each
-sweep (the same orders for every model set: paired). One backup is one state's update,
-whatever the number of models it looks at. The measures, against v* computed exactly from the
+sweep (the same orders for every model set: paired), for `orders` such sequences of sweeps
+per seed and point. One backup is one state's update, whatever the number of models it looks
+at. The measures, against v* computed exactly from the
 world's MDP with the agent's discount (oakrl/envs/grids.py):
 
   backups_to_10pct   backups until |v(start) - v*(start)| <= 10% of |v*(start)| and stays so
                      until the last backup (censored at `max_sweeps` sweeps; the study also
                      records the first backup within 10%, which a diverging or oscillating
-                     plan can touch once on its way elsewhere)
+                     plan can touch once on its way elsewhere); for order 0 (the one-order
+                     measure) and, as backups_to_10pct_orders, each seed's mean over orders
   value_error        mean |v - v*| over the planned states after k sweeps, k in `error_sweeps`
   final / max |v|    the start value after the last backup and the largest |v| anywhere: a
                      plan that diverges (ramos-ai/STOMP's report) shows up there
