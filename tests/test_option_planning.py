@@ -21,10 +21,13 @@ from oakrl.envs.grids import (
 from oakrl.errors import ConfigError
 from oakrl.study.option_planning import (
     OptionPlanningConfig,
+    _ratio_bar,
     backups_to_tolerance,
     hallway_models,
     plan_trace,
+    plan_traces,
     study_option_planning,
+    sweep_orders,
 )
 
 # A corridor: S . G with one penalty cell between (reward -0.5 on entering it).
@@ -103,13 +106,15 @@ def test_bad_config_is_one_line_error(tmp_path):
         study_option_planning(OptionPlanningConfig(worlds=("Rooms-v1",)), str(tmp_path / "x"))
     with pytest.raises(ConfigError, match="multiple of points"):
         study_option_planning(OptionPlanningConfig(steps=1001), str(tmp_path / "y"))
+    with pytest.raises(ConfigError, match="orders must be a positive integer"):
+        study_option_planning(OptionPlanningConfig(orders=0), str(tmp_path / "z"))
     assert not (tmp_path / "x").exists()
 
 
 def test_short_study_run(tmp_path):
     # The whole pipeline on the two-room world: summary.json with model_sets and every set per point.
     cfg = OptionPlanningConfig(worlds=("TwoRooms-v0",), steps=600, points=2, seeds=2, max_sweeps=4,
-                               error_sweeps=(1, 2))  # fmt: skip
+                               error_sweeps=(1, 2), orders=2)  # fmt: skip
     study_option_planning(cfg, str(tmp_path / "op"), echo=lambda s: None)
     s = json.loads((tmp_path / "op" / "summary.json").read_text())
     assert set(s["model_sets"]) == {"primitive", "reward-respecting", "reward-ignoring", "hallway"}
@@ -117,6 +122,10 @@ def test_short_study_run(tmp_path):
     assert [p["step"] for p in pts] == [300, 600]
     for k in s["model_sets"]:
         assert len(pts[-1][k]["backups_to_10pct"]["per_seed"]) == 2
+        assert len(pts[-1][k]["backups_to_10pct_orders"]["per_seed"]) == 2
+    bar = s["worlds"]["TwoRooms-v0"]["bar"]["reward-respecting"]
+    assert {"ratio_mean", "fraction_at_most_half", "met"} <= set(bar) and "met" in bar["orders"]
+    assert s["orders"] == 2
     assert (tmp_path / "op" / "figure.png").exists()
 
 
@@ -134,3 +143,39 @@ def test_oak_study_accepts_nine_rooms_with_its_optimal_rates():
     assert d[int(NINE_GOALS[0])] == 0 and d[NINE_ROOMS.walls].max() == -1
     with pytest.raises(ConfigError, match="env must be one of"):
         OakStudyConfig(env="CartPole-v1", second_world=None).check()
+
+
+def test_orders_batched_equal_one_at_a_time():
+    # Catches the vmapped planner mixing orders (wrong in_axes) or order 0 drifting from the
+    # one-order measure of earlier sessions (sweep_orders seeded with the plain base seed).
+    rng = np.random.default_rng(0)
+    c, m = 6, 3
+    reward = rng.uniform(-1, 1, (m, c)).astype(np.float32)
+    outcome = (0.3 * rng.uniform(0, 1, (m, c, c))).astype(np.float32)
+    avail = rng.uniform(size=(c, m)) < 0.7
+    avail[:, 0] = True
+    v_star = rng.uniform(size=c).astype(np.float32)
+    states = np.ones(c, bool)
+    cells = np.arange(c, dtype=np.int32)
+    orders = np.stack([sweep_orders(cells, 5, 11 if k == 0 else (11, k)) for k in range(3)])
+    assert not np.array_equal(orders[0], orders[1])
+    vs_o, err_o, v_o = plan_traces(reward, outcome, avail, orders, v_star, 2, states)
+    for k in range(3):
+        vs, err, v = plan_trace(reward, outcome, avail, orders[k], v_star, 2, states)
+        np.testing.assert_allclose(vs_o[k], vs, rtol=1e-6)
+        np.testing.assert_allclose(v_o[k], v, rtol=1e-6)
+    np.testing.assert_array_equal(orders[0], sweep_orders(cells, 5, 11))
+
+
+def test_ratio_bar_mean_sd_and_fraction():
+    # Catches a censored seed counted as a ratio, or the fraction taken over the wrong seeds:
+    # ratios 0.4, 0.5, 0.8 (seed 3 censored): mean 0.567, 2 of 3 at or under 0.5, not met.
+    a = np.array([100.0, 100.0, 100.0, 100.0])
+    b = np.array([40.0, 50.0, 80.0, 10.0])
+    bar = _ratio_bar(a, b, 4, np.array([False, False, False, True]))
+    assert bar["seeds_compared"] == 3 and bar["censored_seeds"] == 1
+    assert bar["ratio_mean"] == pytest.approx(1.7 / 3)
+    assert bar["fraction_at_most_half"] == pytest.approx(2 / 3)
+    assert not bar["met"]
+    ok = _ratio_bar(a, np.array([30.0, 35.0, 40.0, 32.0]), 4, np.zeros(4, bool))
+    assert ok["met"] and ok["fraction_at_most_half"] == 1.0

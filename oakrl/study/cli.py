@@ -233,15 +233,23 @@ def market(
 @click.option(
     "--worlds", default="TwoRooms-v0,Rooms-v0", show_default=True, help="comma-separated (NineRooms-v0 too)"
 )
-@click.option("--steps", default=20_000, show_default=True, help="the agent's lifetime per world and seed")
+@click.option(
+    "--steps", default=50_000, show_default=True, help="lifetime per world and seed (the paper: 50,000)"
+)
 @click.option("--points", default=10, show_default=True, help="planning measured every steps/points steps")
-@click.option("--seeds", default=5, show_default=True)
+@click.option("--seeds", default=10, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="base seed")
 @click.option("--max-sweeps", default=150, show_default=True, help="planning cut (censoring) after this")
 @click.option(
+    "--orders",
+    default=5,
+    show_default=True,
+    help="sweep orders per seed and point (counts averaged over them)",
+)
+@click.option(
     "--opt", "opts", multiple=True, help="agent option KEY=VALUE for both runs (epsilon=1 unless set)"
 )
-def option_planning(out, worlds, steps, points, seeds, seed, max_sweeps, opts) -> None:
+def option_planning(out, worlds, steps, points, seeds, seed, max_sweeps, orders, opts) -> None:
     """Sutton et al. 2023: planning with the agent's learned primitive vs option models."""
     from oakrl.lab.parse import parse_options
     from oakrl.study.option_planning import OptionPlanningConfig, study_option_planning
@@ -249,7 +257,7 @@ def option_planning(out, worlds, steps, points, seeds, seed, max_sweeps, opts) -
     options = {"epsilon": 1.0, **parse_options("oak", opts)}
     cfg = OptionPlanningConfig(
         worlds=tuple(w.strip() for w in worlds.split(",") if w.strip()), steps=steps, points=points,
-        seeds=seeds, seed=seed, max_sweeps=max_sweeps, agent_options=options,
+        seeds=seeds, seed=seed, max_sweeps=max_sweeps, orders=orders, agent_options=options,
     )  # fmt: skip
     study_option_planning(cfg, out, echo=_err)
 
