@@ -16,7 +16,8 @@ observation normaliser also sees each episode's terminal observation; gymnasium 
 
 The report: per task and seed, the mean return of episodes in each 100k-step bin, and the final
 average return (mean over seeds of each seed's last 10 episodes) with the paper's figure where
-the paper gives one (Walker2d: ~4,335 at 2M steps, their Figure 1, as read from the figure).
+the paper gives one (Walker2d: ~4,335, their Figure 1 as read from the figure; its budget is not
+given there, possibly 20M steps rather than 2M: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
