@@ -31,6 +31,7 @@ import jax
 import numpy as np
 
 import oakrl
+from oakrl.errors import ConfigError
 from oakrl.lab.run import build, seed_keys
 from oakrl.lab.spec import RunSpec
 from oakrl.lab.stream import compiler_options, init_carry, make_chunk
@@ -138,6 +139,12 @@ def main() -> None:
         f"{label}: jax {jax.__version__}, {args.env}, {args.steps} steps, median of {args.repeats}",
         flush=True,
     )
+    try:  # an unknown world or agent: one line, before anything is compiled
+        build(spec_of("stream-q", 1, 1, 1, args.env))
+        for agent in args.agents.split(","):
+            build(spec_of(agent, 1, 1, 1, args.env))
+    except ConfigError as e:
+        raise SystemExit(f"mb_speed: {e}") from None
     reference: dict[int, float] = {}
     agents = args.agents.split(",")
     # stream-q first, so every other case can be given as a share of it.
