@@ -96,12 +96,7 @@ def option_models_reset(models: OptionModels, slot: Array, do: Array) -> OptionM
     [N, D+1, D] outcomes for an event every `replace_every` steps was ~15% of its step. It
     leaves a replaced slot's rows as they were and the next `option_models_update` reads them
     as zero (`fresh`), which gives the same numbers; see `option_models_live`."""
-    keep = ~((jnp.arange(models.outcome.shape[0]) == slot) & do)
-    return OptionModels(
-        jnp.where(keep[:, None], models.reward, 0.0),
-        jnp.where(keep[:, None, None], models.outcome, 0.0),
-        jnp.where(keep[:, None], models.trace, 0.0),
-    )
+    return option_models_live(models, (jnp.arange(models.outcome.shape[0]) == slot) & do)
 
 
 def option_models_live(models: OptionModels, fresh: Array) -> OptionModels:
