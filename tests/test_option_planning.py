@@ -179,3 +179,21 @@ def test_ratio_bar_mean_sd_and_fraction():
     assert not bar["met"]
     ok = _ratio_bar(a, np.array([30.0, 35.0, 40.0, 32.0]), 4, np.zeros(4, bool))
     assert ok["met"] and ok["fraction_at_most_half"] == 1.0
+
+
+def test_snapshot_reads_a_just_replaced_slot_as_zero():
+    # oak defers zeroing a replaced option's models to its next update (the slot's age is 0
+    # until then). Catches a snapshot that plans with the stale rows of the old option.
+    from types import SimpleNamespace
+
+    from oakrl.agents.oak import oak
+    from oakrl.core.types import ArraySpec, DiscreteSpec
+    from oakrl.study.option_planning import snapshot
+
+    state = oak(options=2).init(jax.random.key(0), ArraySpec((5,)), DiscreteSpec(3))
+    ones = jax.tree.map(lambda m: m + 1.0, state.opt)
+    state = state._replace(opt=ones, pool=state.pool._replace(age=state.pool.age.at[1].set(7)))
+    batched = jax.tree.map(lambda x: x[None], state)
+    snap = snapshot(SimpleNamespace(agent=batched))
+    assert np.all(snap["opt_outcome"][0, 0] == 0) and np.all(snap["opt_reward"][0, 0] == 0)  # age 0
+    assert np.all(snap["opt_outcome"][0, 1] == 1) and np.all(snap["opt_reward"][0, 1] == 1)

@@ -136,11 +136,8 @@ def plan_trace(
     Returns (v_start [K] after each backup, error [K] mean |v - v*| over `states` after each
     backup, v [C] at the end) as numpy arrays.
     """
-    import jax
-    import jax.numpy as jnp
-
-    return jax.tree.map(np.asarray, _plan_jit(*(jnp.asarray(a) for a in (
-        reward, outcome, avail, order, v_star, states)), start))  # fmt: skip
+    v_start, error, v = plan_traces(reward, outcome, avail, np.asarray(order)[None], v_star, start, states)
+    return v_start[0], error[0], v[0]
 
 
 def _plan(reward, outcome, avail, order, v_star, states, start):
@@ -159,17 +156,7 @@ def _plan(reward, outcome, avail, order, v_star, states, start):
     return vs, err, v
 
 
-_PLAN: dict[bool, Callable] = {}
-
-
-def _plan_jit(*args, batched: bool = False):
-    """The planner compiled once per process; batched: orders [O, K], every output gains [O]."""
-    import jax
-
-    if batched not in _PLAN:
-        f = jax.vmap(_plan, in_axes=(None, None, None, 0, None, None, None)) if batched else _plan
-        _PLAN[batched] = jax.jit(f)
-    return _PLAN[batched](*args)
+_PLAN: list[Callable] = []
 
 
 def plan_traces(
@@ -180,8 +167,10 @@ def plan_traces(
     import jax
     import jax.numpy as jnp
 
-    return jax.tree.map(np.asarray, _plan_jit(*(jnp.asarray(a) for a in (
-        reward, outcome, avail, orders, v_star, states)), start, batched=True))  # fmt: skip
+    if not _PLAN:  # compiled once per process (per shape)
+        _PLAN.append(jax.jit(jax.vmap(_plan, in_axes=(None, None, None, 0, None, None, None))))
+    return jax.tree.map(np.asarray, _PLAN[0](*(jnp.asarray(a) for a in (
+        reward, outcome, avail, orders, v_star, states)), start))  # fmt: skip
 
 
 def backups_to_tolerance(v_start: np.ndarray, target: float, tolerance: float) -> tuple[int, int]:
