@@ -65,6 +65,13 @@ def main() -> None:
     p.add_argument("--streamx", required=True, type=Path, nargs="+", help="stream-x --debug logs")
     p.add_argument("--bin", type=int, default=100_000)
     args = p.parse_args()
+    missing = [str(f) for f in (args.oakrl / "episodes.parquet", *args.streamx) if not f.is_file()]
+    if missing:
+        raise SystemExit(
+            f"streamx_compare: not found: {', '.join(missing)} (an oakrl run directory and stream-x logs)"
+        )
+    if args.bin <= 0:
+        raise SystemExit(f"streamx_compare: --bin must be a positive number of steps, got {args.bin}")
 
     ep = read_episodes(args.oakrl / "episodes.parquet")
     oak = []
