@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from oakrl.envs.rooms import FREE, GOALS, NEXT, Rooms
-from oakrl.model import HEADS, transition_model
+from oakrl.model import HEADS, Prediction, transition_model
 
 TRUE, FALSE = jnp.ones((), bool), jnp.zeros((), bool)
 
@@ -95,6 +95,17 @@ def test_heads_learn_a_continuous_shift_and_sample_shapes(head):
     assert s.shape == (3,) and model.mode(pred).shape == (3,)
     if head == "categorical":
         assert float(s.sum()) == 1.0 and set(np.asarray(s).tolist()) <= {0.0, 1.0}
+
+
+def test_categorical_samples_follow_the_softmax():
+    # The categorical head draws the next observation by inverse CDF of its softmax: one-hot
+    # samples whose frequencies are the predicted probabilities (an entry of probability 0 never).
+    model = transition_model("categorical", hidden=(8,))
+    logits = jnp.log(jnp.array([0.2, 0.5, 0.0, 0.3]))
+    pred = Prediction(jax.nn.softmax(logits), jnp.zeros(()), jnp.zeros(()), logits)
+    s = jax.vmap(lambda k: model.sample(pred, k))(jax.random.split(jax.random.key(0), 20000))
+    assert bool(jnp.all(s.sum(axis=1) == 1.0))
+    assert np.asarray(s.mean(axis=0)) == pytest.approx([0.2, 0.5, 0.0, 0.3], abs=0.015)
 
 
 def test_done_masks_the_observation_and_invalid_learns_nothing():

@@ -45,6 +45,22 @@ def test_search_control_keeps_recent_states_and_samples_by_priority():
     assert sc.priority.tolist() == [1.0, 0.5, 0.0]
 
 
+def test_search_control_draws_many_at_once_and_never_an_empty_slot():
+    # The inverse-CDF draw: shape=(n,) gives n independent draws in one call, and only filled
+    # slots are chosen (2 of 5 filled; priorities 0 and 3, so ~ 0.001 : 3.001).
+    sc = search_control_init(5, 1)
+    for p in (0.0, 3.0):
+        sc = search_control_add(sc, jnp.ones(1), jnp.asarray(p), TRUE)
+    slots, obs = search_control_sample(sc, jax.random.key(2), shape=(20000,))
+    assert slots.shape == (20000,) and obs.shape == (20000, 1) and slots.dtype == jnp.int32
+    freq = np.bincount(np.asarray(slots), minlength=5) / 20000
+    assert freq[2:].tolist() == [0.0, 0.0, 0.0]
+    assert freq[1] == pytest.approx(3.001 / 3.002, abs=0.002)
+    # alpha 0 is uniform over the filled slots, whatever the priorities.
+    slots, _ = search_control_sample(sc, jax.random.key(3), alpha=0.0, shape=(20000,))
+    assert np.bincount(np.asarray(slots), minlength=5)[:2] / 20000 == pytest.approx([0.5, 0.5], abs=0.02)
+
+
 def test_dyna_updates_match_hand_computed_q_learning():
     # Tabular q (one-hot states, one action), a model that says: reward 1, next state s + 1, no end.
     # ObGD with lr 0.1, kappa 2: ||grad||_1 = 1 so M = 0.2 max(|delta|, 1) <= 1 and the step is 0.1.

@@ -60,9 +60,7 @@ def dyna_updates(
         return carry
     usable = jnp.any(carry.control.filled)
     k_states, k_actions, k_model = jax.random.split(key, 3)
-    slots, starts = jax.vmap(lambda k: search_control_sample(carry.control, k, alpha))(
-        jax.random.split(k_states, n)
-    )
+    slots, starts = search_control_sample(carry.control, k_states, alpha, shape=(n,))
     actions = jax.random.randint(k_actions, (n,), 0, n_actions, jnp.int32)
     rewards, next_obs, p_term = jax.vmap(model_sample)(starts, actions, jax.random.split(k_model, n))
 

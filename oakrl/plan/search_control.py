@@ -46,18 +46,30 @@ def search_control_add(
 
 
 def search_control_sample(
-    state: SearchControlState, key: jax.Array, alpha: float = 1.0, floor: float = 1e-3
+    state: SearchControlState,
+    key: jax.Array,
+    alpha: float = 1.0,
+    floor: float = 1e-3,
+    shape: tuple[int, ...] = (),
 ) -> tuple[jax.Array, jax.Array]:
-    """(slot, observation) drawn with probability ~ (priority + floor) ** alpha over filled slots.
+    """(slot [*shape], observation [*shape, D]) drawn with probability ~ (priority + floor) ** alpha
+    over filled slots, independently for each entry of `shape`.
 
     The floor keeps every recent state reachable (a zero TD error can become non-zero once
-    the model or the values change). Sampling from an empty buffer returns slot 0 (zeros);
-    callers mask that case.
+    the model or the values change). Sampling from an empty buffer draws uniformly over the
+    (zero) slots; callers mask that case. Drawn by inverse CDF: one uniform per draw, where a
+    Gumbel-max draw (`jax.random.categorical`) takes random bits and two logs per slot per draw.
     """
-    logits = alpha * jnp.log(state.priority + floor)
-    logits = jnp.where(state.filled, logits, -jnp.inf)
-    logits = jnp.where(jnp.any(state.filled), logits, 0.0)
-    i = jax.random.categorical(key, logits)
+    weight = jnp.exp(alpha * jnp.log(state.priority + floor)) if alpha != 1.0 else state.priority + floor
+    weight = jnp.where(state.filled, weight, 0.0)
+    weight = jnp.where(jnp.any(state.filled), weight, 1.0)
+    cdf = jnp.cumsum(weight)
+    u = jax.random.uniform(key, shape) * cdf[-1]
+    # The first slot whose cumulative weight exceeds u: a slot of weight 0 (empty) never is,
+    # except past the end when u rounds up to the total, where the last weighted slot is taken.
+    i = jnp.sum(cdf[None, :] <= u.reshape(-1, 1), axis=-1).reshape(shape)
+    last = weight.shape[0] - 1 - jnp.argmax(weight[::-1] > 0)
+    i = jnp.minimum(i, last).astype(jnp.int32)
     return i, state.obs[i]
 
 
