@@ -98,8 +98,8 @@ def test_heads_learn_a_continuous_shift_and_sample_shapes(head):
 
 
 def test_categorical_samples_follow_the_softmax():
-    # The categorical head draws the next observation by inverse CDF of its softmax: one-hot
-    # samples whose frequencies are the predicted probabilities (an entry of probability 0 never).
+    # The categorical head draws the next observation from its softmax: one-hot samples whose
+    # frequencies are the predicted probabilities (an entry of probability 0 never).
     model = transition_model("categorical", hidden=(8,))
     logits = jnp.log(jnp.array([0.2, 0.5, 0.0, 0.3]))
     pred = Prediction(jax.nn.softmax(logits), jnp.zeros(()), jnp.zeros(()), logits)
