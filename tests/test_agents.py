@@ -20,7 +20,7 @@ from oakrl.agents.common import DiscreteOnly, PlasticityOptions
 from oakrl.core.config import RunFacts
 from oakrl.core.types import ArraySpec, DiscreteSpec, TimeStep, first_timestep
 from oakrl.errors import ConfigError
-from oakrl.learn.obgd import trace_in_effect
+from oakrl.learn.traces import trace_in_effect
 
 CARTPOLE_OBS = ArraySpec((4,), jnp.float32)
 CARTPOLE_ACT = DiscreteSpec(2)

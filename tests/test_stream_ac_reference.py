@@ -20,7 +20,7 @@ import numpy as np
 from oakrl.agents import make_agent
 from oakrl.core.types import ArraySpec, TimeStep, first_timestep
 from oakrl.learn.nets import make_network
-from oakrl.learn.obgd import trace_in_effect
+from oakrl.learn.traces import trace_in_effect
 
 OBS = ArraySpec((5,), jnp.float32)
 ACT = ArraySpec((2,), jnp.float32, -1.0, 1.0)

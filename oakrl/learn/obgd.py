@@ -14,10 +14,8 @@ Both are `optax.GradientTransformationExtraArgs`: `update(grads, state, params, 
 reset=...)`. Convention: `grads` is the gradient of the *prediction* that `delta` corrects
 (the value, or the log-probability of the action taken); the returned updates are added to
 the parameters with `optax.apply_updates`. Where `reset` is true the trace counts as zero from
-the next update on: the state keeps the flag (`reset_pending`) and that update decays z by 0
-instead of gamma * lambda, inside the pass that updates the trace anyway (a separate reset
-pass over every trace cost 12 of a stream AC step's 159 kernels; the values are the same).
-The state records the effective step size of the last update.
+the next update on (a deferred reset, `reset_pending`: oakrl/learn/traces.py). The state
+records the effective step size of the last update.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from oakrl.learn.traces import TraceState, trace_init, trace_reset, trace_update
+from oakrl.learn.traces import TraceState, trace_decay, trace_init, trace_update
 
 PyTree = Any
 
@@ -43,16 +41,10 @@ def _bounded_step(delta: jax.Array, z_l1: jax.Array, lr: float, kappa: float) ->
     return jnp.where(m > 1.0, lr / jnp.maximum(m, 1.0), lr)
 
 
-def trace_in_effect(state: Any) -> PyTree:
-    """The trace an ObGD-like state's next update reads: zeros where a reset is pending."""
-    pending = getattr(state, "reset_pending", False)
-    return trace_reset(TraceState(state.trace), pending).trace
-
-
 class ObGDState(NamedTuple):
     trace: PyTree  # eligibility trace z, like params (read through `reset_pending`)
     step_size: jax.Array  # [] effective step size of the last update
-    reset_pending: jax.Array = False  # [] bool: z ended an episode and counts as 0 (see obgd)
+    reset_pending: jax.Array = False  # [] bool: z ended an episode and counts as 0 (traces.py)
 
 
 def obgd(
@@ -72,10 +64,7 @@ def obgd(
             # gradient, and the state's trace stays at zeros, so neither is read nor written.
             step = _bounded_step(delta, _l1(grads), learning_rate, kappa)
             return jax.tree.map(lambda g: (step * delta) * g, grads), state._replace(step_size=step)
-        # The reset of the last episode's end is applied here, as a zero decay inside the trace
-        # update's pass, rather than as a pass of its own after the update: the same values
-        # (0 * z + g = g for finite z), one pass over every trace less.
-        decay = jnp.where(state.reset_pending, 0.0, gamma * lamda)
+        decay = trace_decay(gamma * lamda, state.reset_pending)  # an episode end resets z here
         z = trace_update(TraceState(state.trace), grads, decay).trace
         step = _bounded_step(delta, _l1(z), learning_rate, kappa)
         updates = jax.tree.map(lambda e: (step * delta) * e, z)
@@ -89,7 +78,7 @@ class AdaptiveObGDState(NamedTuple):
     nu: PyTree  # running second moment of delta * z
     count: jax.Array  # [] int32, updates so far (bias correction)
     step_size: jax.Array  # [] effective scalar step size of the last update
-    reset_pending: jax.Array = False  # [] bool: z ended an episode and counts as 0 (see obgd)
+    reset_pending: jax.Array = False  # [] bool: z ended an episode and counts as 0 (traces.py)
 
 
 def adaptive_obgd(
@@ -120,7 +109,7 @@ def adaptive_obgd(
     def update_fn(grads, state, params=None, *, delta, reset=False, **_):
         del params
         count = state.count + 1
-        decay = jnp.where(state.reset_pending, 0.0, gamma * lamda)  # the last episode's end (see obgd)
+        decay = trace_decay(gamma * lamda, state.reset_pending)  # an episode end resets z here
         z = trace_update(TraceState(state.trace), grads, decay).trace
         nu = jax.tree.map(lambda v, e: beta2 * v + (1 - beta2) * (delta * e) ** 2, state.nu, z)
         correction = 1.0 - beta2 ** count.astype(jnp.float32)
