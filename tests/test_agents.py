@@ -20,6 +20,7 @@ from oakrl.agents.common import DiscreteOnly, PlasticityOptions
 from oakrl.core.config import RunFacts
 from oakrl.core.types import ArraySpec, DiscreteSpec, TimeStep, first_timestep
 from oakrl.errors import ConfigError
+from oakrl.learn.traces import trace_in_effect
 
 CARTPOLE_OBS = ArraySpec((4,), jnp.float32)
 CARTPOLE_ACT = DiscreteSpec(2)
@@ -221,9 +222,9 @@ def test_stream_q_trace_reset_after_exploratory_action():
     explored_state, _, info = c.step(_explored(state, True), timestep, key)
 
     # Without exploration (and no episode end) the trace carries on ...
-    assert any(np.any(np.asarray(z) != 0) for z in jax.tree.leaves(greedy_state.opt.opt.trace))
+    assert any(np.any(np.asarray(z) != 0) for z in jax.tree.leaves(trace_in_effect(greedy_state.opt.opt)))
     # ... after a non-greedy action it is cut (Watkins' Q(lambda)).
-    for z in jax.tree.leaves(explored_state.opt.opt.trace):
+    for z in jax.tree.leaves(trace_in_effect(explored_state.opt.opt)):
         np.testing.assert_array_equal(np.asarray(z), 0.0)
     # The transition itself is still learned from.
     assert float(info["td_error"]) != 0.0

@@ -14,6 +14,7 @@ import pytest
 
 from oakrl.learn.adaptive import adaptive_q
 from oakrl.learn.intentional import intentional
+from oakrl.learn.traces import trace_in_effect
 
 PARAMS = {"a": jnp.array([1.0, 2.0]), "b": jnp.array([[3.0]])}
 G1 = {"a": jnp.array([0.5, -1.0]), "b": jnp.array([[2.0]])}
@@ -54,8 +55,14 @@ def test_adaptive_q_two_steps_by_hand():
     z2 = 0.25 * z1 + g2
     v2 = 0.25 * v1 + 0.75 * g2**2
     close(flat(u2), 0.1 * -0.5 * z2 / (np.sqrt(v2) + 0.1))
-    close(flat(s.trace), [0.0, 0.0, 0.0])  # reset after use
+    close(flat(trace_in_effect(s)), [0.0, 0.0, 0.0])  # reset after use (deferred: reset_pending)
+    assert bool(s.reset_pending)
     close(flat(s.nu), v2)  # the second moment is not reset
+    # The next update starts from a zero trace: z3 = 0.25 * 0 + g1.
+    u3, s = opt.update(G1, s, PARAMS, delta=jnp.float32(1.0))
+    v3 = 0.25 * v2 + 0.75 * g1**2
+    close(flat(u3), 0.1 * 1.0 * g1 / (np.sqrt(v3) + 0.1))
+    assert not bool(s.reset_pending)
 
 
 def test_adaptive_q_beta2_overrides_the_decay():

@@ -20,6 +20,7 @@ import numpy as np
 from oakrl.agents import make_agent
 from oakrl.core.types import ArraySpec, TimeStep, first_timestep
 from oakrl.learn.nets import make_network
+from oakrl.learn.traces import trace_in_effect
 
 OBS = ArraySpec((5,), jnp.float32)
 ACT = ArraySpec((2,), jnp.float32, -1.0, 1.0)
@@ -83,6 +84,6 @@ def test_continuous_update_equals_stream_x_update():
         jax.tree.map(close, state.value, v)
         jax.tree.map(close, state.policy, p)
         # oakrl's traces are of the prediction (grad v, grad log pi): stream-x's are their negatives.
-        jax.tree.map(lambda x, y: close(-x, y), state.value_opt.opt.trace, zv)
-        jax.tree.map(lambda x, y: close(-x, y), state.policy_opt.opt.trace, zp)
+        jax.tree.map(lambda x, y: close(-x, y), trace_in_effect(state.value_opt.opt), zv)
+        jax.tree.map(lambda x, y: close(-x, y), trace_in_effect(state.policy_opt.opt), zp)
     assert float(sum(jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(state.value_opt.opt.trace))) > 0

@@ -36,15 +36,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from oakrl.learn.traces import TraceState, trace_reset, trace_update
+from oakrl.learn.traces import TraceState, trace_decay, trace_update
 
 PyTree = Any
 
 
 class AdaptiveQState(NamedTuple):
-    trace: PyTree  # eligibility trace z, like params
+    trace: PyTree  # eligibility trace z, like params (read through `reset_pending`)
     nu: PyTree  # second moment v of the gradient, like params
     step_size: jax.Array  # [] mean per-weight step eta / (sqrt(v) + eps) of the last update (0 before one)
+    reset_pending: jax.Array = False  # [] bool: z ended an episode and counts as 0 (traces.py)
 
 
 def adaptive_q(
@@ -64,17 +65,17 @@ def adaptive_q(
 
     def init_fn(params: PyTree) -> AdaptiveQState:
         zeros = jax.tree.map(jnp.zeros_like, params)
-        return AdaptiveQState(zeros, zeros, jnp.zeros((), jnp.float32))
+        return AdaptiveQState(zeros, zeros, jnp.zeros((), jnp.float32), jnp.zeros((), bool))
 
     def update_fn(grads, state, params=None, *, delta, reset=False, **_):
         del params
-        z = trace_update(TraceState(state.trace), grads, gamma * lamda).trace
+        decay = trace_decay(gamma * lamda, state.reset_pending)  # an episode end resets z here
+        z = trace_update(TraceState(state.trace), grads, decay).trace
         nu = jax.tree.map(lambda v, g: decay_v * v + (1.0 - decay_v) * jnp.square(g), state.nu, grads)
         d = jnp.clip(delta, -clip, clip)
         updates = jax.tree.map(lambda e, v: (learning_rate * d) * e / (jnp.sqrt(v) + eps), z, nu)
         leaves = jax.tree.leaves(nu)
         step = sum(jnp.sum(learning_rate / (jnp.sqrt(v) + eps)) for v in leaves) / sum(v.size for v in leaves)
-        z = trace_reset(TraceState(z), reset).trace
-        return updates, AdaptiveQState(z, nu, step)
+        return updates, AdaptiveQState(z, nu, step, jnp.asarray(reset, bool))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

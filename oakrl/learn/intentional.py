@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from oakrl.learn.traces import TraceState, trace_reset, trace_update
+from oakrl.learn.traces import TraceState, trace_decay, trace_update
 
 PyTree = Any
 
@@ -66,13 +66,14 @@ def _sum_tree(tree: PyTree) -> jax.Array:
 
 
 class IntentionalState(NamedTuple):
-    trace: PyTree  # eligibility trace z, like params
+    trace: PyTree  # eligibility trace z, like params (read through `reset_pending`)
     nu: PyTree  # RMSProp second moment of the gradient, like params
     sigma: jax.Array  # [] running mean of ||g||^2 in the diagonal metric 1/nu_hat
     delta_sq: jax.Array  # [] running mean of delta^2 (for the clip), starts at 1
     delta_abs: jax.Array  # [] running mean of |clipped delta| (policy normalisation), starts at 0
     count: jax.Array  # [] int32 updates so far
     step_size: jax.Array  # [] alpha of the last update
+    reset_pending: jax.Array = False  # [] bool: z ended an episode and counts as 0 (traces.py)
 
 
 def intentional(
@@ -91,7 +92,8 @@ def intentional(
     def init_fn(params: PyTree) -> IntentionalState:
         zeros = jax.tree.map(jnp.zeros_like, params)
         f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-        return IntentionalState(zeros, zeros, f(0.0), f(1.0), f(0.0), jnp.zeros((), jnp.int32), f(0.0))
+        count = jnp.zeros((), jnp.int32)
+        return IntentionalState(zeros, zeros, f(0.0), f(1.0), f(0.0), count, f(0.0), jnp.zeros((), bool))
 
     def update_fn(grads, state, params=None, *, delta, reset=False, **_):
         del params
@@ -100,7 +102,7 @@ def intentional(
         nu = jax.tree.map(lambda v, g: beta2 * v + (1.0 - beta2) * jnp.square(g), state.nu, grads)
         nu_hat = jax.tree.map(lambda v: jnp.sqrt(v / _one_minus_power(beta2, t)) + 1e-8, nu)
         norm_grad = _sum_tree(jax.tree.map(lambda g, n: jnp.square(g) / n, grads, nu_hat))
-        z = trace_update(TraceState(state.trace), grads, gl).trace
+        z = trace_update(TraceState(state.trace), grads, trace_decay(gl, state.reset_pending)).trace
         z_sum = _sum_tree(jax.tree.map(lambda e, n: jnp.square(e) / n, z, nu_hat))
         sigma = state.sigma + (1.0 - gl) * (norm_grad - state.sigma)
         # gl = 1 (no decay) would leave sigma at 0 and divide 0 by 0: keep sigma uncorrected then.
@@ -117,8 +119,9 @@ def intentional(
             d = d / jnp.maximum(delta_abs / _one_minus_power(beta_norm, t), 1e-12)
 
         updates = jax.tree.map(lambda e, n: (alpha * d) * e / n, z, nu_hat)
-        z = trace_reset(TraceState(z), reset).trace
-        return updates, IntentionalState(z, nu, sigma, delta_sq, delta_abs, count, alpha)
+        return updates, IntentionalState(
+            z, nu, sigma, delta_sq, delta_abs, count, alpha, jnp.asarray(reset, bool)
+        )
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

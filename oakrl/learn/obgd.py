@@ -13,8 +13,9 @@ prediction is bounded:
 Both are `optax.GradientTransformationExtraArgs`: `update(grads, state, params, delta=...,
 reset=...)`. Convention: `grads` is the gradient of the *prediction* that `delta` corrects
 (the value, or the log-probability of the action taken); the returned updates are added to
-the parameters with `optax.apply_updates`. The trace is reset after it has been used where
-`reset` is true. The state records the effective step size of the last update.
+the parameters with `optax.apply_updates`. Where `reset` is true the trace counts as zero from
+the next update on (a deferred reset, `reset_pending`: oakrl/learn/traces.py). The state
+records the effective step size of the last update.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from oakrl.learn.traces import TraceState, trace_init, trace_reset, trace_update
+from oakrl.learn.traces import TraceState, trace_decay, trace_init, trace_update
 
 PyTree = Any
 
@@ -41,8 +42,9 @@ def _bounded_step(delta: jax.Array, z_l1: jax.Array, lr: float, kappa: float) ->
 
 
 class ObGDState(NamedTuple):
-    trace: PyTree  # eligibility trace z, like params
+    trace: PyTree  # eligibility trace z, like params (read through `reset_pending`)
     step_size: jax.Array  # [] effective step size of the last update
+    reset_pending: jax.Array = False  # [] bool: z ended an episode and counts as 0 (traces.py)
 
 
 def obgd(
@@ -51,7 +53,9 @@ def obgd(
     """ObGD (Algorithm 3 of Elsayed et al. 2024)."""
 
     def init_fn(params: PyTree) -> ObGDState:
-        return ObGDState(trace_init(params).trace, jnp.asarray(learning_rate, jnp.float32))
+        return ObGDState(
+            trace_init(params).trace, jnp.asarray(learning_rate, jnp.float32), jnp.zeros((), bool)
+        )
 
     def update_fn(grads, state, params=None, *, delta, reset=False, **_):
         del params
@@ -59,21 +63,22 @@ def obgd(
             # No trace to carry (one-step updates, e.g. Dyna's simulated ones): z is the
             # gradient, and the state's trace stays at zeros, so neither is read nor written.
             step = _bounded_step(delta, _l1(grads), learning_rate, kappa)
-            return jax.tree.map(lambda g: (step * delta) * g, grads), ObGDState(state.trace, step)
-        z = trace_update(TraceState(state.trace), grads, gamma * lamda).trace
+            return jax.tree.map(lambda g: (step * delta) * g, grads), state._replace(step_size=step)
+        decay = trace_decay(gamma * lamda, state.reset_pending)  # an episode end resets z here
+        z = trace_update(TraceState(state.trace), grads, decay).trace
         step = _bounded_step(delta, _l1(z), learning_rate, kappa)
         updates = jax.tree.map(lambda e: (step * delta) * e, z)
-        z = trace_reset(TraceState(z), reset).trace
-        return updates, ObGDState(z, step)
+        return updates, ObGDState(z, step, jnp.asarray(reset, bool))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 class AdaptiveObGDState(NamedTuple):
-    trace: PyTree  # eligibility trace z
+    trace: PyTree  # eligibility trace z (read through `reset_pending`)
     nu: PyTree  # running second moment of delta * z
     count: jax.Array  # [] int32, updates so far (bias correction)
     step_size: jax.Array  # [] effective scalar step size of the last update
+    reset_pending: jax.Array = False  # [] bool: z ended an episode and counts as 0 (traces.py)
 
 
 def adaptive_obgd(
@@ -94,19 +99,23 @@ def adaptive_obgd(
     def init_fn(params: PyTree) -> AdaptiveObGDState:
         zeros = trace_init(params).trace
         return AdaptiveObGDState(
-            zeros, zeros, jnp.zeros((), jnp.int32), jnp.asarray(learning_rate, jnp.float32)
+            zeros,
+            zeros,
+            jnp.zeros((), jnp.int32),
+            jnp.asarray(learning_rate, jnp.float32),
+            jnp.zeros((), bool),
         )
 
     def update_fn(grads, state, params=None, *, delta, reset=False, **_):
         del params
         count = state.count + 1
-        z = trace_update(TraceState(state.trace), grads, gamma * lamda).trace
+        decay = trace_decay(gamma * lamda, state.reset_pending)  # an episode end resets z here
+        z = trace_update(TraceState(state.trace), grads, decay).trace
         nu = jax.tree.map(lambda v, e: beta2 * v + (1 - beta2) * (delta * e) ** 2, state.nu, z)
         correction = 1.0 - beta2 ** count.astype(jnp.float32)
         z_hat = jax.tree.map(lambda e, v: e / jnp.sqrt(v / correction + eps), z, nu)
         step = _bounded_step(delta, _l1(z_hat), learning_rate, kappa)
         updates = jax.tree.map(lambda e: (step * delta) * e, z_hat)
-        z = trace_reset(TraceState(z), reset).trace
-        return updates, AdaptiveObGDState(z, nu, count, step)
+        return updates, AdaptiveObGDState(z, nu, count, step, jnp.asarray(reset, bool))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
