@@ -10,6 +10,9 @@ in the segment under way (censored at the steps done).
   .venv/bin/python benchmarks/oak_lifetime.py run oak '{}' --every 10000 --relocations 3 --out DIR/oak
   .venv/bin/python benchmarks/oak_lifetime.py run oak-primitive '{"use_options": false}' ... --out DIR/ab
   .venv/bin/python benchmarks/oak_lifetime.py read --every 10000 DIR/oak DIR/ab
+
+`--seed 1` runs an independent set of seeds (other keys, the same worlds and goal moves), to
+check a difference found on the first set.
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ from oakrl.study.oak import OakStudyConfig, recovery, run_spec
 
 def run_row(args: argparse.Namespace) -> None:
     cfg = OakStudyConfig(
-        env=args.env, every=args.every, seeds=args.seeds, relocations=args.relocations, second_world=None
+        env=args.env,
+        every=args.every,
+        seeds=args.seeds,
+        seed=args.seed,
+        relocations=args.relocations,
+        second_world=None,
     )
     if args.name in ("dyna", "stream-q"):
         rc = run_spec(cfg, args.name)
@@ -97,6 +105,7 @@ def main() -> None:
         a.add_argument("--every", type=int, default=10_000)
     r.add_argument("--relocations", type=int, default=3)
     r.add_argument("--seeds", type=int, default=5)
+    r.add_argument("--seed", type=int, default=0, help="base seed: another value draws other seeds' keys")
     args = p.parse_args()
     run_row(args) if args.cmd == "run" else read_rows(args)
 
