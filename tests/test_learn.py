@@ -25,7 +25,7 @@ from oakrl.learn.normalize import (
     welford_var,
 )
 from oakrl.learn.obgd import adaptive_obgd, obgd
-from oakrl.learn.traces import TraceState, trace_init, trace_reset, trace_update
+from oakrl.learn.traces import TraceState, trace_in_effect, trace_init, trace_reset, trace_update
 
 
 def close(actual, expected, rtol=1e-6, atol=1e-7):
@@ -129,9 +129,9 @@ def test_obgd_reset_after_use():
     upd, state = opt.update(G1, opt.init(PARAMS), delta=jnp.float32(0.5), reset=jnp.array(True))
     # The update still uses z = G1 (same numbers as the first-update test) ...
     tree_close(upd, {"a": [0.5 / 14, -1.0 / 14], "b": [[2.0 / 14]]})
-    # ... and only then is the trace cleared: the state keeps z = G1 with the reset pending
-    # (applied inside the next update's pass), so the next update starts from zero.
-    tree_close(state.trace, G1)
+    # ... and only then is the trace cleared (deferred: applied inside the next update's pass),
+    # so the next update starts from zero.
+    tree_close(trace_in_effect(state), {"a": [0.0, 0.0], "b": [[0.0]]})
     assert bool(state.reset_pending)
     upd, state = opt.update(G2, state, delta=jnp.float32(1.0))
     assert not bool(state.reset_pending)
@@ -221,7 +221,7 @@ def test_adaptive_obgd_reset_clears_trace_only():
     upd, state = opt.update(GA1, opt.init(PARAMS), delta=jnp.float32(1.0), reset=jnp.array(True))
     # Same first update as without reset (the trace is used before it is cleared).
     tree_close(upd, {"a": [1 / 3, -1 / 3], "b": [[1 / 3]]})
-    tree_close(state.trace, GA1)  # kept, with the reset pending for the next update
+    tree_close(trace_in_effect(state), {"a": [0.0, 0.0], "b": [[0.0]]})  # cleared for the next update
     assert bool(state.reset_pending)
     tree_close(state.nu, {"a": [0.5, 2.0], "b": [[8.0]]})  # second moment kept
     upd, state = opt.update(
