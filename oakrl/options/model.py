@@ -135,8 +135,10 @@ def option_models_update(
     would not have taken `action`).
     """
     reward_w, outcome, old_trace = models
-    # Both outcome predictions in one read of the [N, D+1, D] tensor.
-    m_both = jnp.einsum("nod,dk->nok", outcome, jnp.stack([x_next, x], axis=1))  # [N, D+1, 2]
+    # Two matrix-vector products, not one product with two columns: XLA:CPU emits a tiled
+    # vector loop for the former and a generic one for the latter (measured 2-9x slower under
+    # vmap); one more read of a tensor that stays in cache costs less.
+    m_both = jnp.stack([outcome @ x_next, outcome @ x], axis=-1)  # [N, D+1, 2]
     if fresh is not None:
         gone = fresh.astype(bool)
         reward_w = jnp.where(gone[:, None], 0.0, reward_w)
