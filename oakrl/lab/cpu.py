@@ -71,9 +71,13 @@ def auto_threads(agent: str, seeds: int, hidden: Any = None) -> int | None:
 
     Measured (benchmarks/RESULTS.md, "Threads"; the same results either way): one thread runs
     stream AC on CartPole 1.3-1.7x faster for 1-16 seeds, MinAtar Breakout 1.7x for one seed,
-    the gym bridge 1.1x; 64-256 seeds 0.55-0.73x, OaK with 5 seeds 0.73x. Agents not measured
-    (dyna, planner, oak, multi-learner) keep all CPUs.
+    the gym bridge 1.1x; 64-256 seeds 0.55-0.73x, OaK with 5 seeds 0.73x. OaK with one seed on
+    Rooms-v0 runs 1.6x faster on one thread (2 vCPU Intel Xeon, session 17; 2 seeds tie, 4 and 8
+    are faster on all CPUs). dyna and planner (one seed: one thread 1.0-1.4x, unsettled) and the
+    multi-learner runs keep all CPUs.
     """
+    if agent == "oak":
+        return 1 if seeds == 1 else None
     if agent not in NETWORK_AGENTS:
         return None
     if hidden is None:
