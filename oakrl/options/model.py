@@ -135,9 +135,10 @@ def option_models_update(
     would not have taken `action`).
     """
     reward_w, outcome, old_trace = models
-    # Two matrix-vector products, not one product with two columns: XLA:CPU emits a tiled
-    # vector loop for the former and a generic one for the latter (measured 2-9x slower under
-    # vmap); one more read of a tensor that stays in cache costs less.
+    # Two matrix-vector products, not one product with two columns: XLA:CPU emits a tiled loop
+    # for the former and a generic one for the latter, which took 865 us of a traced 8-seed
+    # step against 350 + 314 for the two (benchmarks/RESULTS.md, "Session 17"). Kept stacked:
+    # unstacked, the masking below compiled into other last bits on multi-hot observations.
     m_both = jnp.stack([outcome @ x_next, outcome @ x], axis=-1)  # [N, D+1, 2]
     if fresh is not None:
         gone = fresh.astype(bool)
