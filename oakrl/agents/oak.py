@@ -154,11 +154,19 @@ class OakConfig(DiscreteOnly):
         "reward than came: the reward has moved and the options' models still promise it; 0 never",
         ge=0,
     )
+    surprise_forgets: str = option(
+        "options",
+        "what reset_on_surprise forgets: the options, the main value v (theta = 0: the old goal's "
+        "value stops pulling the agent back, and its next moves are chosen among ties), or both",
+        choices=("options", "value", "both"),
+    )
 
     def to_dict(self) -> dict[str, Any]:
         # The learned code's options are listed only with features=code, so that the config (and
         # identity) of every earlier oak run stays as it was and its directory still resumes.
         d = super().to_dict()
+        if d["surprise_forgets"] == "options":  # the default: earlier runs' configs stay as they were
+            del d["surprise_forgets"]
         if d["features"] == "observation":
             for name in ("features", "code_size", "code_rate", "code_dead"):
                 del d[name]
@@ -245,12 +253,15 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             # one-step models correct themselves on the next visits. Options stay out of planning
             # and acting until `option_warmup` steps have relearned them.
             surprised = learn * (state.act.reward[a] @ x - reward) > cfg.reset_on_surprise
-            pool = pool._replace(
-                q=jnp.where(surprised, 0.0, pool.q),
-                trace=jnp.where(surprised, 0.0, pool.trace),
-                age=jnp.where(surprised, 0, pool.age),
-            )
-            opt = OptionModels(*(jnp.where(surprised, 0.0, m) for m in opt))
+            if cfg.surprise_forgets in ("options", "both"):
+                pool = pool._replace(
+                    q=jnp.where(surprised, 0.0, pool.q),
+                    trace=jnp.where(surprised, 0.0, pool.trace),
+                    age=jnp.where(surprised, 0, pool.age),
+                )
+                opt = OptionModels(*(jnp.where(surprised, 0.0, m) for m in opt))
+            if cfg.surprise_forgets in ("value", "both"):
+                theta = jnp.where(surprised, 0.0, theta)
 
         # P: plan at x', x and recent states with the action and option models together.
         buffer = state.buffer.at[state.steps % cfg.buffer].set(x_next)
