@@ -133,6 +133,11 @@ class OakConfig(DiscreteOnly):
     explore_options: bool = option(
         False, "epsilon also draws options (temporally extended), else only actions"
     )
+    ties_to_actions: bool = option(
+        False,
+        "an option is chosen only when its model values it above every primitive action; ties "
+        "(a world where nothing is known yet) go to the actions",
+    )
     features: str = option(
         "observation",
         "what x is: the observation (one-hot worlds) or code, the one-hot code of the nearest of "
@@ -165,8 +170,11 @@ class OakConfig(DiscreteOnly):
         # The learned code's options are listed only with features=code, so that the config (and
         # identity) of every earlier oak run stays as it was and its directory still resumes.
         d = super().to_dict()
-        if d["surprise_forgets"] == "options":  # the default: earlier runs' configs stay as they were
+        # Options added later are listed only when set, so earlier runs' configs stay as they were.
+        if d["surprise_forgets"] == "options":
             del d["surprise_forgets"]
+        if not d["ties_to_actions"]:
+            del d["ties_to_actions"]
         if d["features"] == "observation":
             for name in ("features", "code_size", "code_rate", "code_dead"):
                 del d[name]
@@ -314,6 +322,8 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             & ~fresh[o_safe]
         )  # fmt: skip
         q_act, q_opt = backup_values(u_act, u_opt, avail_now, x_next)
+        if cfg.ties_to_actions:
+            q_opt = jnp.where(q_opt > q_act.max(), q_opt, -jnp.inf)
         scores = jnp.concatenate([q_act, q_opt])
         valid = jnp.isfinite(scores)
         noise = jax.random.uniform(k_tie, scores.shape, maxval=1e-6)
