@@ -30,7 +30,7 @@ options available at x' (those that would not stop at once and are older than
 knows nothing yet often runs an option). `ties_to_actions=true` leaves ties to the actions: an
 option carries the agent to a subgoal it already knows, and taken on ties it kept the agent from
 exploring (better on NineRooms-v0 and Rooms-v0 alike, benchmarks/RESULTS.md "Session 18"; off by
-default until the studies measured with the default are re-run). With probability
+default until the learned-features study is re-run with it). With probability
 `epsilon` it takes a random primitive action instead (`explore_options=true`: a random action
 or option; measured worse on Rooms, see benchmarks/RESULTS.md). A chosen option's first
 action is its greedy action.
