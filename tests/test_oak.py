@@ -245,3 +245,51 @@ def test_study_oak_options_reach_both_oak_runs_only():
     assert ablation.reset_on_surprise == 0.25 and ablation.use_options is False
     assert "reset_on_surprise" not in run_spec(cfg, "dyna").agent_config.to_dict()
     assert run_spec(OakStudyConfig(), "oak").agent_config == make_agent("oak").config
+
+
+@pytest.mark.parametrize("forgets", ["options", "value", "both"])
+def test_surprise_forgets_what_it_is_told(forgets):
+    """surprise_forgets: on the same surprise, the options (values, models, age), the main value
+    theta, or both are forgotten, and nothing else. Catches a mode that forgets the wrong part."""
+    env = make_env("Rooms-v0")
+    agent = make_agent("oak", reset_on_surprise=0.25, surprise_forgets=forgets)
+    state, _, _ = _stream(agent, env, 300, jax.random.key(7))
+    cell = int(jnp.argmax(state.prev_obs))
+    state = state._replace(
+        theta=jnp.ones_like(state.theta),  # a value learned everywhere (the old goal's pull)
+        act=state.act._replace(reward=state.act.reward.at[state.prev_action, cell].set(1.0)),
+    )
+    ts = first_timestep(state.prev_obs)._replace(reward=jnp.asarray(0.0, jnp.float32))
+    new = jax.jit(agent.step)(state, ts, jax.random.key(8))[0]
+    options_gone = float(jnp.abs(new.pool.q).sum()) == 0 and int(new.pool.age.max()) == 0
+    # Planning runs after the reset: theta is then what 6 backups make of zero (the one reward
+    # the model still predicts), far below the 104 it was.
+    value_gone = float(jnp.abs(new.theta).sum()) < 2.0
+    assert options_gone == (forgets in ("options", "both"))
+    assert value_gone == (forgets in ("value", "both"))
+    assert float(jnp.abs(new.theta).sum()) > 50.0 or value_gone
+
+
+@pytest.mark.parametrize("ties_to_actions", [False, True])
+def test_ties_to_actions_leaves_options_to_where_their_models_win(ties_to_actions):
+    """ties_to_actions: where actions and options are valued alike (here every value is 0, so
+    the tie is exact), the agent starts an option on some draws of the tie-break, or, with the
+    flag, never. Catches a flag that does nothing and a test that has no option to choose."""
+    env = make_env("Rooms-v0")
+    agent = make_agent("oak", option_warmup=0, epsilon=0.0, ties_to_actions=ties_to_actions)
+    state, _, _ = _stream(agent, env, 600, jax.random.key(3))
+    zero = lambda m: m._replace(reward=jnp.zeros_like(m.reward))  # noqa: E731
+    # Stand where some option would go on (its values beat stopping): options are available.
+    q = state.pool.q.max(axis=1)  # [N, D]
+    gain = q - jax.nn.one_hot(state.pool.feature, q.shape[1])  # stop_k = x_{f_k} with v = 0
+    obs = jax.nn.one_hot(jnp.argmax(gain.max(axis=0)), q.shape[1])
+    assert float(gain.max()) > 0
+    state = state._replace(
+        theta=jnp.zeros_like(state.theta), act=zero(state.act), opt=zero(state.opt),
+        executing=jnp.full((), -1, jnp.int32), prev_obs=obs,
+    )  # fmt: skip
+    ts = first_timestep(obs)
+    keys = jax.random.split(jax.random.key(4), 64)
+    new = jax.jit(jax.vmap(agent.step, in_axes=(None, None, 0)))(state, ts, keys)[0]
+    started = int((new.executing >= 0).sum())
+    assert started == 0 if ties_to_actions else started > 0

@@ -27,7 +27,10 @@ Then it acts: an option being executed goes on until it stops (beta), the episod
 `max_option_steps`; otherwise the agent picks greedily among the A primitive actions and the
 options available at x' (those that would not stop at once and are older than
 `option_warmup`), all valued through their models, ties broken at random (so an agent that
-knows nothing yet often runs an option: temporally extended exploration). With probability
+knows nothing yet often runs an option). `ties_to_actions=true` leaves ties to the actions: an
+option carries the agent to a subgoal it already knows, and taken on ties it kept the agent from
+exploring (better on NineRooms-v0 and Rooms-v0 alike, benchmarks/RESULTS.md "Session 18"; off by
+default until the learned-features study is re-run with it). With probability
 `epsilon` it takes a random primitive action instead (`explore_options=true`: a random action
 or option; measured worse on Rooms, see benchmarks/RESULTS.md). A chosen option's first
 action is its greedy action.
@@ -133,6 +136,11 @@ class OakConfig(DiscreteOnly):
     explore_options: bool = option(
         False, "epsilon also draws options (temporally extended), else only actions"
     )
+    ties_to_actions: bool = option(
+        False,
+        "an option is chosen only when its model values it above every primitive action; ties "
+        "(a world where nothing is known yet) go to the actions",
+    )
     features: str = option(
         "observation",
         "what x is: the observation (one-hot worlds) or code, the one-hot code of the nearest of "
@@ -154,11 +162,22 @@ class OakConfig(DiscreteOnly):
         "reward than came: the reward has moved and the options' models still promise it; 0 never",
         ge=0,
     )
+    surprise_forgets: str = option(
+        "options",
+        "what reset_on_surprise forgets: the options, the main value v (theta = 0: the old goal's "
+        "value stops pulling the agent back, and its next moves are chosen among ties), or both",
+        choices=("options", "value", "both"),
+    )
 
     def to_dict(self) -> dict[str, Any]:
         # The learned code's options are listed only with features=code, so that the config (and
         # identity) of every earlier oak run stays as it was and its directory still resumes.
         d = super().to_dict()
+        # Options added later are listed only when set, so earlier runs' configs stay as they were.
+        if d["surprise_forgets"] == "options":
+            del d["surprise_forgets"]
+        if not d["ties_to_actions"]:
+            del d["ties_to_actions"]
         if d["features"] == "observation":
             for name in ("features", "code_size", "code_rate", "code_dead"):
                 del d[name]
@@ -245,12 +264,15 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             # one-step models correct themselves on the next visits. Options stay out of planning
             # and acting until `option_warmup` steps have relearned them.
             surprised = learn * (state.act.reward[a] @ x - reward) > cfg.reset_on_surprise
-            pool = pool._replace(
-                q=jnp.where(surprised, 0.0, pool.q),
-                trace=jnp.where(surprised, 0.0, pool.trace),
-                age=jnp.where(surprised, 0, pool.age),
-            )
-            opt = OptionModels(*(jnp.where(surprised, 0.0, m) for m in opt))
+            if cfg.surprise_forgets in ("options", "both"):
+                pool = pool._replace(
+                    q=jnp.where(surprised, 0.0, pool.q),
+                    trace=jnp.where(surprised, 0.0, pool.trace),
+                    age=jnp.where(surprised, 0, pool.age),
+                )
+                opt = OptionModels(*(jnp.where(surprised, 0.0, m) for m in opt))
+            if cfg.surprise_forgets in ("value", "both"):
+                theta = jnp.where(surprised, 0.0, theta)
 
         # P: plan at x', x and recent states with the action and option models together.
         buffer = state.buffer.at[state.steps % cfg.buffer].set(x_next)
@@ -303,6 +325,8 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             & ~fresh[o_safe]
         )  # fmt: skip
         q_act, q_opt = backup_values(u_act, u_opt, avail_now, x_next)
+        if cfg.ties_to_actions:
+            q_opt = jnp.where(q_opt > q_act.max(), q_opt, -jnp.inf)
         scores = jnp.concatenate([q_act, q_opt])
         valid = jnp.isfinite(scores)
         noise = jax.random.uniform(k_tie, scores.shape, maxval=1e-6)
