@@ -237,6 +237,17 @@ def test_prior_group_streams_start_from_their_own_clones(tmp_path):
     both = run(("expert", "wrong"), tmp_path / "both")
     alone = run(("expert",), tmp_path / "alone")
     np.testing.assert_array_equal(both["curves"]["expert"], alone["curves"]["expert"])
-    assert both["conditions"]["expert"] == alone["conditions"]["expert"]
+
+    # The diagnostics are float32 means whose last bits can depend on the batch's width (on a
+    # 2 vCPU AMD EPYC, 2026-12-07, the entropy moved by 1e-7 relative between the batch of four
+    # streams and the batch of two); another condition's clones or keys move them far more.
+    def same(a, b) -> bool:
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, float):
+            return a == pytest.approx(b, rel=1e-6, abs=1e-9)
+        return a == b
+
+    assert same(both["conditions"]["expert"], alone["conditions"]["expert"])
     assert both["conditions"]["wrong"]["final_return"] != both["conditions"]["expert"]["final_return"]
     assert both["timing"]["expert"]["run_together_with"] == ["expert", "wrong"]
