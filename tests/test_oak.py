@@ -263,7 +263,7 @@ def test_surprise_forgets_what_it_is_told(forgets):
     new = jax.jit(agent.step)(state, ts, jax.random.key(8))[0]
     options_gone = float(jnp.abs(new.pool.q).sum()) == 0 and int(new.pool.age.max()) == 0
     # Planning runs after the reset: theta is then what 6 backups make of zero (the one reward
-    # the model still predicts), far below the 104 it was.
+    # the model still predicts), far below the 169 (one per grid component) it was.
     value_gone = float(jnp.abs(new.theta).sum()) < 2.0
     assert options_gone == (forgets in ("options", "both"))
     assert value_gone == (forgets in ("value", "both"))
@@ -293,3 +293,16 @@ def test_ties_to_actions_leaves_options_to_where_their_models_win(ties_to_action
     new = jax.jit(jax.vmap(agent.step, in_axes=(None, None, 0)))(state, ts, keys)[0]
     started = int((new.executing >= 0).sum())
     assert started == 0 if ties_to_actions else started > 0
+
+
+def test_new_options_stay_out_of_earlier_configs_and_refuse_a_no_op():
+    """ties_to_actions and surprise_forgets are listed in config.json only when set (earlier
+    runs' configs, and so their resume, stay as they were); surprise_forgets without
+    reset_on_surprise would do nothing and is refused in one line."""
+    plain = make_agent("oak").config.to_dict()
+    assert "ties_to_actions" not in plain and "surprise_forgets" not in plain
+    set_ = make_agent("oak", ties_to_actions=True, reset_on_surprise=0.25, surprise_forgets="value")
+    assert set_.config.to_dict()["ties_to_actions"] is True
+    assert set_.config.to_dict()["surprise_forgets"] == "value"
+    with pytest.raises(ConfigError, match="reset_on_surprise"):
+        make_agent("oak", surprise_forgets="both")

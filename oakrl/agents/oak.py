@@ -169,6 +169,14 @@ class OakConfig(DiscreteOnly):
         choices=("options", "value", "both"),
     )
 
+    def validate(self) -> None:
+        super().validate()
+        if self.surprise_forgets != "options" and self.reset_on_surprise == 0:
+            raise ConfigError(
+                f"oak surprise_forgets={self.surprise_forgets} acts only on a surprise: set "
+                "reset_on_surprise > 0 too (e.g. 0.25)"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         # The learned code's options are listed only with features=code, so that the config (and
         # identity) of every earlier oak run stays as it was and its directory still resumes.
@@ -325,12 +333,13 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             & ~fresh[o_safe]
         )  # fmt: skip
         q_act, q_opt = backup_values(u_act, u_opt, avail_now, x_next)
-        if cfg.ties_to_actions:
-            q_opt = jnp.where(q_opt > q_act.max(), q_opt, -jnp.inf)
         scores = jnp.concatenate([q_act, q_opt])
         valid = jnp.isfinite(scores)
         noise = jax.random.uniform(k_tie, scores.shape, maxval=1e-6)
-        greedy = jnp.argmax(jnp.where(valid, scores + noise, -jnp.inf))
+        greedy_ok = valid
+        if cfg.ties_to_actions:  # the greedy choice only: explore_options still draws any option
+            greedy_ok = valid & jnp.concatenate([jnp.ones_like(q_act, bool), q_opt > q_act.max()])
+        greedy = jnp.argmax(jnp.where(greedy_ok, scores + noise, -jnp.inf))
         n_act = q_act.shape[0]
         explorable = valid if cfg.explore_options else jnp.arange(scores.shape[0]) < n_act
         random_choice = jax.random.categorical(k_choice, jnp.where(explorable, 0.0, -jnp.inf))
