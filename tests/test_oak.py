@@ -52,7 +52,9 @@ def _stream(agent, env, steps, key):
 @pytest.mark.parametrize("env_id", ["Rooms-v0", "Foraging-v0"])
 def test_same_config_two_worlds_every_component_learns(env_id):
     env = make_env(env_id)
-    agent = make_agent("oak", replace_every=100, maturity=100, option_warmup=50)
+    # Ties at random (the default before session 19), so that options run from the first steps
+    # and 400 steps exercise their execution; with today's default they wait for a model that wins.
+    agent = make_agent("oak", replace_every=100, maturity=100, option_warmup=50, ties_to_actions=False)
     state, traj, info = _stream(agent, env, 400, jax.random.key(1))
     assert isinstance(state, OakState)
     assert all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(state) if leaf.dtype.kind == "f")
@@ -295,14 +297,37 @@ def test_ties_to_actions_leaves_options_to_where_their_models_win(ties_to_action
     assert started == 0 if ties_to_actions else started > 0
 
 
-def test_new_options_stay_out_of_earlier_configs_and_refuse_a_no_op():
-    """ties_to_actions and surprise_forgets are listed in config.json only when set (earlier
-    runs' configs, and so their resume, stay as they were); surprise_forgets without
-    reset_on_surprise would do nothing and is refused in one line."""
+def test_later_options_keep_earlier_configs_and_refuse_a_no_op():
+    """surprise_forgets is listed in config.json only when set; ties_to_actions (the default since
+    session 19) only when true, so a config that lacks it is one of the runs made before, when
+    ties went to a random draw; surprise_forgets without reset_on_surprise would do nothing and is
+    refused in one line."""
     plain = make_agent("oak").config.to_dict()
-    assert "ties_to_actions" not in plain and "surprise_forgets" not in plain
-    set_ = make_agent("oak", ties_to_actions=True, reset_on_surprise=0.25, surprise_forgets="value")
-    assert set_.config.to_dict()["ties_to_actions"] is True
+    assert plain["ties_to_actions"] is True and "surprise_forgets" not in plain
+    old = make_agent("oak", ties_to_actions=False).config.to_dict()
+    assert "ties_to_actions" not in old
+    set_ = make_agent("oak", reset_on_surprise=0.25, surprise_forgets="value")
     assert set_.config.to_dict()["surprise_forgets"] == "value"
     with pytest.raises(ConfigError, match="reset_on_surprise"):
         make_agent("oak", surprise_forgets="both")
+
+
+def test_a_run_made_before_the_ties_default_changed_resumes_as_it_was_made(tmp_path):
+    """A results directory whose config.json does not list ties_to_actions (every oak run before
+    session 19) reads back with ties at random, as it ran, and is the same run to the lab; one
+    made with today's default reads back with it."""
+    from oakrl.lab.parse import spec_of_run
+    from oakrl.lab.run import prepare
+
+    for given, expected in (({"ties_to_actions": False}, False), ({}, True)):
+        out = tmp_path / str(expected)
+        spec = RunSpec(
+            env="Rooms-v0", agent="oak", steps=40, seeds=1, chunk=20, agent_options=given, out=str(out)
+        )
+        run(spec)
+        stored = (out / "config.json").read_text()
+        assert ('"ties_to_actions"' in stored) == expected
+        again = spec_of_run(out)
+        assert again.agent_config.ties_to_actions is expected
+        # the same identity as stored: no refusal, nothing left to run
+        assert prepare(again.replace(out=str(out))).status == "complete"

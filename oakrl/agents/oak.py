@@ -26,11 +26,11 @@ just happened (x: the flattened observation, D components; A primitive actions; 
 Then it acts: an option being executed goes on until it stops (beta), the episode ends, or
 `max_option_steps`; otherwise the agent picks greedily among the A primitive actions and the
 options available at x' (those that would not stop at once and are older than
-`option_warmup`), all valued through their models, ties broken at random (so an agent that
-knows nothing yet often runs an option). `ties_to_actions=true` leaves ties to the actions: an
-option carries the agent to a subgoal it already knows, and taken on ties it kept the agent from
-exploring (better on NineRooms-v0 and Rooms-v0 alike, benchmarks/RESULTS.md "Session 18"; off by
-default until the learned-features study is re-run with it). With probability
+`option_warmup`), all valued through their models. An option is chosen only where its model
+values it above every primitive action (`ties_to_actions`, the default since session 19): an
+option carries the agent to a subgoal it already knows, and taken on ties, broken at random
+(`ties_to_actions=false`, the default before), it kept an agent that knows nothing yet from
+exploring (benchmarks/RESULTS.md "Session 18" and "Session 19"). With probability
 `epsilon` it takes a random primitive action instead (`explore_options=true`: a random action
 or option; measured worse on Rooms, see benchmarks/RESULTS.md). A chosen option's first
 action is its greedy action.
@@ -105,6 +105,9 @@ class OakConfig(DiscreteOnly):
     """OaK's options. Linear in the observation: no network, no stream options."""
 
     NAME = "oak"
+    # Ties went to a random draw among actions and options until session 19 (config.json of
+    # those runs does not list the option, and they resume as they were made).
+    PREVIOUS_DEFAULTS = {"ties_to_actions": False}
     options: int = option(8, "option slots N (one subtask and one option each)", ge=1)
     bonus: float = option(1.0, "subtask bonus for stopping where the option's feature is on")
     stop_value: float = option(
@@ -137,7 +140,7 @@ class OakConfig(DiscreteOnly):
         False, "epsilon also draws options (temporally extended), else only actions"
     )
     ties_to_actions: bool = option(
-        False,
+        True,
         "an option is chosen only when its model values it above every primitive action; ties "
         "(a world where nothing is known yet) go to the actions",
     )
@@ -184,7 +187,7 @@ class OakConfig(DiscreteOnly):
         # Options added later are listed only when set, so earlier runs' configs stay as they were.
         if d["surprise_forgets"] == "options":
             del d["surprise_forgets"]
-        if not d["ties_to_actions"]:
+        if not d["ties_to_actions"]:  # the default before session 19: see PREVIOUS_DEFAULTS
             del d["ties_to_actions"]
         if d["features"] == "observation":
             for name in ("features", "code_size", "code_rate", "code_dead"):

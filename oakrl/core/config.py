@@ -25,7 +25,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 from oakrl.core.types import Spec
 from oakrl.errors import ConfigError
@@ -120,6 +120,11 @@ class OptionInfo(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Base of every agent config. Subclasses are frozen dataclasses of `option` fields."""
+
+    # Options whose default changed, with the value they had before: a stored run (config.json's
+    # agent_config) that does not list such an option ran with that value, and resumes with it.
+    # `to_dict` must leave the option out exactly when it has this value.
+    PREVIOUS_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def option_info(cls) -> dict[str, OptionInfo]:

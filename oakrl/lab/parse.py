@@ -122,7 +122,19 @@ def spec_of_run(directory: str | Path) -> RunSpec:
         raise ConfigError(f"{directory} is not a results directory ({what})")
     if not path.is_file():
         raise ConfigError(f"{directory} holds no run (no config.json)")
-    return make_spec(fields_of(read_file(path), str(path), allow_derived=True), str(path))
+    data = read_file(path)
+    kwargs = fields_of(data, str(path), allow_derived=True)
+    stored = data.get("agent_config")
+    if isinstance(stored, dict) and isinstance(kwargs.get("agent"), str):
+        try:
+            kind = agent_config_type(kwargs["agent"])
+        except ConfigError:
+            kind = None  # an unknown agent: make_spec says so in its own words
+        # An option whose default changed since the run was made: absent, it had the old value.
+        older = {k: v for k, v in getattr(kind, "PREVIOUS_DEFAULTS", {}).items() if k not in stored}
+        if older:
+            kwargs["agent_options"] = {**older, **(kwargs.get("agent_options") or {})}
+    return make_spec(kwargs, str(path))
 
 
 def parse_options(agent: str, pairs: Iterable[str], learners: int = 1) -> dict[str, Any]:
