@@ -3,6 +3,8 @@ options and the report shows them, the study's recovery measure."""
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -319,14 +321,22 @@ def test_a_run_made_before_the_ties_default_changed_resumes_as_it_was_made(tmp_p
     from oakrl.lab.parse import spec_of_run
     from oakrl.lab.run import prepare
 
-    for given, expected in (({"ties_to_actions": False}, False), ({}, True)):
-        out = tmp_path / str(expected)
+    # ({"ties_to_actions": True} is a run made before with the option set, as session 18's were.)
+    for given, expected in (
+        ({"ties_to_actions": False}, False),
+        ({}, True),
+        ({"ties_to_actions": True}, True),
+    ):
+        out = tmp_path / f"{expected}-{len(given)}"
         spec = RunSpec(
             env="Rooms-v0", agent="oak", steps=40, seeds=1, chunk=20, agent_options=given, out=str(out)
         )
         run(spec)
         stored = (out / "config.json").read_text()
         assert ('"ties_to_actions"' in stored) == expected
+        # agent_options lists it exactly when it differs from the old default, as it did then
+        listed = json.loads(stored)["agent_options"]
+        assert listed == ({"ties_to_actions": True} if expected else {})
         again = spec_of_run(out)
         assert again.agent_config.ties_to_actions is expected
         # the same identity as stored: no refusal, nothing left to run

@@ -163,8 +163,13 @@ class RunSpec:
         return dataclasses.replace(self, **changes)
 
     def options_given(self) -> dict[str, Any]:
-        """The agent options that differ from the agent's defaults."""
-        defaults = type(self.agent_config).defaults()
+        """The agent options that differ from the agent's defaults.
+
+        An option whose default changed (`Config.PREVIOUS_DEFAULTS`) is measured against its
+        previous default, so config.json lists it as it did before the change, and runs made
+        then, with or without it, still match their config.json."""
+        kind = type(self.agent_config)
+        defaults = {**kind.defaults(), **kind.PREVIOUS_DEFAULTS}
         return {k: v for k, v in self.agent_config.to_dict().items() if v != defaults[k]}
 
     def to_json(self) -> dict[str, Any]:
