@@ -187,8 +187,6 @@ class OakConfig(DiscreteOnly):
         # Options added later are listed only when set, so earlier runs' configs stay as they were.
         if d["surprise_forgets"] == "options":
             del d["surprise_forgets"]
-        if not d["ties_to_actions"]:  # the default before session 19: see PREVIOUS_DEFAULTS
-            del d["ties_to_actions"]
         if d["features"] == "observation":
             for name in ("features", "code_size", "code_rate", "code_dead"):
                 del d[name]

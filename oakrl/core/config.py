@@ -122,8 +122,8 @@ class Config:
     """Base of every agent config. Subclasses are frozen dataclasses of `option` fields."""
 
     # Options whose default changed, with the value they had before: a stored run (config.json's
-    # agent_config) that does not list such an option ran with that value, and resumes with it.
-    # `to_dict` must leave the option out exactly when it has this value.
+    # agent_config) that does not list such an option ran with that value, and resumes with it
+    # (`to_dict` leaves the option out exactly when it has this value).
     PREVIOUS_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     @classmethod
@@ -191,7 +191,10 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Field -> value, in declaration order (what config.json records as agent_config)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            k: v for k, v in d.items() if k not in self.PREVIOUS_DEFAULTS or v != self.PREVIOUS_DEFAULTS[k]
+        }
 
     @classmethod
     def agent_name(cls) -> str:
