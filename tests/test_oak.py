@@ -299,6 +299,22 @@ def test_ties_to_actions_leaves_options_to_where_their_models_win(ties_to_action
     assert started == 0 if ties_to_actions else started > 0
 
 
+def test_bound_targets_leaves_a_one_hot_world_as_it_was():
+    """On Rooms-v0 (one-hot) the learned models are contractions and the bound on planning targets
+    never acts: the same trajectory, bit for bit, with and without it. The bound follows the
+    largest reward seen (the goal's 1) and is kept only by agents that use it."""
+    env = make_env("Rooms-v0")
+    key = jax.random.key(5)
+    on, traj_on, info_on = _stream(make_agent("oak", option_warmup=100), env, 1500, key)
+    off, traj_off, info_off = _stream(
+        make_agent("oak", option_warmup=100, bound_targets=False), env, 1500, key
+    )
+    assert float(jnp.abs(info_on["td_error"]).sum()) > 0 and float(on.reward_max) == 1.0
+    assert off.reward_max is None
+    for a, b in zip(jax.tree.leaves((traj_on, info_on)), jax.tree.leaves((traj_off, info_off)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_later_options_keep_earlier_configs_and_refuse_a_no_op():
     """surprise_forgets is listed in config.json only when set; ties_to_actions (the default since
     session 19) only when true, so a config that lacks it is one of the runs made before, when
@@ -314,30 +330,48 @@ def test_later_options_keep_earlier_configs_and_refuse_a_no_op():
         make_agent("oak", surprise_forgets="both")
 
 
-def test_a_run_made_before_the_ties_default_changed_resumes_as_it_was_made(tmp_path):
+@pytest.mark.parametrize("name", ["ties_to_actions", "bound_targets"])
+def test_a_run_made_before_a_default_changed_resumes_as_it_was_made(tmp_path, name):
     """A results directory whose config.json does not list ties_to_actions (every oak run before
-    session 19) reads back with ties at random, as it ran, and is the same run to the lab; one
-    made with today's default reads back with it."""
+    session 19) or bound_targets (before session 20) reads back with the option off, as it ran,
+    and is the same run to the lab, checkpoint included; one made with today's defaults reads
+    back with them."""
     from oakrl.lab.parse import spec_of_run
-    from oakrl.lab.run import prepare
+    from oakrl.lab.run import ChunkDone, execute, prepare
 
-    # ({"ties_to_actions": True} is a run made before with the option set, as session 18's were.)
-    for given, expected in (
-        ({"ties_to_actions": False}, False),
-        ({}, True),
-        ({"ties_to_actions": True}, True),
-    ):
+    changed = ("ties_to_actions", "bound_targets")  # OakConfig.PREVIOUS_DEFAULTS: all were False
+    # ({name: True} is a run made before with the option set, as session 18's were with ties.)
+    for given, expected in (({name: False}, False), ({}, True), ({name: True}, True)):
         out = tmp_path / f"{expected}-{len(given)}"
         spec = RunSpec(
-            env="Rooms-v0", agent="oak", steps=40, seeds=1, chunk=20, agent_options=given, out=str(out)
+            env="Rooms-v0",
+            agent="oak",
+            steps=40,
+            seeds=1,
+            chunk=20,
+            agent_options=given,
+            out=str(out),
+            checkpoint_every=None,
         )
-        run(spec)
+
+        class Stop(Exception):
+            pass
+
+        def stop(event):  # the run is interrupted after its first chunk's checkpoint
+            if isinstance(event, ChunkDone) and event.step > 20:
+                raise Stop
+
+        with pytest.raises(Stop):
+            run(spec, stop)
         stored = (out / "config.json").read_text()
-        assert ('"ties_to_actions"' in stored) == expected
-        # agent_options lists it exactly when it differs from the old default, as it did then
+        assert (f'"{name}"' in stored) == expected
+        # agent_options lists an option exactly when it differs from the old default, as then
         listed = json.loads(stored)["agent_options"]
-        assert listed == ({"ties_to_actions": True} if expected else {})
+        assert listed == {k: True for k in changed if k != name or expected}
         again = spec_of_run(out)
-        assert again.agent_config.ties_to_actions is expected
-        # the same identity as stored: no refusal, nothing left to run
+        assert getattr(again.agent_config, name) is expected
+        # the same identity as stored: no refusal, and its checkpoint fits the state it rebuilds
+        plan = prepare(again.replace(out=str(out)))
+        assert (plan.status, plan.resume_step) == ("resume", 20)
+        execute(plan)
         assert prepare(again.replace(out=str(out))).status == "complete"

@@ -165,6 +165,32 @@ def test_planning_backup_and_option_credit():
     np.testing.assert_allclose(use, 0.0)
 
 
+def test_planning_bound_keeps_an_expansive_model_finite():
+    """Dense features: a learned linear model that predicts 1.2x the features it starts from (no
+    true model does, a fitted one can) makes value iteration grow theta by 1.2x a round without
+    limit; clipped to the bound, the values planned at the states stay inside it and theta stays
+    finite. A target inside the bound is left as it is."""
+    a = action_models_init(1, 2)
+    a = a._replace(reward=a.reward.at[0].set(0.1), outcome=a.outcome.at[0, :2].set(1.2 * jnp.eye(2)))
+    o = option_models_init(1, 2)
+    states = jnp.array([[1.0, 0.5], [0.3, 1.0]])
+    avail = jnp.zeros((2, 1), bool)
+
+    def rounds(bound, n=300):
+        theta = jnp.zeros(2)
+        for _ in range(n):
+            u_act, u_opt = projections(theta, a, o)
+            theta, _, _ = plan(theta, u_act, u_opt, avail, states, lr=1.0, bound=bound)
+        return theta
+
+    assert float(jnp.abs(states @ rounds(None)).max()) > 1e6  # 1.2 ** 300: it diverges
+    theta = rounds(jnp.asarray(2.0))
+    assert np.isfinite(np.asarray(theta)).all()
+    assert float(jnp.abs(states @ theta).max()) <= 2.0 * (1 + 1e-5)
+    # One round from theta = 0 stays inside the bound: the same numbers as with no bound.
+    np.testing.assert_array_equal(rounds(jnp.asarray(100.0), 1), rounds(None, 1))
+
+
 def test_render_option_on_rooms():
     q = np.zeros((4, 169), np.float32)
     q[1, 1 * 13 + 1] = 0.5  # at (1,1) go right, towards the feature at (1,2)

@@ -16,7 +16,8 @@ just happened (x: the flattened observation, D components; A primitive actions; 
                    stopping, discount, features at stopping; off-policy TD(lambda));
   P  planning      the main value theta . x is backed up towards the best model value over
                    primitive actions and options at x', x and `planning_states` recent states
-                   (Dyna-style value iteration with option models, oakrl/options/planning.py);
+                   (Dyna-style value iteration with option models, oakrl/options/planning.py),
+                   each target clipped to +-max|r| / (1 - gamma) (`bound_targets`);
      utility       each option's share of planning's gain (the margin by which it beat the
                    best primitive action) is a running utility, copied to its feature;
      replacement   every `replace_every` steps the least useful option older than `maturity`
@@ -98,6 +99,9 @@ class OakState(NamedTuple):
     # features=code: the learned code (K = code_size units over the D_obs observation components);
     # None (no arrays) for features=observation, so those states and checkpoints are unchanged.
     code: CodeState | None = None
+    # bound_targets: [] the largest |reward| seen; None for runs made without it (before session
+    # 20), so their checkpoints still fit.
+    reward_max: Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +111,8 @@ class OakConfig(DiscreteOnly):
     NAME = "oak"
     # Ties went to a random draw among actions and options until session 19 (config.json of
     # those runs does not list the option, and they resume as they were made).
-    PREVIOUS_DEFAULTS = {"ties_to_actions": False}
+    # Planning targets were unbounded until session 20 (`bound_targets`), likewise.
+    PREVIOUS_DEFAULTS = {"ties_to_actions": False, "bound_targets": False}
     options: int = option(8, "option slots N (one subtask and one option each)", ge=1)
     bonus: float = option(1.0, "subtask bonus for stopping where the option's feature is on")
     stop_value: float = option(
@@ -143,6 +148,11 @@ class OakConfig(DiscreteOnly):
         True,
         "an option is chosen only when its model values it above every primitive action; ties "
         "(a world where nothing is known yet) go to the actions",
+    )
+    bound_targets: bool = option(
+        True,
+        "clip every planning target to the range of any value, +-(largest |reward| seen) / (1 - "
+        "gamma): value iteration through learned linear models can diverge on dense features",
     )
     features: str = option(
         "observation",
@@ -229,6 +239,7 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             replaced=jnp.zeros((), jnp.int32),
             steps=jnp.zeros((), jnp.int32),
             code=code,
+            reward_max=jnp.zeros((), jnp.float32) if cfg.bound_targets else None,
         )
 
     def step(state: OakState, ts: TimeStep, key: Array):
@@ -296,7 +307,15 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
 
         avail = jax.vmap(available)(states)  # [P, N]
         u_act, u_opt = projections(theta, act, opt)
-        theta, plan_error, use = plan(theta, u_act, u_opt, avail, states, cfg.lr_value)
+        reward_max, bound = state.reward_max, None
+        if cfg.bound_targets:
+            # No value, true or planned, lies beyond max|r| / (1 - gamma). On one-hot features the
+            # learned models are contractions and never reach it (the same numbers as without the
+            # bound); on dense ones value iteration through them is not, and it diverged
+            # (RESULTS.md, "Session 19"). Until a reward is seen every value is 0.
+            reward_max = jnp.maximum(reward_max, jnp.abs(reward))
+            bound = reward_max / (1.0 - gamma) if gamma < 1 else jnp.inf
+        theta, plan_error, use = plan(theta, u_act, u_opt, avail, states, cfg.lr_value, bound=bound)
 
         # Utility feeds back from planning to options and to the features behind them.
         stats = state.stats
@@ -374,6 +393,7 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             replaced=state.replaced + do.astype(jnp.int32),
             steps=state.steps + 1,
             code=code,
+            reward_max=reward_max,
         )
         info = {
             "td_error": plan_error,

@@ -9,6 +9,12 @@ and the main value is backed up towards the best of them:
 
     theta += lr * (max(max_a Q_a(y), max_k Q_k(y)) - theta . y) * y / (y . y)
 
+With `bound`, the target is clipped to [-bound, bound] first. On one-hot features value
+iteration through the learned models is a contraction (a model's predicted outcome at a state
+is a discounted distribution over states, of mass at most gamma) and values stay far inside any
+such bound; on dense features it need not be one, and theta can grow without limit. No true
+value lies beyond max|r| / (1 - gamma), which is the bound the agent passes.
+
 An option is available at y when it would not stop there at once and its model has had time
 to learn (`mature`). The projections u (one [D] vector per model) are computed once per agent
 step from theta before planning, so the planning states of one step are backed up with the
@@ -54,11 +60,19 @@ def backup_values(u_act: Array, u_opt: Array, available: Array, y: Array) -> tup
 
 
 def plan(
-    theta: Array, u_act: Array, u_opt: Array, available: Array, states: Array, lr: float, tol: float = 0.01
+    theta: Array,
+    u_act: Array,
+    u_opt: Array,
+    available: Array,
+    states: Array,
+    lr: float,
+    tol: float = 0.01,
+    bound: Array | None = None,
 ) -> tuple[Array, Array, Array]:
     """Backs up theta at each planning state in turn.
 
-    states [P, D]; available [P, N] (option usable at that state).
+    states [P, D]; available [P, N] (option usable at that state); bound [] (optional): each
+    target is clipped to [-bound, bound] (see oak.py's `bound_targets`).
     Returns (theta, error [] mean |backup - v| before each backup, use [N] summed credit
     of the option planning would have chosen, see module docstring).
     """
@@ -68,6 +82,8 @@ def plan(
         q_act, q_opt = backup_values(u_act, u_opt, avail, y)
         best_act, best_opt = q_act.max(), q_opt.max()
         target = jnp.maximum(best_act, best_opt)
+        if bound is not None:
+            target = jnp.clip(target, -bound, bound)
         error = target - theta @ y
         theta = theta + lr * error * y / jnp.maximum(y @ y, 1e-6)
         used = best_opt >= best_act - tol * jnp.abs(best_act)
