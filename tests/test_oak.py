@@ -375,3 +375,44 @@ def test_a_run_made_before_a_default_changed_resumes_as_it_was_made(tmp_path, na
         assert (plan.status, plan.resume_step) == ("resume", 20)
         execute(plan)
         assert prepare(again.replace(out=str(out))).status == "complete"
+
+
+def test_an_oak_learner_made_before_its_defaults_changed_resumes_as_it_was_made(tmp_path):
+    """The same for an oak learner among several (`--agent oak,stream-q`): its options whose
+    default changed are written down per learner, so a joint run whose config.json lists none ran
+    with the previous defaults and resumes with them, checkpoint included; learners without such
+    options (tabular-q in Market-v0) keep the config.json they always had."""
+    from oakrl.lab.parse import spec_of_run
+    from oakrl.lab.run import ChunkDone, execute, prepare
+
+    class Stop(Exception):
+        pass
+
+    def stop(event):
+        if isinstance(event, ChunkDone) and event.step > 20:
+            raise Stop
+
+    changed = {"ties_to_actions": True, "bound_targets": True}
+    old = {k: False for k in changed}
+    for given, expected in (({"0": old}, old), ({}, changed)):
+        out = tmp_path / str(len(given))
+        spec = RunSpec(
+            env="SharedForaging-v0", agent="oak,stream-q", steps=40, seeds=1, chunk=20, out=str(out),
+            checkpoint_every=None, agent_options={"learner_options": given} if given else {},
+        )  # fmt: skip
+        with pytest.raises(Stop):
+            run(spec, stop)
+        stored = json.loads((out / "config.json").read_text())["agent_config"]
+        assert stored.get("learner_options") == (None if given else {"0": changed})
+        again = spec_of_run(out)
+        plan = prepare(again.replace(out=str(out)))
+        oak_learner = plan.agent.config.learner_configs()[0]
+        assert {k: getattr(oak_learner, k) for k in changed} == expected
+        assert (plan.status, plan.resume_step) == ("resume", 20)
+        execute(plan)
+        assert prepare(again.replace(out=str(out))).status == "complete"
+    market = RunSpec(
+        env="Market-v0", agent="tabular-q", learners=2, steps=20, chunk=20, seeds=1, out=str(tmp_path / "m")
+    )
+    run(market)
+    assert "learner_options" not in json.loads((tmp_path / "m" / "config.json").read_text())["agent_config"]

@@ -19,6 +19,7 @@ state; each sees the others only through the world.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Self
 
 import jax
@@ -71,9 +72,46 @@ class JointConfig(Config):
 
     def to_dict(self) -> dict:
         d = super().to_dict()
-        if not d.get("learner_options"):  # runs without them keep the config.json they had
-            d.pop("learner_options", None)
+        # A learner's option at its previous default is left out, as Config.to_dict does for one
+        # agent: a run made before that learner's default changed listed nothing.
+        tables = {}
+        for key, table in d.get("learner_options", {}).items():
+            previous = self._learner_kind(key).PREVIOUS_DEFAULTS if isinstance(table, dict) else {}
+            kept = {k: v for k, v in table.items() if k not in previous or v != previous[k]}
+            if kept:
+                tables[key] = kept
+        d["learner_options"] = tables
+        if not tables:  # runs without them keep the config.json they had
+            d.pop("learner_options")
         return d
+
+    @classmethod
+    def as_run(cls, stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+        """As Config.as_run, for each learner: an option whose default changed since the run was
+        made, absent from the learner's stored options, had its previous default."""
+        from oakrl.agents import AGENTS
+
+        out = super().as_run(stored, given)
+        names = cls(agents=str(stored.get("agents", cls.agents))).names()
+        kept = stored.get("learner_options") or {}
+        tables = dict(out.get("learner_options") or {})
+        for i, name in enumerate(names):
+            kind = AGENTS[name].config if name in AGENTS else None
+            had = kept.get(str(i)) if isinstance(kept.get(str(i)), dict) else {}
+            older = {k: v for k, v in getattr(kind, "PREVIOUS_DEFAULTS", {}).items() if k not in had}
+            if older:
+                tables[str(i)] = {**older, **(tables.get(str(i)) or {})}
+        if tables:
+            out["learner_options"] = tables
+        return out
+
+    def _learner_kind(self, key: str) -> type[Config]:
+        from oakrl.agents import AGENTS
+
+        names = self.names()
+        index = int(key) if str(key).isdigit() else -1
+        name = names[index] if 0 <= index < len(names) else None
+        return AGENTS[name].config if name in AGENTS else Config
 
     def resolve(self, run: RunFacts) -> Self:
         n = len(self.names())
@@ -84,8 +122,21 @@ class JointConfig(Config):
             )
         if not isinstance(run.action_spec, DiscreteSpec):
             raise ConfigError("joint learners need discrete actions (the multi-learner worlds' kind)")
+        # Each learner's options whose default changed are written down at today's value, so that
+        # config.json tells this run from one made before the change (see to_dict, as_run).
+        from oakrl.agents import AGENTS
+
+        tables, own = dict(self.learner_options), self.own_options()
+        for i, name in enumerate(self.names()):
+            kind = AGENTS[name].config
+            now = {k: kind.defaults()[k] for k in kind.PREVIOUS_DEFAULTS}
+            if now:
+                tables[str(i)] = {**now, **own[i]}
         out = self.replace(
-            steps=run.steps, obs_dim=run.obs_shape[1] - 1, num_actions=run.action_spec.num_values
+            steps=run.steps,
+            obs_dim=run.obs_shape[1] - 1,
+            num_actions=run.action_spec.num_values,
+            learner_options=tables,
         )
         out.learner_configs()  # each learner's own checks now, before anything runs
         return out

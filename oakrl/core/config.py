@@ -197,6 +197,13 @@ class Config:
         }
 
     @classmethod
+    def as_run(cls, stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+        """The options that rebuild a stored run's config as it ran: `given` (config.json's
+        agent_options) and the previous default of each option whose default changed and that
+        `stored` (its agent_config) does not list."""
+        return {**{k: v for k, v in cls.PREVIOUS_DEFAULTS.items() if k not in stored}, **given}
+
+    @classmethod
     def agent_name(cls) -> str:
         return getattr(cls, "NAME", cls.__name__)
 

@@ -131,9 +131,10 @@ def spec_of_run(directory: str | Path) -> RunSpec:
         except ConfigError:
             kind = None  # an unknown agent: make_spec says so in its own words
         # An option whose default changed since the run was made: absent, it had the old value.
-        older = {k: v for k, v in getattr(kind, "PREVIOUS_DEFAULTS", {}).items() if k not in stored}
-        if older:
-            kwargs["agent_options"] = {**older, **(kwargs.get("agent_options") or {})}
+        given = kwargs.get("agent_options") or {}
+        as_run = kind.as_run(stored, given) if kind is not None and isinstance(given, dict) else given
+        if as_run != given:
+            kwargs["agent_options"] = as_run
     return make_spec(kwargs, str(path))
 
 
