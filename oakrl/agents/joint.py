@@ -74,10 +74,12 @@ class JointConfig(Config):
         d = super().to_dict()
         # A learner's option at its previous default is left out, as Config.to_dict does for one
         # agent: a run made before that learner's default changed listed nothing.
+        kinds = self.learner_kinds(self.names())
         tables = {}
-        for key, table in d.get("learner_options", {}).items():
-            previous = self._learner_kind(key).PREVIOUS_DEFAULTS if isinstance(table, dict) else {}
-            kept = {k: v for k, v in table.items() if k not in previous or v != previous[k]}
+        for key, table in d["learner_options"].items():
+            index = int(key) if str(key).isdigit() else -1
+            kind = kinds[index] if 0 <= index < len(kinds) else Config
+            kept = kind.without_previous(table) if isinstance(table, dict) else table
             if kept:
                 tables[key] = kept
         d["learner_options"] = tables
@@ -87,31 +89,26 @@ class JointConfig(Config):
 
     @classmethod
     def as_run(cls, stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-        """As Config.as_run, for each learner: an option whose default changed since the run was
-        made, absent from the learner's stored options, had its previous default."""
-        from oakrl.agents import AGENTS
-
+        """Config.as_run for the joint agent and for each learner's own options."""
         out = super().as_run(stored, given)
         names = cls(agents=str(stored.get("agents", cls.agents))).names()
         kept = stored.get("learner_options") or {}
         tables = dict(out.get("learner_options") or {})
-        for i, name in enumerate(names):
-            kind = AGENTS[name].config if name in AGENTS else None
-            had = kept.get(str(i)) if isinstance(kept.get(str(i)), dict) else {}
-            older = {k: v for k, v in getattr(kind, "PREVIOUS_DEFAULTS", {}).items() if k not in had}
-            if older:
-                tables[str(i)] = {**older, **(tables.get(str(i)) or {})}
+        for i, kind in enumerate(cls.learner_kinds(names)):
+            had = kept.get(str(i))
+            table = kind.as_run(had if isinstance(had, dict) else {}, tables.get(str(i)) or {})
+            if table:
+                tables[str(i)] = table
         if tables:
             out["learner_options"] = tables
         return out
 
-    def _learner_kind(self, key: str) -> type[Config]:
+    @staticmethod
+    def learner_kinds(names: tuple[str, ...]) -> tuple[type[Config], ...]:
+        """Each learner's config type (Config itself for a name that is no agent's)."""
         from oakrl.agents import AGENTS
 
-        names = self.names()
-        index = int(key) if str(key).isdigit() else -1
-        name = names[index] if 0 <= index < len(names) else None
-        return AGENTS[name].config if name in AGENTS else Config
+        return tuple(AGENTS[name].config if name in AGENTS else Config for name in names)
 
     def resolve(self, run: RunFacts) -> Self:
         n = len(self.names())
@@ -124,11 +121,8 @@ class JointConfig(Config):
             raise ConfigError("joint learners need discrete actions (the multi-learner worlds' kind)")
         # Each learner's options whose default changed are written down at today's value, so that
         # config.json tells this run from one made before the change (see to_dict, as_run).
-        from oakrl.agents import AGENTS
-
         tables, own = dict(self.learner_options), self.own_options()
-        for i, name in enumerate(self.names()):
-            kind = AGENTS[name].config
+        for i, kind in enumerate(self.learner_kinds(self.names())):
             now = {k: kind.defaults()[k] for k in kind.PREVIOUS_DEFAULTS}
             if now:
                 tables[str(i)] = {**now, **own[i]}

@@ -191,10 +191,14 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Field -> value, in declaration order (what config.json records as agent_config)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {
-            k: v for k, v in d.items() if k not in self.PREVIOUS_DEFAULTS or v != self.PREVIOUS_DEFAULTS[k]
-        }
+        return self.without_previous({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    @classmethod
+    def without_previous(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """`options` less those at their previous default (PREVIOUS_DEFAULTS): what a run made
+        before the default changed did not list."""
+        previous = cls.PREVIOUS_DEFAULTS
+        return {k: v for k, v in options.items() if k not in previous or v != previous[k]}
 
     @classmethod
     def as_run(cls, stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
