@@ -10,6 +10,7 @@ in the segment under way (censored at the steps done).
   .venv/bin/python benchmarks/oak_lifetime.py run oak '{}' --every 10000 --relocations 3 --out DIR/oak
   .venv/bin/python benchmarks/oak_lifetime.py run oak-primitive '{"use_options": false}' ... --out DIR/ab
   .venv/bin/python benchmarks/oak_lifetime.py read --every 10000 DIR/oak DIR/ab
+  .venv/bin/python benchmarks/oak_lifetime.py pair DIR/oak,DIR1/oak DIR/ab,DIR1/ab --at 20000 40000
 
 `--seed 1` runs an independent set of seeds (other keys, the same worlds and goal moves), to
 check a difference found on the first set.
@@ -58,9 +59,7 @@ def read_rows(args: argparse.Namespace) -> None:
         seeds = int(np.max(ep["seed"])) + 1
         done = int(np.max(read_table(d / "diagnostics.parquet")["step"]))
         reach = (ep["return"] > 0) & (ep["step"] <= done)
-        ar = np.array(
-            [ep["return"][(ep["seed"] == i) & (ep["step"] <= done)].sum() / done for i in range(seeds)]
-        )
+        ar = reward_per_seed(d, done)
         print(
             f"{d.name:16s} steps {done:6d}  reward per step {ar.mean():.4f} (sd {ar.std(ddof=1):.4f}) "
             f"per seed {np.round(ar, 4).tolist()}"
@@ -91,6 +90,29 @@ def read_rows(args: argparse.Namespace) -> None:
             print(f"   segment from {start}: first reach per seed (None: not within {done - start}) {first}")
 
 
+def reward_per_seed(d: Path, steps: int) -> np.ndarray:
+    """[seeds] reward per step over the first `steps` steps of row `d` (episodes.parquet)."""
+    ep = read_episodes(d / "episodes.parquet")
+    seeds = int(np.max(ep["seed"])) + 1
+    per_seed = [ep["return"][(ep["seed"] == i) & (ep["step"] <= steps)].sum() / steps for i in range(seeds)]
+    return np.array(per_seed)
+
+
+def pair_rows(args: argparse.Namespace) -> None:
+    """Rows A and B pooled over their seed sets (A's i-th dir against B's i-th: the same seeds'
+    keys), at each T: means (sd over seeds), margin, and how many seeds A is ahead of B."""
+    a_dirs, b_dirs = [Path(d) for d in args.a.split(",")], [Path(d) for d in args.b.split(",")]
+    for t in args.at:
+        a = np.concatenate([reward_per_seed(d, t) for d in a_dirs])
+        b = np.concatenate([reward_per_seed(d, t) for d in b_dirs])
+        diff = a - b
+        print(
+            f"T={t}: A {a.mean():.4f} (sd {a.std(ddof=1):.4f})  B {b.mean():.4f} (sd {b.std(ddof=1):.4f})  "
+            f"margin {diff.mean():.4f}; A ahead in {int((diff > 0).sum())} of {diff.size} seeds "
+            f"(sd of the difference {diff.std(ddof=1):.4f})"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -100,6 +122,10 @@ def main() -> None:
     r.add_argument("--out", required=True)
     q = sub.add_parser("read")
     q.add_argument("dirs", nargs="+")
+    c = sub.add_parser("pair", help="two rows over several seed sets, seed by seed")
+    c.add_argument("a", help="row A's directories, comma-separated (one per base seed)")
+    c.add_argument("b", help="row B's directories, in the same order")
+    c.add_argument("--at", type=int, nargs="+", required=True, help="steps T to compare at")
     for a in (r, q):
         a.add_argument("--env", default="NineRooms-v0")
         a.add_argument("--every", type=int, default=10_000)
@@ -107,7 +133,7 @@ def main() -> None:
     r.add_argument("--seeds", type=int, default=5)
     r.add_argument("--seed", type=int, default=0, help="base seed: another value draws other seeds' keys")
     args = p.parse_args()
-    run_row(args) if args.cmd == "run" else read_rows(args)
+    {"run": run_row, "read": read_rows, "pair": pair_rows}[args.cmd](args)
 
 
 if __name__ == "__main__":
