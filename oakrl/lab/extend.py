@@ -65,13 +65,16 @@ def extend(directory: str | Path, steps: int) -> RunSpec:
     changed = sorted(_differences(old, new) - {"steps"})
     if changed:
         options = [c.removeprefix("agent_config.") for c in changed if c.startswith("agent_config.")]
+        # (A multi-learner agent's own `steps` is the run's length itself: no option to set.)
+        settable = len(options) == len(changed) and "steps" not in options
         hint = (
             f"runs made with {', '.join(options)} set (--opt KEY=VALUE) can be extended"
-            if len(options) == len(changed)
+            if settable
             else "run it anew"
         )
         raise ConfigError(
-            f"--steps: {spec.agent}'s {', '.join(changed)} derive from the run's length, so a longer run "
+            f"--steps: {spec.agent}'s {', '.join(changed)} {'derives' if len(changed) == 1 else 'derive'} "
+            "from the run's length, so a longer run "
             f"would not continue this one; {hint}"
         )
     with lock_dir(path):
