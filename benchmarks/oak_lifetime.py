@@ -14,6 +14,9 @@ in the segment under way (censored at the steps done).
 
 `--seed 1` runs an independent set of seeds (other keys, the same worlds and goal moves), to
 check a difference found on the first set.
+
+A row is lengthened (more moves of the goal, the same schedule) with `oakrl resume DIR --steps N`
+(N a multiple of the row's 5,000-step chunk): the row then is the row made N steps long.
 """
 
 from __future__ import annotations

@@ -186,10 +186,19 @@ def write_curve(result) -> None:
 @app.command()
 @click.argument("directory")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write curve.png.")
+@click.option(
+    "--steps",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Lengthen the run's lifetime to N steps per seed: a finished run goes on from its last step, "
+    "as a run made with N steps would (oakrl/lab/extend.py).",
+)
 @cpu_threads_option("As for `oakrl run`.", expose=True)
-def resume(directory, plot, cpu_threads) -> None:
+def resume(directory, plot, steps, cpu_threads) -> None:
     """Continue the run in DIRECTORY from its last checkpoint (same config, bit-identical)."""
     from oakrl.lab.cpu import limit_cpu_threads, run_threads
+    from oakrl.lab.extend import extend
     from oakrl.lab.parse import read_file, spec_of_run
 
     if cpu_threads is None:
@@ -199,7 +208,8 @@ def resume(directory, plot, cpu_threads) -> None:
             fields = {}  # spec_of_run below says what is wrong with the directory
         limit_cpu_threads(run_threads(fields))
 
-    _run_with_progress(spec_of_run(directory).replace(out=directory), plot)
+    spec = spec_of_run(directory) if steps is None else extend(directory, steps)
+    _run_with_progress(spec.replace(out=directory), plot)
 
 
 @app.command()

@@ -48,17 +48,39 @@ def save_checkpoint(
     directory: Path, step: int, carry: Any, arrays: dict[str, np.ndarray], cfg_hash: str
 ) -> Path:
     """Writes checkpoint-STEP.npz, then points checkpoint.json at it, then drops older ones."""
-    directory = Path(directory)
+    payload = {"carry": np.frombuffer(pytree_to_bytes(carry), np.uint8)}
+    payload.update({f"rec/{k}": np.asarray(v) for k, v in arrays.items()})
+    return _write(Path(directory), step, payload, cfg_hash)
+
+
+def rehash_checkpoint(directory: Path, old_hash: str, new_hash: str) -> bool:
+    """Re-labels the current checkpoint, verified as of config `old_hash`, as of `new_hash` (a
+    run whose config changed in a field that leaves its state as it is: its lifetime, see
+    oakrl/lab/extend.py). Written like any checkpoint (a kill leaves the old or the new one).
+    Returns False where there is no checkpoint."""
+    verified = verify_checkpoint(directory, old_hash)
+    if verified is None:
+        return False
+    meta, data = verified
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        payload = {k: archive[k] for k in archive.files if k != "meta"}
+    # Another file name: the current one stays whole until checkpoint.json points at the new one.
+    step = int(meta["step"])
+    _write(Path(directory), step, payload, new_hash, name=f"{PREFIX}{step:012d}-{new_hash[:12]}.npz")
+    return True
+
+
+def _write(
+    directory: Path, step: int, payload: dict[str, np.ndarray], cfg_hash: str, name: str | None = None
+) -> Path:
     buf = io.BytesIO()
     inner = {"step": int(step), "oakrl_version": __version__, "config_hash": cfg_hash}
-    payload = {
-        "carry": np.frombuffer(pytree_to_bytes(carry), np.uint8),
-        "meta": np.frombuffer(json.dumps(inner, sort_keys=True).encode(), np.uint8),
-    }
-    payload.update({f"rec/{k}": np.asarray(v) for k, v in arrays.items()})
-    np.savez(buf, **payload)
+    meta_entry = np.frombuffer(json.dumps(inner, sort_keys=True).encode(), np.uint8)
+    np.savez(
+        buf, carry=payload["carry"], meta=meta_entry, **{k: v for k, v in payload.items() if k != "carry"}
+    )
     data = buf.getvalue()
-    name = f"{PREFIX}{step:012d}.npz"
+    name = name or f"{PREFIX}{step:012d}.npz"
     write_bytes(directory / name, data)
     meta = {
         "step": int(step),
