@@ -73,8 +73,8 @@ def test_an_unfinished_run_is_extended_from_its_last_checkpoint(runs, tmp_path):
 
 
 def test_a_kill_after_the_checkpoint_was_relabelled_is_finished_by_the_same_command(runs, tmp_path):
-    # The first of the three writes done, the others not (a kill in between): plain resume says
-    # what is wrong, and the extension run again completes it.
+    # The checkpoint re-labelled and summary.json removed, config.json not yet rewritten (a kill
+    # in between): plain resume says what is wrong, and the extension run again completes it.
     short, long = runs
     run_dir = copy_of(short, tmp_path)
     stored = json.loads((run_dir / "config.json").read_text())

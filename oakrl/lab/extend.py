@@ -7,7 +7,7 @@ stream splits them step by step), the same schedule (it depends on the step, not
 and the same compiled chunks, which is why the old length must end on a chunk boundary of the
 new one (`chunk_lengths`). The run's directory is changed in an order that a kill at any point
 leaves it resumable: the checkpoint is re-labelled for the new config first (a new file, then the
-pointer), then config.json is rewritten, then summary.json (the finished mark) is removed. Running
+pointer), then summary.json (the finished mark) is removed, then config.json is rewritten. Running
 the same command again after a kill finishes the change.
 """
 
@@ -83,8 +83,10 @@ def extend(directory: str | Path, steps: int) -> RunSpec:
         old_hash, new_hash = compat_hash(old), compat_hash(new)
         if pointer is not None and pointer.get("config_hash") != new_hash:
             rehash_checkpoint(path, old_hash, new_hash)  # refuses a checkpoint of another config
-        write_json(path / "config.json", new)
+        # The finished mark goes before config.json says N: a kill between the two must not
+        # leave a run that claims to be finished at N.
         (path / "summary.json").unlink(missing_ok=True)
+        write_json(path / "config.json", new)
     return longer
 
 
