@@ -90,7 +90,7 @@ def test_a_kill_after_the_checkpoint_was_relabelled_is_finished_by_the_same_comm
     "steps, says",
     [
         ("500", "a lifetime is not shortened"),
-        ("1700", "give a multiple of 500"),
+        ("1700", "give a length that does (e.g. 2,000)"),
         ("0", "--steps must be a positive integer"),
     ],
 )

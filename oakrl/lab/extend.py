@@ -46,15 +46,24 @@ def extend(directory: str | Path, steps: int) -> RunSpec:
         )
     if spec.gym:
         raise ConfigError(
-            f"--steps: {spec.env} is a gymnasium world, whose runs are not extended (its environments' "
-            "snapshots are not checked to continue as a longer run's would); JAX worlds' runs are"
+            f"--steps: {spec.env} is a gymnasium world, whose runs are not lengthened (its environments' "
+            "snapshots are not checked to continue as a longer run's would); runs on JAX worlds are"
         )
-    old_chunks, new_chunks = chunk_lengths(spec.steps, spec.chunk), chunk_lengths(steps, spec.chunk)
-    if new_chunks[: len(old_chunks)] != old_chunks:
+    old_chunks = chunk_lengths(spec.steps, spec.chunk)
+
+    def continues(n: int) -> bool:
+        return chunk_lengths(n, spec.chunk)[: len(old_chunks)] == old_chunks
+
+    if not continues(steps):
+        # Usually any multiple of the run's chunk continues it; with uneven chunks not every one.
+        size = old_chunks[0]
+        fits = next(
+            (m for m in range(-(-steps // size) * size, steps + 1000 * size, size) if continues(m)), None
+        )
+        hint = f"e.g. {fits:,}" if fits is not None else "or run it anew"
         raise ConfigError(
-            f"--steps {steps:,}: the run's {spec.steps:,} steps (chunks of {old_chunks[0]:,}) do not "
-            f"continue into chunks of an {steps:,}-step run ({new_chunks[0]:,}); give a multiple of "
-            f"{old_chunks[0]:,}"
+            f"--steps {steps:,}: the run's {spec.steps:,} steps (chunks of {size:,}) do not continue into "
+            f"the chunks of a run of {steps:,} steps; give a length that does ({hint})"
         )
     longer = spec.replace(steps=steps)
     idents = []
