@@ -102,6 +102,9 @@ class OakState(NamedTuple):
     # bound_targets: [] the largest |reward| seen; None for runs made without it (before session
     # 20), so their checkpoints still fit.
     reward_max: Array | None = None
+    # subgoal_states > 0: [N, D] the last observation in which each option's feature was on (its
+    # subgoal as a state); None otherwise, so other runs' states and checkpoints are unchanged.
+    subgoals: Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +135,13 @@ class OakConfig(DiscreteOnly):
     lr_option: float = option(0.5, "step size of the option action values", gt=0, le=1)
     epsilon: float = option(0.1, "exploration (constant: the world keeps changing)", ge=0, le=1)
     planning_states: int = option(4, "recent states backed up per step, besides x and x'", ge=1)
+    subgoal_states: int = option(
+        0,
+        "of the planning_states, how many are the options' subgoals (the last state where each "
+        "option's feature was on) instead of recent states: value iteration over the subgoals, "
+        "which option models join across the world (Goal-Space Planning, Lo et al. 2024)",
+        ge=0,
+    )
     buffer: int = option(128, "recent observations kept for planning", ge=1)
     replace_every: int = option(1000, "steps between replacements of the least useful option", ge=1)
     maturity: int = option(2000, "an option is replaceable once this old", ge=0)
@@ -184,6 +194,11 @@ class OakConfig(DiscreteOnly):
 
     def validate(self) -> None:
         super().validate()
+        if self.subgoal_states > self.planning_states:
+            raise ConfigError(
+                f"oak subgoal_states={self.subgoal_states} must be <= planning_states="
+                f"{self.planning_states} (the subgoals take some of the planning states' places)"
+            )
         if self.surprise_forgets != "options" and self.reset_on_surprise == 0:
             raise ConfigError(
                 f"oak surprise_forgets={self.surprise_forgets} acts only on a surprise: set "
@@ -197,6 +212,8 @@ class OakConfig(DiscreteOnly):
         # Options added later are listed only when set, so earlier runs' configs stay as they were.
         if d["surprise_forgets"] == "options":
             del d["surprise_forgets"]
+        if d["subgoal_states"] == 0:
+            del d["subgoal_states"]
         if d["features"] == "observation":
             for name in ("features", "code_size", "code_rate", "code_dead"):
                 del d[name]
@@ -208,7 +225,7 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
     cfg = configure(OakConfig, config, overrides)
     n_opt, bonus, gamma, lamda = cfg.options, float(cfg.bonus), cfg.gamma, cfg.lamda
     kappa = float(cfg.stop_value)
-    n_plan = cfg.planning_states
+    n_plan, n_sub = cfg.planning_states, cfg.subgoal_states
     coded = cfg.features == "code"
 
     def init(key: Array, obs_spec: ArraySpec, action_spec: Spec) -> OakState:
@@ -240,6 +257,7 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             steps=jnp.zeros((), jnp.int32),
             code=code,
             reward_max=jnp.zeros((), jnp.float32) if cfg.bound_targets else None,
+            subgoals=jnp.zeros((n_opt, d), jnp.float32) if n_sub else None,
         )
 
     def step(state: OakState, ts: TimeStep, key: Array):
@@ -297,8 +315,19 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
         # P: plan at x', x and recent states with the action and option models together.
         buffer = state.buffer.at[state.steps % cfg.buffer].set(x_next)
         filled = jnp.minimum(state.steps + 1, cfg.buffer)
-        picks = jax.random.randint(k_plan, (n_plan,), 0, filled)
+        picks = jax.random.randint(k_plan, (n_plan - n_sub,), 0, filled)
         states = jnp.concatenate([x_next[None], x[None], buffer[picks]])  # [P, D]
+        subgoals = state.subgoals
+        if n_sub:
+            # Search control at the subgoals: each option's subgoal (the last state its feature
+            # was on in) is backed up like any state, so the values of the few states that option
+            # models end in stay current, and those models carry them across the world. The same
+            # states are backed up with use_options=false (primitive models only): the ablation
+            # differs in the models alone. An option whose feature was never on has a zero state,
+            # whose backup changes nothing.
+            subgoals = jnp.where((x_next[pool.feature] > 0)[:, None], x_next[None, :], subgoals)
+            chosen = jax.random.randint(jax.random.fold_in(k_plan, 1), (n_sub,), 0, n_opt)
+            states = jnp.concatenate([states, subgoals[chosen]])
         mature = (pool.age >= cfg.option_warmup) & bool(cfg.use_options)
 
         def available(y: Array) -> Array:  # [N]: would not stop at once, and old enough
@@ -341,6 +370,8 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
         # event): its age is 0 now, and the next step's update reads its rows as zero.
         fresh = (jnp.arange(n_opt) == slot) & do
         stats = OptionStats(*(jnp.where(fresh, jnp.zeros_like(s), s) for s in stats))
+        if n_sub:  # a new feature: the slot's subgoal is unknown until that feature is on
+            subgoals = jnp.where(fresh[:, None], 0.0, subgoals)
         avail_now = avail[0] & ~fresh & bool(cfg.execute_options)
 
         # Act: go on with the option being executed, or choose among actions and options.
@@ -394,6 +425,7 @@ def oak(config: OakConfig | None = None, **overrides) -> Agent:
             steps=state.steps + 1,
             code=code,
             reward_max=reward_max,
+            subgoals=subgoals,
         )
         info = {
             "td_error": plan_error,
