@@ -416,3 +416,26 @@ def test_an_oak_learner_made_before_its_defaults_changed_resumes_as_it_was_made(
     )
     run(market)
     assert "learner_options" not in json.loads((tmp_path / "m" / "config.json").read_text())["agent_config"]
+
+
+def test_subgoal_states_are_each_options_subgoal():
+    """subgoal_states=k backs up k of the options' subgoals (the last observation in which each
+    option's feature was on) instead of k recent states. On a one-hot world an option's subgoal is
+    its feature's cell, or nothing yet (zeros: a new feature not yet seen on); the option is off by
+    default, and then the state keeps no subgoals and config.json does not list it."""
+    env = make_env("Rooms-v0")
+    agent = make_agent("oak", planning_states=6, subgoal_states=2, option_warmup=100)
+    state, _, info = _stream(agent, env, 1500, jax.random.key(3))
+    sub, feature = np.asarray(state.subgoals), np.asarray(state.pool.feature)
+    assert sub.shape == (agent.config.options, env.obs_spec.shape[0])
+    seen = sub.sum(axis=1) > 0
+    assert seen.any() and np.isfinite(np.asarray(info["td_error"])).all()
+    for o in range(sub.shape[0]):
+        expected = np.eye(sub.shape[1])[feature[o]] if seen[o] else np.zeros(sub.shape[1])
+        np.testing.assert_array_equal(sub[o], expected)
+    plain = make_agent("oak")
+    assert "subgoal_states" not in plain.config.to_dict()
+    assert plain.init(jax.random.key(0), env.obs_spec, env.action_spec).subgoals is None
+    assert agent.config.to_dict()["subgoal_states"] == 2
+    with pytest.raises(ConfigError, match="subgoal_states=5 must be <= planning_states=4"):
+        make_agent("oak", subgoal_states=5)
