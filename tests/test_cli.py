@@ -242,7 +242,9 @@ def test_auto_threads_from_the_work():
     assert auto_threads("stream-ac", 64) is None
     assert auto_threads("stream-q", 4, "1024,1024") is None
     assert auto_threads("stream-td", 256, ()) == 1
-    assert auto_threads("oak", 1) == 1 and auto_threads("oak", 2) is None and auto_threads("dyna", 1) is None
+    assert auto_threads("oak", 1) == 1 and auto_threads("oak", 2) is None
+    assert auto_threads("dyna", 2) == 1 and auto_threads("planner", 1) == 1
+    assert auto_threads("dyna", 8) is None and auto_threads("tabular-q", 1) is None
     assert run_threads({"agent": "stream-ac", "seeds": 4}) == 1
     assert run_threads({"seeds": 4}, ("hidden=512,512",)) is None
     assert run_threads({"seeds": 2, "agent_options": {"hidden": [1024, 1024]}}) is None
