@@ -126,14 +126,19 @@ def main() -> None:
     p.add_argument("--env", default="Rooms-v0", help="e.g. NineRooms-v0 (oak's larger world)")
     p.add_argument("--agents", default="dyna,planner,oak,stream-q")
     p.add_argument("--seeds", default="1,8")
-    p.add_argument("--cpu-threads", type=int, default=None, help="as `oakrl run --cpu-threads`")
+    p.add_argument("--cpu-threads", default=None, help="as `oakrl run --cpu-threads`: N or all (the default)")
     p.add_argument("--profile", action="store_true", help="kernels and bytes per step, no timing")
     p.add_argument("--label", default="")
     args = p.parse_args()
     if args.cpu_threads is not None:
-        from oakrl.lab.cpu import limit_cpu_threads
+        from oakrl.lab.cpu import limit_cpu_threads, parse_threads
 
-        limit_cpu_threads(args.cpu_threads)
+        try:
+            threads = parse_threads(args.cpu_threads)
+        except ConfigError as e:
+            p.error(str(e))
+        if threads != "all":
+            limit_cpu_threads(threads)
     label = args.label or oakrl.__file__
     print(
         f"{label}: jax {jax.__version__}, {args.env}, {args.steps} steps, median of {args.repeats}",

@@ -64,7 +64,7 @@ def read_rows(args: argparse.Namespace) -> None:
         reach = (ep["return"] > 0) & (ep["step"] <= done)
         ar = reward_per_seed(d, done)
         print(
-            f"{d.name:16s} steps {done:6d}  reward per step {ar.mean():.4f} (sd {ar.std(ddof=1):.4f}) "
+            f"{d.name:16s} steps {done:6d}  reward per step {ar.mean():.4f} (sd {sd(ar):.4f}) "
             f"per seed {np.round(ar, 4).tolist()}"
         )
         segs = -(-done // every)
@@ -81,7 +81,7 @@ def read_rows(args: argparse.Namespace) -> None:
             rec = recovery(ep, cfg)
             ps = rec["steps"].mean(axis=1)
             print(
-                f"   recovery {ps.mean():.0f} (sd {ps.std(ddof=1):.0f}) per seed x relocation "
+                f"   recovery {ps.mean():.0f} (sd {sd(ps):.0f}) per seed x relocation "
                 f"{rec['steps'].astype(int).tolist()}; first reach {rec['first_reach'].astype(int).tolist()}"
             )
         if done % every and done > every:  # the segment under way
@@ -91,6 +91,11 @@ def read_rows(args: argparse.Namespace) -> None:
                 s = ep["step"][(ep["seed"] == i) & reach & (ep["step"] > start)]
                 first.append(int(s.min() - start) if s.size else None)
             print(f"   segment from {start}: first reach per seed (None: not within {done - start}) {first}")
+
+
+def sd(x: np.ndarray) -> float:
+    """The sample sd over seeds (ddof 1), nan for a one-seed row (without numpy's warning)."""
+    return float(np.std(x, ddof=1)) if np.size(x) > 1 else float("nan")
 
 
 def reward_per_seed(d: Path, steps: int) -> np.ndarray:
@@ -110,9 +115,9 @@ def pair_rows(args: argparse.Namespace) -> None:
         b = np.concatenate([reward_per_seed(d, t) for d in b_dirs])
         diff = a - b
         print(
-            f"T={t}: A {a.mean():.4f} (sd {a.std(ddof=1):.4f})  B {b.mean():.4f} (sd {b.std(ddof=1):.4f})  "
+            f"T={t}: A {a.mean():.4f} (sd {sd(a):.4f})  B {b.mean():.4f} (sd {sd(b):.4f})  "
             f"margin {diff.mean():.4f}; A ahead in {int((diff > 0).sum())} of {diff.size} seeds "
-            f"(sd of the difference {diff.std(ddof=1):.4f})"
+            f"(sd of the difference {sd(diff):.4f})"
         )
 
 
