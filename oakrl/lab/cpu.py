@@ -74,7 +74,7 @@ def auto_threads(agent: str, seeds: int, hidden: Any = None) -> int | None:
     the gym bridge 1.1x; 64-256 seeds 0.55-0.73x, OaK with 5 seeds 0.73x. OaK with one seed on
     Rooms-v0 runs 1.6x faster on one thread (2 vCPU Intel Xeon, session 17; 2 seeds tie, 4 and 8
     are faster on all CPUs). dyna and planner with one or two seeds run 1.1-1.4x faster on one
-    thread (2 vCPU AMD EPYC, idle, session 23: two rounds each of 1, 2 and 8 seeds; 8 seeds tie);
+    thread (2 vCPU AMD EPYC, idle, session 23: two rounds each of 1, 2, 4 and 8 seeds; 4 and 8 tie);
     the multi-learner runs keep all CPUs.
     """
     if agent == "oak":
