@@ -40,6 +40,8 @@ CASES: dict[str, tuple[str, ...]] = {
     "stream-q-sp": ("--env", "CartPole-v1", "--agent", "stream-q", "--opt", "plasticity=shrink-perturb"),
     "stream-q-tidbd": ("--env", "CartPole-v1", "--agent", "stream-q", "--opt", "optimizer=tidbd-obgd"),
     "stream-td": ("--env", "CartPole-v1", "--agent", "stream-td"),
+    "stream-q-minatar": ("--env", "Breakout-MinAtar", "--agent", "stream-q", "--steps", "1000"),
+    "stream-q-rooms": ("--env", "Rooms-v0", "--agent", "stream-q", "--schedule", "reward", "--every", "1500"),
     "dyna": ("--env", "Rooms-v0", "--agent", "dyna", "--schedule", "reward", "--every", "1500"),
     "planner": ("--env", "Rooms-v0", "--agent", "planner", "--steps", "1000"),
     "planner-goal": ("--env", "Rooms-v0", "--agent", "planner", "--goal", "40=1", "--steps", "1000"),

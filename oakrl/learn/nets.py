@@ -33,18 +33,46 @@ def leaky_relu(x: jax.Array, negative_slope: float = 0.01) -> jax.Array:
     return jnp.where(x > 0, x, negative_slope * x)
 
 
+@jax.custom_vjp
+def held_cotangent(x: jax.Array) -> jax.Array:
+    """Identity whose cotangent XLA:CPU computes once, in a kernel of its own.
+
+    Without it XLA fuses a layer's whole LayerNorm and leaky-ReLU backward into the loop that
+    forms its [in, out] weight gradient (an outer product, which it writes as a broadcast
+    multiply) and recomputes it for every weight: `in` times per unit. A reduction is never fused
+    into its consumer, so the cotangent passes through one: the max of it and -inf, which is the
+    cotangent itself, bit for bit (NaN stays NaN).
+    """
+    return x
+
+
+def _held_fwd(x):
+    return x, None
+
+
+def _held_bwd(_, g):
+    return (jnp.max(jnp.stack([g, jnp.full_like(g, -jnp.inf)]), axis=0),)
+
+
+held_cotangent.defvjp(_held_fwd, _held_bwd)
+
+
 class MLP(nn.Module):
     """x [obs_dim...] -> [out]. Inputs are flattened."""
 
     hidden: Sequence[int] = (128, 128)
     out: int = 1
     sparsity: float = 0.9
+    # One sample per gradient (the streaming learners): hold each layer's cotangent (see
+    # `held_cotangent`). A batch's weight gradient is a matrix product that reads it once.
+    hold: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = jnp.ravel(x)
+        hold = held_cotangent if self.hold else lambda y: y
         for width in self.hidden:
-            x = nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x)
+            x = hold(nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x))
             x = leaky_relu(layer_norm(x))
         # No hidden layer: a linear function of the observation, without a bias (one-hot inputs
         # stay tabular; a shared bias would move every state's value at once).
@@ -60,6 +88,7 @@ class MinAtarCNN(nn.Module):
     out: int = 1
     features: int = 16
     sparsity: float = 0.9
+    hold: bool = False  # as MLP's
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -68,8 +97,9 @@ class MinAtarCNN(nn.Module):
             0
         ]
         x = leaky_relu(layer_norm(x)).reshape(-1)  # LayerNorm over the whole feature map
+        hold = held_cotangent if self.hold else lambda y: y
         for width in self.hidden:
-            x = nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x)
+            x = hold(nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x))
             x = leaky_relu(layer_norm(x))
         return nn.Dense(self.out, kernel_init=sparse_init(self.sparsity), name="head")(x)
 
@@ -77,5 +107,5 @@ class MinAtarCNN(nn.Module):
 def make_network(obs_shape: Sequence[int], out: int, hidden: Sequence[int], sparsity: float):
     """Picks the torso from the observation shape: a CNN for image-like [H, W, C] grids."""
     if len(obs_shape) == 3:
-        return MinAtarCNN(hidden=tuple(hidden[-1:]), out=out, sparsity=sparsity)
-    return MLP(hidden=tuple(hidden), out=out, sparsity=sparsity)
+        return MinAtarCNN(hidden=tuple(hidden[-1:]), out=out, sparsity=sparsity, hold=True)
+    return MLP(hidden=tuple(hidden), out=out, sparsity=sparsity, hold=True)
