@@ -57,20 +57,27 @@ def _held_bwd(_, g):
 held_cotangent.defvjp(_held_fwd, _held_bwd)
 
 
+def _hold(on: bool):
+    return held_cotangent if on else lambda y: y
+
+
 class MLP(nn.Module):
     """x [obs_dim...] -> [out]. Inputs are flattened."""
 
     hidden: Sequence[int] = (128, 128)
     out: int = 1
     sparsity: float = 0.9
-    # One sample per gradient (the streaming learners): hold each layer's cotangent (see
-    # `held_cotangent`). A batch's weight gradient is a matrix product that reads it once.
+    # Hold each hidden layer's cotangent (see `held_cotangent`): on for the streaming learners
+    # (`make_network`), where results stay bit-identical. A batch's weight gradient is a matrix
+    # product that reads the cotangent once anyway; the transition model (one sample, Adam) keeps
+    # it off because held there its last bits move, and with them the dyna and planner studies'
+    # figures (benchmarks/RESULTS.md, "Session 24").
     hold: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = jnp.ravel(x)
-        hold = held_cotangent if self.hold else lambda y: y
+        hold = _hold(self.hold)
         for width in self.hidden:
             x = hold(nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x))
             x = leaky_relu(layer_norm(x))
@@ -97,7 +104,7 @@ class MinAtarCNN(nn.Module):
             0
         ]
         x = leaky_relu(layer_norm(x)).reshape(-1)  # LayerNorm over the whole feature map
-        hold = held_cotangent if self.hold else lambda y: y
+        hold = _hold(self.hold)
         for width in self.hidden:
             x = hold(nn.Dense(width, kernel_init=sparse_init(self.sparsity))(x))
             x = leaky_relu(layer_norm(x))
